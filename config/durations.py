@@ -1,0 +1,48 @@
+"""Durations as people write them: `90m`, `12h`, `3d`, `1w`, `1d12h`.
+
+Used by the policy file schema and by every user-facing parser (CLI, Slack).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PART = re.compile(r"(\d+)\s*([smhdw])")
+_WHOLE = re.compile(r"^\s*(?:\d+\s*[smhdw]\s*)+$")
+
+
+def parse_duration(text: str | int | float | timedelta) -> timedelta:
+    """Parse a duration such as `3d`, `12h`, `1d12h` or a number of seconds."""
+    if isinstance(text, timedelta):
+        return text
+    if isinstance(text, bool):
+        raise ValueError(f"not a duration: {text!r}")
+    if isinstance(text, int | float):
+        if text < 0:
+            raise ValueError(f"duration must not be negative: {text!r}")
+        return timedelta(seconds=text)
+    value = str(text).strip().lower()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    if not _WHOLE.match(value):
+        raise ValueError(
+            f"not a duration: {text!r} (write a number and a unit, e.g. 90m, 12h, 3d, 1w or 1d12h)"
+        )
+    seconds = sum(int(n) * _UNITS[u] for n, u in _PART.findall(value))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """Format a duration compactly, largest units first: `3d`, `1d12h`, `45m`, `0s`."""
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    parts = []
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _UNITS[unit]
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    return sign + ("".join(parts) or "0s")
