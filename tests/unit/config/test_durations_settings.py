@@ -1,0 +1,71 @@
+"""Durations as people write them, and settings from the environment."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from config.durations import format_duration, parse_duration
+from config.settings import SettingsError, load_settings
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("90m", timedelta(minutes=90)),
+        ("12h", timedelta(hours=12)),
+        ("3d", timedelta(days=3)),
+        ("1w", timedelta(weeks=1)),
+        ("1d12h", timedelta(days=1, hours=12)),
+        ("1d 12h", timedelta(days=1, hours=12)),
+        ("3600", timedelta(hours=1)),
+        (60, timedelta(minutes=1)),
+        ("2D", timedelta(days=2)),
+    ],
+)
+def test_parse_duration(text, expected):
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "3 days", "d3", "3x", "-1h", "1.5h", True])
+def test_parse_duration_refuses(text):
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(text)
+
+
+@given(st.integers(min_value=0, max_value=10**8))
+def test_format_then_parse_round_trips(seconds):
+    delta = timedelta(seconds=seconds)
+    assert parse_duration(format_duration(delta)) == delta
+
+
+def test_settings_defaults_are_the_embedded_setup(monkeypatch):
+    for name in ("GPULEASE_DATABASE_URL", "GPULEASE_BROKER_URL", "GPULEASE_POLICY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.database_url == "sqlite:///./gpulease.db"
+    assert settings.broker_url == "memory://"
+    assert settings.policy_file.name == "policy.yaml"
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("GPULEASE_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("GPULEASE_SLACK_BOT_TOKEN", "xoxb-1")
+    monkeypatch.setenv("GPULEASE_KUBE_RETRY_ATTEMPTS", "3")
+    settings = load_settings()
+    assert settings.database_url == "postgresql+psycopg://u@h/db"
+    assert settings.slack_bot_token.get_secret_value() == "xoxb-1"
+    assert "xoxb-1" not in repr(settings)
+    assert settings.kube_retry_attempts == 3
+
+
+def test_bad_settings_name_the_variable(monkeypatch):
+    monkeypatch.setenv("GPULEASE_KUBE_RETRY_ATTEMPTS", "zero")
+    monkeypatch.setenv("GPULEASE_DATABASE_URL", "mysql://x")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert "GPULEASE_KUBE_RETRY_ATTEMPTS" in str(err.value)
+    assert "GPULEASE_DATABASE_URL: Value error, only SQLite" in str(err.value)
