@@ -32,12 +32,11 @@ def describe_unit(tier: Tier) -> str:
         profile = model.profiles[tier.mig_profile]
         memory = profile.name.split(".", 1)[1].split("+", 1)[0].upper().replace("GB", " GB")
         return (
-            f"{profile.compute_slices}/{model.compute_slices} of an {model.id}, {memory}, "
-            "isolated memory and faults"
+            f"{profile.compute_slices}/{model.compute_slices} of an {model.id}, {memory}, isolated"
         )
     if tier.mode is TierMode.TIMESLICE:
         return (
-            f"a 1/{tier.replicas} time-slice of an {model.id} ({model.memory_gb} GB shared), "
+            f"1/{tier.replicas} time-share of an {model.id}, {model.memory_gb} GB shared, "
             "no memory isolation"
         )
     return f"a whole {model.id}, {model.memory_gb} GB"

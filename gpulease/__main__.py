@@ -1,0 +1,5 @@
+"""`python -m gpulease` is the `gpulease` command."""
+
+from gpulease.cli import main
+
+main()

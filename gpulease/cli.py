@@ -1,0 +1,24 @@
+"""The `gpulease` command line: policy, database, leases, and the services."""
+
+from __future__ import annotations
+
+import typer
+
+from gpulease import cli_policy
+
+app = typer.Typer(
+    name="gpulease",
+    help="Self-service Kubernetes namespaces on shared NVIDIA GPUs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(cli_policy.app, name="policy")
+
+
+def main() -> None:
+    """Run the CLI."""
+    app()
+
+
+if __name__ == "__main__":
+    main()
