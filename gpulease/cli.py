@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gpulease import cli_policy
+from gpulease import cli_db, cli_policy
 
 app = typer.Typer(
     name="gpulease",
@@ -13,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cli_policy.app, name="policy")
+app.add_typer(cli_db.db_app, name="db")
+app.add_typer(cli_db.leases_app, name="leases")
 
 
 def main() -> None:
