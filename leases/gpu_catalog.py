@@ -14,10 +14,14 @@ from types import MappingProxyType
 from typing import Literal
 
 from leases.mig_geometry import (
+    FOUR_SLICE_A30,
     MigProfile,
     canonical,
+    config_name,
+    eight_slice,
     feasible_multisets,
     maximal_multisets,
+    named_configs,
     place,
 )
 
@@ -27,6 +31,7 @@ __all__ = [
     "MigProfile",
     "ProductLabel",
     "UnknownGpuModel",
+    "config_name",
     "feasible_layouts",
     "fits_one_gpu",
     "get_model",
@@ -104,54 +109,6 @@ def _frozen(mapping: Mapping) -> Mapping:
     return MappingProxyType(dict(mapping))
 
 
-_ANY_1G = tuple(range(7))  # a 1g never starts on memory slice 7 (reference §1)
-
-
-def _family8(one: str, double: str, two: str, three: str, four: str, seven: str) -> list:
-    # Profile ids and `-lgipp` placements of A100/H100/H100 NVL. H200 and B200 share the ids;
-    # their placements are UNCONFIRMED and taken to be the H100 layout (reference §1).
-    return [
-        MigProfile(f"1g.{one}", 19, 1, 1, 7, _ANY_1G),
-        MigProfile(f"1g.{one}+me", 20, 1, 1, 1, _ANY_1G, media_extensions=True),
-        MigProfile(f"1g.{double}", 15, 1, 2, 4, (0, 2, 4, 6)),
-        MigProfile(f"2g.{two}", 14, 2, 2, 3, (0, 2, 4)),
-        MigProfile(f"3g.{three}", 9, 3, 4, 2, (0, 4)),
-        MigProfile(f"4g.{four}", 5, 4, 4, 1, (0,)),
-        MigProfile(f"7g.{seven}", 0, 7, 8, 1, (0,)),
-    ]
-
-
-_A30_PROFILES = [
-    MigProfile("1g.6gb", 14, 1, 1, 4, (0, 1, 2, 3)),
-    MigProfile("1g.6gb+me", 21, 1, 1, 1, (0, 1, 2, 3), media_extensions=True),
-    MigProfile("2g.12gb", 5, 2, 2, 2, (0, 2)),
-    MigProfile("2g.12gb+me", 6, 2, 2, 1, (0, 2), media_extensions=True),
-    MigProfile("4g.24gb", 0, 4, 4, 1, (0,)),
-]
-
-
-def config_name(profile: str) -> str:
-    """Return the mig-parted config name that fills each GPU with `profile` (`+` becomes `.`)."""
-    return "all-" + profile.replace("+", ".")
-
-
-def _balanced(profiles: list[MigProfile]) -> dict[str, int]:
-    # all-balanced: two of the smallest 1g, one 2g, one 3g where the model has a 3g (reference §2).
-    def first(compute: int, memory: int) -> str | None:
-        return next(
-            (
-                p.name
-                for p in profiles
-                if (p.compute_slices, p.memory_slices) == (compute, memory)
-                and not p.media_extensions
-            ),
-            None,
-        )
-
-    wanted = {first(1, 1): 2, first(2, 2): 1, first(3, 4): 1}
-    return {name: n for name, n in wanted.items() if name is not None}
-
-
 def _mig_model(
     model_id: str,
     memory_gb: int,
@@ -161,9 +118,7 @@ def _mig_model(
     nvml_names: tuple[str, ...],
     pci_ids: tuple[str, ...],
 ) -> GpuModel:
-    configs: dict[str, Mapping[str, int]] = {"all-disabled": {}, "all-enabled": {}}
-    configs.update({config_name(p.name): {p.name: p.max_instances} for p in profiles})
-    configs["all-balanced"] = _balanced(profiles)
+    configs = named_configs(profiles)
     return GpuModel(
         id=model_id,
         memory_gb=memory_gb,
@@ -196,12 +151,12 @@ def _plain_model(model_id: str, memory_gb: int, *, nvml_names: tuple[str, ...]) 
 # pci_ids: device ids as in reference §1; mig-parted device filters append the vendor, 10DE.
 _ALL_MODELS = (
     _mig_model(
-        "A30", 24, _A30_PROFILES, slices=(4, 4), nvml_names=("NVIDIA-A30",), pci_ids=("0x20B7",)
+        "A30", 24, FOUR_SLICE_A30, slices=(4, 4), nvml_names=("NVIDIA-A30",), pci_ids=("0x20B7",)
     ),
     _mig_model(
         "A100-40GB",
         40,
-        _family8("5gb", "10gb", "10gb", "20gb", "20gb", "40gb"),
+        eight_slice("5gb", "10gb", "10gb", "20gb", "20gb", "40gb"),
         nvml_names=(
             "NVIDIA-A100-SXM4-40GB",
             "NVIDIA-A100-PCIE-40GB",
@@ -213,28 +168,28 @@ _ALL_MODELS = (
     _mig_model(
         "A100-80GB",
         80,
-        _family8("10gb", "20gb", "20gb", "40gb", "40gb", "80gb"),
+        eight_slice("10gb", "20gb", "20gb", "40gb", "40gb", "80gb"),
         nvml_names=("NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-80GB-PCIe"),
         pci_ids=("0x20B2", "0x20B5"),
     ),
     _mig_model(
         "H100-80GB",
         80,
-        _family8("10gb", "20gb", "20gb", "40gb", "40gb", "80gb"),
+        eight_slice("10gb", "20gb", "20gb", "40gb", "40gb", "80gb"),
         nvml_names=("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe"),
         pci_ids=("0x2330", "0x2331"),
     ),
     _mig_model(
         "H100-NVL-94GB",
         94,
-        _family8("12gb", "24gb", "24gb", "47gb", "47gb", "94gb"),
+        eight_slice("12gb", "24gb", "24gb", "47gb", "47gb", "94gb"),
         nvml_names=("NVIDIA-H100-NVL",),
         pci_ids=("0x2321",),
     ),
     _mig_model(
         "H200-141GB",
         141,
-        _family8("18gb", "35gb", "35gb", "71gb", "71gb", "141gb"),
+        eight_slice("18gb", "35gb", "35gb", "71gb", "71gb", "141gb"),
         nvml_names=("NVIDIA-H200", "NVIDIA-H200-NVL"),
         pci_ids=("0x2335", "0x233B"),
     ),
@@ -242,7 +197,7 @@ _ALL_MODELS = (
     _mig_model(
         "B200",
         180,
-        _family8("23gb", "45gb", "45gb", "90gb", "90gb", "180gb"),
+        eight_slice("23gb", "45gb", "45gb", "90gb", "90gb", "180gb"),
         nvml_names=("NVIDIA-B200",),
         pci_ids=("0x2901",),
     ),
@@ -315,8 +270,9 @@ def units_per_gpu(
     if mode == "mig":
         if replicas is not None:
             raise ValueError("replicas are for mode 'timeslice', not 'mig'")
+        _mig_model_of(resolved)
         if profile is None:
-            choices = ", ".join(resolved.profiles) or "none, it has no MIG"
+            choices = ", ".join(resolved.profiles)
             raise ValueError(f"mode 'mig' on {resolved.id} needs a profile; valid: {choices}")
         return resolved.profile(profile).max_instances
     if mode == "timeslice":

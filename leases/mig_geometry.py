@@ -1,8 +1,9 @@
-"""MIG geometry: profiles, placing instances on one GPU, enumerating the layouts a GPU allows.
+"""MIG geometry: the profile families, their named configs, placing instances on one GPU, and
+enumerating the layouts a GPU allows.
 
-Pure functions over slice counts and start slots; they know nothing of GPU model names, which
-live in leases.gpu_catalog (it re-exports MigProfile). Imported by leases modules only; other
-packages go through leases.gpu_catalog.
+Pure functions over slice counts and start slots; GPU model ids, names and memory live in
+leases.gpu_catalog, which re-exports what callers need (MigProfile, config_name). Imported by
+leases modules only; other packages go through leases.gpu_catalog.
 """
 
 from __future__ import annotations
@@ -32,6 +33,64 @@ class MigProfile:
     max_instances: int
     starts: tuple[int, ...]
     media_extensions: bool = False
+
+
+_ANY_1G = tuple(range(7))  # a 1g never starts on memory slice 7 (reference §1)
+
+
+def eight_slice(
+    one: str, double: str, two: str, three: str, four: str, seven: str
+) -> list[MigProfile]:
+    """Return the 7/8-slice profiles (1g, 1g+me, double-memory 1g, 2g, 3g, 4g, 7g) by size."""
+    # Profile ids and `-lgipp` placements of A100/H100/H100 NVL. H200 and B200 share the ids;
+    # their placements are UNCONFIRMED and taken to be the H100 layout (reference §1).
+    return [
+        MigProfile(f"1g.{one}", 19, 1, 1, 7, _ANY_1G),
+        MigProfile(f"1g.{one}+me", 20, 1, 1, 1, _ANY_1G, media_extensions=True),
+        MigProfile(f"1g.{double}", 15, 1, 2, 4, (0, 2, 4, 6)),
+        MigProfile(f"2g.{two}", 14, 2, 2, 3, (0, 2, 4)),
+        MigProfile(f"3g.{three}", 9, 3, 4, 2, (0, 4)),
+        MigProfile(f"4g.{four}", 5, 4, 4, 1, (0,)),
+        MigProfile(f"7g.{seven}", 0, 7, 8, 1, (0,)),
+    ]
+
+
+# The only 4/4-slice part: its own profile ids and placements (reference §1).
+FOUR_SLICE_A30 = [
+    MigProfile("1g.6gb", 14, 1, 1, 4, (0, 1, 2, 3)),
+    MigProfile("1g.6gb+me", 21, 1, 1, 1, (0, 1, 2, 3), media_extensions=True),
+    MigProfile("2g.12gb", 5, 2, 2, 2, (0, 2)),
+    MigProfile("2g.12gb+me", 6, 2, 2, 1, (0, 2), media_extensions=True),
+    MigProfile("4g.24gb", 0, 4, 4, 1, (0,)),
+]
+
+
+def config_name(profile: str) -> str:
+    """Return the mig-parted config name that fills each GPU with `profile` (`+` becomes `.`)."""
+    return "all-" + profile.replace("+", ".")
+
+
+def named_configs(profiles: list[MigProfile]) -> dict[str, dict[str, int]]:
+    """Return the mig-parted configs that ship for these profiles, as per-GPU multisets."""
+    configs: dict[str, dict[str, int]] = {"all-disabled": {}, "all-enabled": {}}
+    configs.update({config_name(p.name): {p.name: p.max_instances} for p in profiles})
+    configs["all-balanced"] = _balanced(profiles)
+    return configs
+
+
+def _balanced(profiles: list[MigProfile]) -> dict[str, int]:
+    # Two of the smallest 1g, one 2g, and one 3g where the family has a 3g (reference §2).
+    def plain(compute: int, memory: int) -> str | None:
+        shape = (compute, memory, False)
+        matches = (
+            p.name
+            for p in profiles
+            if (p.compute_slices, p.memory_slices, p.media_extensions) == shape
+        )
+        return next(matches, None)
+
+    wanted = {plain(1, 1): 2, plain(2, 2): 1, plain(3, 4): 1}
+    return {name: n for name, n in wanted.items() if name is not None}
 
 
 def canonical(profiles: Mapping[MigProfile, int]) -> Demand:

@@ -296,6 +296,7 @@ def test_units_per_gpu_accepts_the_policy_enum():
         ("H100-80GB", {"mode": "mig", "profile": "1g.5gb"}, r"H100-80GB has no MIG profile.*"),
         ("H100-80GB", {"mode": "mig"}, r"needs a profile; valid: 1g\.10gb, 1g\.10gb\+me"),
         ("L4", {"mode": "mig", "profile": "1g.10gb"}, r"L4 does not support MIG.*timeslice"),
+        ("A10", {"mode": "mig"}, r"A10 does not support MIG.*timeslice"),
         ("T4", {"mode": "timeslice", "replicas": 1}, r"T4 needs replicas >= 2, got 1"),
         ("T4", {"mode": "timeslice"}, r"T4 needs replicas >= 2, got None"),
         ("H100-80GB", {"mode": "timeslice", "replicas": 4, "profile": "1g.10gb"}, "whole"),
