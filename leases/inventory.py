@@ -1,0 +1,162 @@
+"""Read Kubernetes Node objects (as JSON dicts) into the capacity model's NodeState.
+
+Pure: the labels GPU Feature Discovery and the GPU Operator set, the node's allocatable
+`nvidia.com/gpu`, cordoning and readiness become one NodeState per node, with the reason a
+node cannot serve a tier when its labels, MIG state or strategy say so. Reading the nodes from
+a cluster lives in provisioners.inventory; this module only interprets them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from leases import gpu_catalog
+from leases.capacity import NodeState
+
+TIER_LABEL = "gpulease.io/tier"
+TARGET_TIER_ANNOTATION = "gpulease.io/target-tier"
+PRODUCT = "nvidia.com/gpu.product"
+COUNT = "nvidia.com/gpu.count"
+REPLICAS = "nvidia.com/gpu.replicas"
+MIG_STRATEGY = "nvidia.com/mig.strategy"
+MIG_CONFIG = "nvidia.com/mig.config"
+MIG_CONFIG_STATE = "nvidia.com/mig.config.state"
+GPU_RESOURCE = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class NodeReading:
+    """A node as read, with what the inventory found about it."""
+
+    state: NodeState
+    product: str | None
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _ready(node: Mapping[str, Any]) -> bool:
+    for condition in node.get("status", {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("status") == "True"
+    return False
+
+
+def _physical_gpus(
+    model: gpu_catalog.GpuModel, mig_profile: str | None, count: int, mig_config: str | None
+) -> tuple[int, str | None]:
+    """Derive physical GPUs from gpu.count, which counts MIG devices under the single strategy."""
+    if mig_profile is None:
+        return count, None
+    layout = model.mig_configs.get(mig_config or "")
+    per_gpu = sum(layout.values()) if layout else 0
+    if not per_gpu:
+        profile = model.profiles.get(mig_profile)
+        if profile is None:
+            return 0, f"{model.id} has no MIG profile {mig_profile}"
+        per_gpu = profile.max_instances
+    if count % per_gpu:
+        return count // per_gpu, (
+            f"gpu.count {count} is not a whole number of GPUs at {per_gpu} {mig_profile} per GPU"
+        )
+    return count // per_gpu, None
+
+
+def read_node(node: Mapping[str, Any], *, gpu_pods: int = 0) -> NodeReading:
+    """Interpret one Node object; problems become `healthy=False` with a reason."""
+    meta = node.get("metadata", {})
+    labels: Mapping[str, str] = meta.get("labels") or {}
+    annotations: Mapping[str, str] = meta.get("annotations") or {}
+    allocatable = _int((node.get("status", {}).get("allocatable") or {}).get(GPU_RESOURCE)) or 0
+    common = dict(
+        name=meta.get("name", "?"),
+        tier=labels.get(TIER_LABEL),
+        schedulable=not node.get("spec", {}).get("unschedulable", False),
+        allocatable_gpu=allocatable,
+        gpu_pods=gpu_pods,
+        target_tier=annotations.get(TARGET_TIER_ANNOTATION),
+    )
+    product = labels.get(PRODUCT)
+    if product is None:
+        reason = "no GPUs" if not allocatable else "nvidia.com/gpu allocatable but no gpu.product label"
+        state = NodeState(gpu_model=None, gpus=0, healthy=not allocatable, reason=reason, **common)
+        return NodeReading(state=state, product=None)
+
+    parsed = gpu_catalog.parse_product(product)
+    mig_config = labels.get(MIG_CONFIG)
+    config_state = labels.get(MIG_CONFIG_STATE) if parsed.model and parsed.model.mig else None
+    problems: list[str] = []
+    gpus = 0
+    if parsed.model is None:
+        problems.append(f"unknown GPU product {product}")
+    elif labels.get(MIG_STRATEGY) == "mixed":
+        problems.append("mixed MIG strategy: gpulease needs the single strategy")
+    else:
+        count = _int(labels.get(COUNT))
+        if count is None:
+            problems.append("no nvidia.com/gpu.count label")
+        else:
+            gpus, problem = _physical_gpus(parsed.model, parsed.mig_profile, count, mig_config)
+            if problem:
+                problems.append(problem)
+            replicas = _int(labels.get(REPLICAS)) or 1
+            advertised = count * replicas
+            if not problem and allocatable != advertised:
+                problems.append(
+                    f"labels say {advertised} nvidia.com/gpu (gpu.count {count} × replicas {replicas}) "
+                    f"but allocatable is {allocatable}"
+                )
+    if config_state not in (None, "success"):
+        problems.append(f"mig.config.state is {config_state}")
+    if not _ready(node):
+        problems.append("node is not Ready")
+    state = NodeState(
+        gpu_model=parsed.model.id if parsed.model else None,
+        gpus=gpus,
+        mig_config=mig_config,
+        config_state=config_state,
+        healthy=not problems,
+        reason="; ".join(problems) or None,
+        **common,
+    )
+    return NodeReading(state=state, product=product)
+
+
+def pod_uses_gpu(pod: Mapping[str, Any]) -> bool:
+    """Tell whether a pod holds GPUs on its node (requests or limits `nvidia.com/gpu` > 0)."""
+    if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        return False
+    for container in pod.get("spec", {}).get("containers") or []:
+        resources = container.get("resources") or {}
+        for section in ("requests", "limits"):
+            if (_int((resources.get(section) or {}).get(GPU_RESOURCE)) or 0) > 0:
+                return True
+    return False
+
+
+def gpu_pods_by_node(pods: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Count running GPU pods per node name."""
+    counts: dict[str, int] = {}
+    for pod in pods:
+        node = pod.get("spec", {}).get("nodeName")
+        if node and pod_uses_gpu(pod):
+            counts[node] = counts.get(node, 0) + 1
+    return counts
+
+
+def read_inventory(
+    nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]] = ()
+) -> list[NodeReading]:
+    """Interpret every node, with the GPU pods running on each."""
+    busy = gpu_pods_by_node(pods)
+    readings = []
+    for node in nodes:
+        name = node.get("metadata", {}).get("name", "?")
+        readings.append(read_node(node, gpu_pods=busy.get(name, 0)))
+    return readings

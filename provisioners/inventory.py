@@ -1,0 +1,44 @@
+"""Read GPU nodes and the pods on them from a cluster, for the capacity model.
+
+Two list calls (nodes; pods of all namespaces, paged) and no writes. Interpretation of the
+labels is leases.inventory's job.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+
+from leases.inventory import NodeReading, read_inventory
+
+PAGE = 500
+
+
+def _list_all(call: Callable[..., Any], **kwargs: Any) -> list[dict]:
+    """Follow `continue` tokens and return every item as plain JSON."""
+    items: list[dict] = []
+    token = None
+    while True:
+        response = call(limit=PAGE, _continue=token, _preload_content=False, **kwargs)
+        body = json.loads(response.data)
+        items.extend(body.get("items") or [])
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return items
+
+
+def list_nodes_and_pods(api_client: client.ApiClient) -> tuple[list[dict], list[dict]]:
+    """Return every Node and every scheduled pod as JSON dicts."""
+    core = client.CoreV1Api(api_client)
+    nodes = _list_all(core.list_node)
+    pods = _list_all(core.list_pod_for_all_namespaces, field_selector="spec.nodeName!=")
+    return nodes, pods
+
+
+def read_cluster(api_client: client.ApiClient) -> list[NodeReading]:
+    """Read the cluster's nodes into the capacity model."""
+    nodes, pods = list_nodes_and_pods(api_client)
+    return read_inventory(nodes, pods)

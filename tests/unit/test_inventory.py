@@ -1,0 +1,141 @@
+"""Reading Node objects into the capacity model: models, physical GPUs, reasons."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.settings import EXAMPLE_POLICY
+from gpulease.wiring import load_checked_policy
+from leases.capacity import assess_node, pool_capacity, tier_specs
+from leases.inventory import gpu_pods_by_node, read_inventory, read_node
+
+TIERS = tier_specs(load_checked_policy(EXAMPLE_POLICY))
+
+
+def node(name: str, labels: dict, gpu: int | None, *, ready=True, cordoned=False) -> dict:
+    status = {
+        "allocatable": {"cpu": "64", "memory": "512Gi"}
+        | ({"nvidia.com/gpu": str(gpu)} if gpu is not None else {}),
+        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+    }
+    return {
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"unschedulable": cordoned},
+        "status": status,
+    }
+
+
+def mig_single(name, *, gpus=8, profile="1g.10gb", per_gpu=7, config="all-1g.10gb", tier="h100-1g", **kw):
+    labels = {
+        "nvidia.com/gpu.product": f"NVIDIA-H100-80GB-HBM3-MIG-{profile}",
+        "nvidia.com/gpu.count": str(gpus * per_gpu),
+        "nvidia.com/gpu.replicas": "1",
+        "nvidia.com/mig.strategy": "single",
+        "nvidia.com/mig.capable": "true",
+        "nvidia.com/mig.config": config,
+        "nvidia.com/mig.config.state": kw.pop("state", "success"),
+        "gpulease.io/tier": tier,
+    }
+    return node(name, labels, kw.pop("allocatable", gpus * per_gpu), **kw)
+
+
+def test_single_strategy_counts_physical_gpus_not_mig_devices():
+    reading = read_node(mig_single("n1"))
+    assert reading.state.gpu_model == "H100-80GB"
+    assert reading.state.gpus == 8 and reading.state.allocatable_gpu == 56
+    assert reading.state.healthy and reading.state.reason is None
+    assessed = assess_node(node=reading.state, tiers=TIERS)
+    assert assessed.counted and assessed.units == 56
+
+
+def test_3g_node_and_full_gpu_node():
+    three = read_node(mig_single("n2", profile="3g.40gb", per_gpu=2, config="all-3g.40gb", tier="h100-3g"))
+    assert three.state.gpus == 8 and assess_node(node=three.state, tiers=TIERS).units == 16
+    full = node(
+        "n3",
+        {
+            "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+            "nvidia.com/gpu.count": "8",
+            "nvidia.com/mig.capable": "true",
+            "nvidia.com/mig.config": "all-disabled",
+            "nvidia.com/mig.config.state": "success",
+            "gpulease.io/tier": "h100-full",
+        },
+        8,
+    )
+    reading = read_node(full)
+    assert reading.state.gpus == 8 and assess_node(node=reading.state, tiers=TIERS).units == 8
+
+
+def test_time_sliced_node_counts_replicas():
+    labels = {
+        "nvidia.com/gpu.product": "NVIDIA-L40S-SHARED",
+        "nvidia.com/gpu.count": "4",
+        "nvidia.com/gpu.replicas": "4",
+        "nvidia.com/gpu.sharing-strategy": "time-slicing",
+        "nvidia.com/mig.capable": "false",
+        "gpulease.io/tier": "l40s-shared",
+    }
+    reading = read_node(node("ts", labels, 16))
+    assert reading.state.gpu_model == "L40S" and reading.state.gpus == 4
+    assert reading.state.config_state is None
+    assert assess_node(node=reading.state, tiers=TIERS).units == 16
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda: mig_single("x", allocatable=50), "labels say 56 nvidia.com/gpu"),
+        (lambda: mig_single("x", state="pending"), "mig.config.state is pending"),
+        (lambda: mig_single("x", state="failed"), "mig.config.state is failed"),
+        (lambda: mig_single("x", ready=False), "node is not Ready"),
+    ],
+)
+def test_inconsistent_nodes_are_not_counted_with_reason(make, needle):
+    reading = read_node(make())
+    assert not reading.state.healthy and needle in reading.state.reason
+    assessed = assess_node(node=reading.state, tiers=TIERS)
+    assert not assessed.counted and needle in assessed.reason
+
+
+def test_mixed_strategy_is_reported():
+    labels = {
+        "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+        "nvidia.com/gpu.count": "8",
+        "nvidia.com/mig.strategy": "mixed",
+        "nvidia.com/mig-1g.10gb.count": "16",
+        "nvidia.com/mig.config": "all-balanced",
+        "nvidia.com/mig.config.state": "success",
+    }
+    reading = read_node(node("mixed", labels, 0))
+    assert reading.state.reason == "mixed MIG strategy: gpulease needs the single strategy"
+
+
+def test_unknown_product_and_cpu_node():
+    unknown = read_node(node("u", {"nvidia.com/gpu.product": "NVIDIA-X1000", "nvidia.com/gpu.count": "2"}, 2))
+    assert unknown.state.gpu_model is None and "unknown GPU product NVIDIA-X1000" in unknown.state.reason
+    cpu = read_node(node("cpu", {}, None))
+    assert cpu.state.gpus == 0 and cpu.state.gpu_model is None and cpu.state.reason == "no GPUs"
+
+
+def test_gpu_pods_are_counted_per_node_and_cordon_read():
+    pods = [
+        {
+            "spec": {"nodeName": "n1", "containers": [{"resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+            "status": {"phase": "Running"},
+        },
+        {"spec": {"nodeName": "n1", "containers": [{"resources": {}}]}, "status": {"phase": "Running"}},
+        {
+            "spec": {"nodeName": "n1", "containers": [{"resources": {"requests": {"nvidia.com/gpu": 2}}}]},
+            "status": {"phase": "Succeeded"},
+        },
+        {
+            "spec": {"nodeName": "n2", "containers": [{"resources": {"requests": {"nvidia.com/gpu": "2"}}}]},
+            "status": {"phase": "Running"},
+        },
+    ]
+    assert gpu_pods_by_node(pods) == {"n1": 1, "n2": 1}
+    readings = read_inventory([mig_single("n1", cordoned=True), mig_single("n2")], pods)
+    assert [r.state.gpu_pods for r in readings] == [1, 1]
+    assert readings[0].state.schedulable is False
+    assert pool_capacity(inventory=[r.state for r in readings], tiers=TIERS)["h100-1g"] == 56
