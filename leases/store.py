@@ -14,7 +14,7 @@ SQLite (the embedded default) and PostgreSQL (production) behave the same to cal
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,18 +101,28 @@ def _alembic_config() -> Config:
     return config
 
 
-def upgrade(url: str, *, revision: str = "head") -> None:
-    """Migrate the database at `url` to `revision` (the newest by default)."""
+def _migrate(url: str, step: Callable[[Config], None]) -> None:
     config = _alembic_config()
     engine = make_engine(url)
     try:
+        # One transaction for the whole run: a failing revision leaves the schema as it was.
         with engine.begin() as connection:
             # Handed over as an object, not a config string: URLs may contain "%" (escaped
             # options such as search_path) that Alembic's ini interpolation would mangle.
             config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+            step(config)
     finally:
         engine.dispose()
+
+
+def upgrade(url: str, *, revision: str = "head") -> None:
+    """Migrate the database at `url` to `revision` (the newest by default)."""
+    _migrate(url, lambda config: command.upgrade(config, revision))
+
+
+def downgrade(url: str, *, revision: str) -> None:
+    """Migrate the database at `url` back to `revision` ("base" empties it)."""
+    _migrate(url, lambda config: command.downgrade(config, revision))
 
 
 def current_revision(url: str) -> str | None:

@@ -1,0 +1,228 @@
+"""The lease lifecycle: moving a lease between states, deciding a request, extending and
+expiring leases. Every state change goes through `transition`, which checks the move against
+`leases.states.ALLOWED` and writes the audit event in the caller's transaction. Requests are
+created by `leases.records.create_lease`.
+
+Imported by workflows, bot and gpulease. Functions take an open session and never commit.
+A `lease` argument must belong to that session (load it with `records.get_lease`). Changes lock the
+lease row first (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite transactions are serialised by
+leases.store), so two workers cannot both decide or move the same lease.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from config.durations import format_duration
+from leases.errors import AlreadyDecided, DomainError, NotAuthorised
+from leases.models import ApprovalDecision, AuditEvent, Lease, SentWarning
+from leases.records import POLICY_APPROVER, add_audit_event
+from leases.states import (
+    ALLOWED,
+    LIVE_STATES,
+    TERMINAL_STATES,
+    UNDECIDED_STATES,
+    Decision,
+    LeaseState,
+    check_transition,
+    is_allowed,
+)
+
+__all__ = [
+    "ALLOWED",
+    "LIVE_STATES",
+    "TERMINAL_STATES",
+    "UNDECIDED_STATES",
+    "Decision",
+    "LeaseState",
+    "check_transition",
+    "claim_warning",
+    "decide",
+    "expire_unapproved",
+    "extend",
+    "is_allowed",
+    "transition",
+]
+
+
+def transition(
+    session: Session,
+    *,
+    lease: Lease,
+    to: LeaseState,
+    actor: str,
+    reason: str | None,
+    now: datetime,
+    data: dict[str, Any] | None = None,
+    action: str | None = None,
+) -> AuditEvent:
+    """Move a lease to state `to` and record who did it, when and why; raise
+    InvalidTransition, changing nothing, when the lifecycle does not allow the move."""
+    to = LeaseState(to)
+    # Re-read the state under the row lock: the caller's copy may predate a change another
+    # worker committed. Only these attributes are reloaded, so the caller's other pending
+    # changes to the lease (expiry, step) survive and are written with the transition.
+    session.refresh(lease, attribute_names=["state", "version"], with_for_update=True)
+    from_state = lease.state
+    check_transition(from_state, to)
+    lease.state = to
+    lease.updated_at = now
+    lease.version += 1
+    if to in (LeaseState.APPROVED, LeaseState.DENIED) and lease.decided_at is None:
+        lease.decided_at = now
+    if to is LeaseState.ACTIVE and lease.active_at is None:
+        lease.active_at = now
+        if lease.expires_at is None:
+            lease.expires_at = now + timedelta(seconds=lease.duration_seconds)
+    if to is LeaseState.FAILED:
+        lease.failure_reason = reason
+    return add_audit_event(
+        session,
+        lease=lease,
+        actor=actor,
+        action=action or f"lease.{to.value}",
+        now=now,
+        from_state=from_state,
+        reason=reason,
+        data=data,
+    )
+
+
+def decide(
+    session: Session,
+    *,
+    lease: Lease,
+    approver: str,
+    approve: bool,
+    reason: str | None,
+    now: datetime,
+    rule: str | None = None,
+) -> ApprovalDecision:
+    """Approve or deny a request; refuse the requester's own request and a second decision.
+
+    Whether `approver` may approve at all is the policy's question, asked by the caller.
+    """
+    # Lock and reload everything, so of two approvers clicking at once the second sees the
+    # first one's decision.
+    session.refresh(lease, with_for_update=True)
+    if lease.state not in UNDECIDED_STATES:
+        raise _already_decided(session, lease)
+    if approver == lease.requester:
+        raise NotAuthorised("you cannot approve or deny your own request", field="approver")
+    reason = (reason or "").strip() or None
+    if not approve and reason is None:
+        raise DomainError("say why the request is denied", field="reason")
+    decision = ApprovalDecision(
+        lease_id=lease.id,
+        approver=approver,
+        decision=Decision.APPROVE if approve else Decision.DENY,
+        reason=reason,
+        rule=rule,
+        decided_at=now,
+    )
+    session.add(decision)
+    transition(
+        session,
+        lease=lease,
+        to=LeaseState.APPROVED if approve else LeaseState.DENIED,
+        actor=approver,
+        reason=reason or (f"auto-approval rule {rule}" if rule else None),
+        now=now,
+        data={"rule": rule} if rule else None,
+    )
+    return decision
+
+
+def _already_decided(session: Session, lease: Lease) -> AlreadyDecided:
+    earlier = session.exec(
+        select(ApprovalDecision).where(ApprovalDecision.lease_id == lease.id)
+    ).first()
+    if earlier is None:
+        return AlreadyDecided(f"this request is already {lease.state}; nothing changed")
+    verb = "approved" if earlier.decision is Decision.APPROVE else "denied"
+    by = "by policy" if earlier.approver == POLICY_APPROVER else f"by {earlier.approver}"
+    when = earlier.decided_at.strftime("%Y-%m-%d %H:%M UTC")
+    return AlreadyDecided(f"this request was already {verb} {by} at {when}; nothing changed")
+
+
+def expire_unapproved(
+    session: Session, *, now: datetime, timeout: timedelta, actor: str = "system"
+) -> list[Lease]:
+    """Move every request pending approval for `timeout` or longer to expired_unapproved."""
+    statement = (
+        select(Lease)
+        .where(Lease.state == LeaseState.PENDING_APPROVAL, Lease.created_at <= now - timeout)
+        .order_by(col(Lease.created_at), col(Lease.id))
+        # A lease an approver is deciding right now is skipped; the next sweep sees the outcome.
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    expired = list(session.exec(statement).all())
+    for lease in expired:
+        transition(
+            session,
+            lease=lease,
+            to=LeaseState.EXPIRED_UNAPPROVED,
+            actor=actor,
+            reason=f"no decision within {format_duration(timeout)}",
+            now=now,
+        )
+    return expired
+
+
+def extend(
+    session: Session,
+    *,
+    lease: Lease,
+    by: timedelta,
+    actor: str,
+    now: datetime,
+    reason: str | None = None,
+) -> AuditEvent:
+    """Push an active or expiring lease's expiry back by `by` (policy limits are the caller's)."""
+    if by <= timedelta(0):
+        raise DomainError(f"extend by a positive duration, not {by}", field="duration")
+    # Lock before reading the expiry: two extensions at once must both count.
+    session.refresh(lease, with_for_update=True)
+    check_transition(lease.state, LeaseState.ACTIVE)
+    new_expiry = (lease.expires_at or now) + by
+    event = transition(
+        session,
+        lease=lease,
+        to=LeaseState.ACTIVE,
+        actor=actor,
+        reason=reason,
+        now=now,
+        action="lease.extended",
+        data={"by_seconds": int(by.total_seconds()), "expires_at": new_expiry.isoformat()},
+    )
+    lease.expires_at = new_expiry
+    lease.extensions += 1
+    lease.extended_seconds += int(by.total_seconds())
+    # The warnings were for the old expiry; the new one gets its own.
+    session.execute(delete(SentWarning).where(col(SentWarning.lease_id) == lease.id))
+    session.flush()
+    return event
+
+
+def claim_warning(session: Session, *, lease: Lease, offset_seconds: int, now: datetime) -> bool:
+    """Record that the warning `offset_seconds` before expiry is being sent; return False if
+    it was sent already. Send it in the same transaction, so a failed send un-claims it."""
+    sent = select(SentWarning).where(
+        SentWarning.lease_id == lease.id, SentWarning.offset_seconds == offset_seconds
+    )
+    if session.exec(sent).first() is not None:
+        return False
+    try:
+        with session.begin_nested():
+            session.add(SentWarning(lease_id=lease.id, offset_seconds=offset_seconds, sent_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
