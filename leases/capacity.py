@@ -1,0 +1,225 @@
+"""Capacity of GPU node pools: what each node gives its tier, what each pool holds and has free.
+
+A node serves one tier at a time (DESIGN §4). Its units in that tier come from the GPU catalog
+(GPUs × units per GPU) and are cross-checked against what the node reports: allocatable
+`nvidia.com/gpu`, `nvidia.com/mig.config(.state)` and its GPU model. A node that disagrees is
+not counted, and says why. Pure functions over plain data, no I/O: inventory code (in
+provisioners) builds `NodeState`s from Kubernetes Node objects; placement, the store's
+reservation checks and bench import this module. It imports only config and leases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from config.policy import Policy, Tier, TierMode
+from leases import gpu_catalog
+from leases.tiers import units_per_gpu as tier_units_per_gpu
+
+__all__ = [
+    "NodeCapacity",
+    "NodeState",
+    "Reservation",
+    "TierSpec",
+    "assess_node",
+    "assess_nodes",
+    "free_units",
+    "node_problem",
+    "node_units",
+    "pool_capacity",
+    "reserved_by_tier",
+    "tier_spec",
+    "tier_specs",
+]
+
+# Values of `nvidia.com/mig.config.state` (reference/gpu.md §2); None: no MIG manager reports.
+CONFIG_SUCCESS = "success"
+
+
+@dataclass(frozen=True)
+class NodeState:
+    """One GPU node as the inventory sees it.
+
+    `tier` is the node's `gpulease.io/tier` label; `schedulable` is False when cordoned;
+    `target_tier` is the `gpulease.io/target-tier` annotation the placer sets when it cordons
+    the node to drain it for, or move it to, another tier (cleared once relabelled or
+    returned). `healthy`/`reason` carry what the inventory itself found wrong (NotReady, GPU
+    errors); the capacity checks below add their own reasons.
+    """
+
+    name: str
+    gpu_model: str | None
+    gpus: int
+    tier: str | None
+    schedulable: bool = True
+    allocatable_gpu: int = 0
+    gpu_pods: int = 0
+    mig_config: str | None = None
+    config_state: str | None = CONFIG_SUCCESS
+    healthy: bool = True
+    reason: str | None = None
+    target_tier: str | None = None
+
+
+@dataclass(frozen=True)
+class TierSpec:
+    """A policy tier resolved against the GPU catalog: what its nodes look like.
+
+    `node_config` is the mig-parted config its nodes carry (`all-disabled` for whole or
+    time-sliced GPUs of a MIG-capable model; None for models without MIG); `plugin_config` is
+    the device-plugin config key of a time-sliced tier (None: the plugin's default).
+    """
+
+    name: str
+    gpu_model: str
+    mode: TierMode
+    units_per_gpu: int
+    node_config: str | None
+    plugin_config: str | None = None
+    max_units: int = 1
+    fallback: tuple[str, ...] = ()
+    priority: int = 0
+
+    def gpu_cost(self, units: int) -> float:
+        """Return what `units` of this tier cost in whole GPUs."""
+        return units / self.units_per_gpu
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """What one node gives its tier: `units` counted for new placements, and why not if 0.
+
+    `expected` is what the catalog says the node gives its labelled tier; `sound` is True when
+    the node agrees with the catalog and is healthy (cordoned nodes can be sound), so it could
+    be moved or uncordoned; `counted` is sound and schedulable.
+    """
+
+    node: NodeState
+    tier: str | None
+    expected: int
+    sound: bool
+    counted: bool
+    reason: str | None
+
+    @property
+    def units(self) -> int:
+        """Return the units this node adds to its pool for new placements."""
+        return self.expected if self.counted else 0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Units of a tier held by one live lease."""
+
+    lease_id: str
+    tier: str
+    units: int
+
+
+Reservations = Mapping[str, int] | Iterable[Reservation | tuple[str, str, int]]
+
+
+def tier_spec(tier: Tier) -> TierSpec:
+    """Resolve a policy tier against the GPU catalog."""
+    model = gpu_catalog.get_model(tier.gpu_model)
+    plugin_config = None
+    if tier.mode is TierMode.MIG:
+        node_config = tier.node_config or gpu_catalog.mig_config_for(model, tier.mig_profile or "")
+    else:
+        node_config = "all-disabled" if model.mig else None
+        if tier.mode is TierMode.TIMESLICE:
+            plugin_config = tier.node_config or f"time-sliced-{tier.replicas}"
+    return TierSpec(
+        name=tier.name,
+        gpu_model=model.id,
+        mode=tier.mode,
+        units_per_gpu=tier_units_per_gpu(tier),
+        node_config=node_config,
+        plugin_config=plugin_config,
+        max_units=tier.max_units,
+        fallback=tuple(tier.fallback),
+        priority=tier.priority,
+    )
+
+
+def tier_specs(policy: Policy) -> dict[str, TierSpec]:
+    """Resolve every tier of the policy, by name."""
+    return {tier.name: tier_spec(tier) for tier in policy.tiers}
+
+
+def node_units(*, node: NodeState, spec: TierSpec) -> int:
+    """Return the units the node would give `spec`'s tier: GPUs × units per GPU."""
+    return node.gpus * spec.units_per_gpu
+
+
+def node_problem(*, node: NodeState, spec: TierSpec) -> str | None:
+    """Say why the node cannot serve `spec`'s tier as configured now, or None if it can."""
+    if not node.healthy:
+        return node.reason or "node reported unhealthy"
+    if node.gpu_model != spec.gpu_model:
+        return f"GPU model {node.gpu_model or 'unknown'} is not the tier's {spec.gpu_model}"
+    if node.config_state not in (CONFIG_SUCCESS, None):
+        return f"mig.config.state is {node.config_state}, not success"
+    if node.mig_config is not None and spec.node_config is not None and node.mig_config != spec.node_config:
+        return f"mig.config is {node.mig_config}, tier {spec.name} needs {spec.node_config}"
+    expected = node_units(node=node, spec=spec)
+    if node.allocatable_gpu != expected:
+        return (
+            f"allocatable nvidia.com/gpu is {node.allocatable_gpu}, expected {expected} "
+            f"({node.gpus} GPUs × {spec.units_per_gpu} for tier {spec.name})"
+        )
+    return None
+
+
+def assess_node(*, node: NodeState, tiers: Mapping[str, TierSpec]) -> NodeCapacity:
+    """Work out what the node gives its labelled tier, or why it is not counted."""
+    if node.tier is None:
+        return NodeCapacity(node, None, 0, False, False, "no gpulease.io/tier label")
+    spec = tiers.get(node.tier)
+    if spec is None:
+        return NodeCapacity(node, node.tier, 0, False, False, f"unknown tier {node.tier}")
+    expected = node_units(node=node, spec=spec)
+    problem = node_problem(node=node, spec=spec)
+    if problem is not None:
+        return NodeCapacity(node, node.tier, expected, False, False, problem)
+    if not node.schedulable:
+        return NodeCapacity(node, node.tier, expected, True, False, "cordoned")
+    return NodeCapacity(node, node.tier, expected, True, True, None)
+
+
+def assess_nodes(*, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec]) -> list[NodeCapacity]:
+    """Assess every node of the inventory."""
+    return [assess_node(node=node, tiers=tiers) for node in inventory]
+
+
+def pool_capacity(*, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec]) -> dict[str, int]:
+    """Return units per tier over counted nodes (healthy, consistent, not cordoned)."""
+    capacity = dict.fromkeys(tiers, 0)
+    for assessed in assess_nodes(inventory=inventory, tiers=tiers):
+        if assessed.counted and assessed.tier is not None:
+            capacity[assessed.tier] += assessed.expected
+    return capacity
+
+
+def reserved_by_tier(reservations: Reservations) -> dict[str, int]:
+    """Sum reserved units per tier from a tier → units mapping or (lease, tier, units) rows."""
+    if isinstance(reservations, Mapping):
+        return {tier: int(units) for tier, units in reservations.items()}
+    reserved: dict[str, int] = {}
+    for row in reservations:
+        if isinstance(row, Reservation):
+            tier, units = row.tier, row.units
+        else:
+            _, tier, units = row
+        reserved[tier] = reserved.get(tier, 0) + units
+    return reserved
+
+
+def free_units(
+    *, inventory: Sequence[NodeState], reservations: Reservations, tiers: Mapping[str, TierSpec]
+) -> dict[str, int]:
+    """Return units per tier that new leases may still reserve (never below 0)."""
+    capacity = pool_capacity(inventory=inventory, tiers=tiers)
+    reserved = reserved_by_tier(reservations)
+    return {tier: max(0, capacity[tier] - reserved.get(tier, 0)) for tier in capacity}

@@ -1,0 +1,182 @@
+"""Placement: a pure function of (inventory, reservations, request, tiers) → decision.
+
+Where a lease of N units of a tier goes (DESIGN §4): on its pool now; on its pool once idle
+nodes of other pools have moved to it (elastic pools, chosen in leases.moves); on a tier the
+requester accepts instead; else it waits (naming a node to drain, when one could be spared
+once empty), is offered fallback tiers, or is refused when the tier could never hold it. It
+never over-commits: a node being moved counts for no tier until its move has finished.
+Imported by workflows (placing, the waitlist sweep), the CLI and bench; imports only leases.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from leases.capacity import NodeState, Reservations, TierSpec
+from leases.moves import MovePlan, NodeDrain, Pools, choose_drain, movable, plan_move, summarise
+
+__all__ = [
+    "Decision",
+    "OfferFallback",
+    "PlaceAfterMove",
+    "PlaceNow",
+    "PlacementRequest",
+    "Refuse",
+    "Waitlist",
+    "decide",
+    "place",
+]
+
+
+@dataclass(frozen=True)
+class PlacementRequest:
+    """N units of a tier; `fallback` tiers to offer (default: the tier's own list) and
+    `accepts`, tiers the requester takes without being asked when theirs is full."""
+
+    tier: str
+    units: int
+    fallback: tuple[str, ...] = ()
+    accepts: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class PlaceNow:
+    """Reserve the units on `tier` now."""
+
+    tier: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PlaceAfterMove:
+    """Move the plan's nodes to `tier`, then reserve the units there."""
+
+    tier: str
+    plan: MovePlan
+    reason: str
+
+
+@dataclass(frozen=True)
+class Waitlist:
+    """Wait for capacity; cordon `drain.node` so it empties, when given."""
+
+    reason: str
+    drain: NodeDrain | None = None
+
+
+@dataclass(frozen=True)
+class OfferFallback:
+    """Ask the requester whether one of `tiers` will do (they may keep waiting instead)."""
+
+    tiers: tuple[str, ...]
+    reason: str
+    drain: NodeDrain | None = None
+
+
+@dataclass(frozen=True)
+class Refuse:
+    """The request can never be placed as asked."""
+
+    reason: str
+
+
+Decision = PlaceNow | PlaceAfterMove | Waitlist | OfferFallback | Refuse
+
+
+def place(
+    *,
+    inventory: Sequence[NodeState],
+    reservations: Reservations,
+    request: PlacementRequest,
+    tiers: Mapping[str, TierSpec],
+    in_flight: int,
+    max_in_flight: int,
+    waiting: Mapping[str, int] | None = None,
+) -> Decision:
+    """Decide where the request goes.
+
+    `in_flight` counts nodes being reconfigured now (at most `max_in_flight`); `waiting` is
+    units per tier of requests already waiting ahead of this one, so moves are sized for the
+    queue and no pool gives away a node its own queue needs.
+    """
+    pools = summarise(inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting)
+    return decide(pools=pools, request=request, in_flight=in_flight, max_in_flight=max_in_flight)
+
+
+def decide(*, pools: Pools, request: PlacementRequest, in_flight: int, max_in_flight: int) -> Decision:
+    """Decide where the request goes, given pools already summarised."""
+    spec = pools.tiers.get(request.tier)
+    if spec is None:
+        return Refuse(f"unknown tier {request.tier}; tiers: {', '.join(sorted(pools.tiers))}")
+    refusal = _refusal(pools, spec, request)
+    if refusal is not None:
+        return Refuse(refusal)
+    units, tier = request.units, request.tier
+    free = pools.free(tier)
+    if free >= units:
+        return PlaceNow(tier, f"{tier} has {free} free units")
+    incoming = pools.incoming.get(tier, 0)
+    own_short = units - free - incoming
+    need = own_short + pools.waiting.get(tier, 0)
+    slots = max_in_flight - in_flight
+    plan = plan_move(pools=pools, target=spec, need=need, required=max(own_short, 1), slots=slots)
+    if plan is not None:
+        moves = ", ".join(
+            f"{m.node} ({m.from_tier or 'unlabelled'} → {tier}, +{m.units_gained})" for m in plan.moves
+        )
+        return PlaceAfterMove(tier, plan, f"{tier} has {free} free units; moving {moves}")
+    accepted = _alternative(pools, request, spec, accepted_only=True)
+    if accepted:
+        return PlaceNow(accepted[0], f"{tier} is full; {accepted[0]} is accepted instead and has room")
+    short = f"{tier} has {free} free units, {units} asked"
+    drain = None
+    if need <= 0:
+        why = f"{short}; {incoming} units are already on their way to it"
+    elif slots <= 0 and movable(pools=pools, target=spec):
+        why = f"{short}; an idle node could move but {in_flight} of {max_in_flight} moves are in flight"
+    else:
+        drain = choose_drain(pools=pools, target=spec)
+        if drain is not None:
+            why = f"{short}; draining {drain.node} ({drain.from_tier}, {drain.gpu_pods} GPU pods) for it"
+        else:
+            why = f"{short}; no other pool can spare a node now"
+    offers = _alternative(pools, request, spec, accepted_only=False)
+    if offers:
+        return OfferFallback(offers, f"{why}; {', '.join(offers)} can take it now", drain)
+    return Waitlist(why, drain)
+
+
+def _refusal(pools: Pools, spec: TierSpec, request: PlacementRequest) -> str | None:
+    if request.units < 1:
+        return f"a lease needs at least 1 unit, not {request.units}"
+    if request.units > spec.max_units:
+        return f"{request.tier} allows at most {spec.max_units} units per lease, {request.units} asked"
+    ever = pools.ever(request.tier)
+    if request.units > ever:
+        return (
+            f"{request.tier} could hold at most {ever} units on this cluster "
+            f"(every {spec.gpu_model} node in it), {request.units} asked"
+        )
+    return None
+
+
+def _alternative(
+    pools: Pools, request: PlacementRequest, spec: TierSpec, *, accepted_only: bool
+) -> tuple[str, ...]:
+    """Return tiers other than the asked one with room for the request now, in preference order."""
+    if accepted_only:
+        order = [t for t in (*request.fallback, *spec.fallback) if t in request.accepts]
+        order += sorted(request.accepts - set(order))
+    else:
+        order = [t for t in (request.fallback or spec.fallback) if t not in request.accepts]
+    seen: set[str] = set()
+    fits = []
+    for name in order:
+        other = pools.tiers.get(name)
+        if name in seen or name == request.tier or other is None:
+            continue
+        seen.add(name)
+        if request.units <= other.max_units and pools.free(name) >= request.units:
+            fits.append(name)
+    return tuple(fits)
