@@ -7,20 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlmodel import select
 
 from config.durations import format_duration
 from config.settings import SettingsError, load_settings
+from gpulease.console import err, out
 from leases.models import Lease
 from leases.states import LIVE_STATES, LeaseState
 from leases.store import current_revision, head_revision, make_engine, session_scope, upgrade
 
 db_app = typer.Typer(help="Create and migrate the state store.", no_args_is_help=True)
 leases_app = typer.Typer(help="Look at leases in the state store.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
 
 DB_OPTION = typer.Option(None, "--database-url", help="Overrides GPULEASE_DATABASE_URL.")
 
@@ -96,7 +94,12 @@ def leases_list(
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["id"][:8], row["namespace"], row["state"], row["team"], row["tier"], str(row["units"]),
+            row["id"][:8],
+            row["namespace"],
+            row["state"],
+            row["team"],
+            row["tier"],
+            str(row["units"]),
             row["requester"],
             row["expires_at"] or "for " + format_duration(timedelta(seconds=row["duration_seconds"])),
         )

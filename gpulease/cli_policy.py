@@ -6,18 +6,16 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from config.durations import format_duration, parse_duration
 from config.policy import PolicyError
+from gpulease.console import err, out
 from gpulease.wiring import load_checked_policy
 from leases.policy import Request, Usage, evaluate
 from leases.tiers import describe_unit, units_per_gpu
 
 app = typer.Typer(help="Check policy files and try requests against them.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
 
 
 def _load(path: Path):
@@ -55,7 +53,8 @@ def check(
         table.add_row(
             tier.name,
             tier.gpu_model,
-            tier.mode.value + (f" {tier.mig_profile}" if tier.mig_profile else "")
+            tier.mode.value
+            + (f" {tier.mig_profile}" if tier.mig_profile else "")
             + (f" x{tier.replicas}" if tier.replicas else ""),
             str(row["units_per_gpu"]),
             str(tier.max_units),

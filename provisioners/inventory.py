@@ -13,16 +13,17 @@ from typing import Any
 from kubernetes import client
 
 from leases.inventory import NodeReading, read_inventory
+from provisioners.kube.retry import RetryPolicy
 
 PAGE = 500
 
 
-def _list_all(call: Callable[..., Any], **kwargs: Any) -> list[dict]:
+def _list_all(call: Callable[..., Any], *, retry: RetryPolicy, what: str, **kwargs: Any) -> list[dict]:
     """Follow `continue` tokens and return every item as plain JSON."""
     items: list[dict] = []
     token = None
     while True:
-        response = call(limit=PAGE, _continue=token, _preload_content=False, **kwargs)
+        response = retry.call(call, limit=PAGE, _continue=token, _preload_content=False, what=what, **kwargs)
         body = json.loads(response.data)
         items.extend(body.get("items") or [])
         token = (body.get("metadata") or {}).get("continue")
@@ -30,15 +31,20 @@ def _list_all(call: Callable[..., Any], **kwargs: Any) -> list[dict]:
             return items
 
 
-def list_nodes_and_pods(api_client: client.ApiClient) -> tuple[list[dict], list[dict]]:
+def list_nodes_and_pods(api_client: client.ApiClient, *, retry: RetryPolicy) -> tuple[list[dict], list[dict]]:
     """Return every Node and every scheduled pod as JSON dicts."""
     core = client.CoreV1Api(api_client)
-    nodes = _list_all(core.list_node)
-    pods = _list_all(core.list_pod_for_all_namespaces, field_selector="spec.nodeName!=")
+    nodes = _list_all(core.list_node, retry=retry, what="list nodes")
+    pods = _list_all(
+        core.list_pod_for_all_namespaces,
+        retry=retry,
+        what="list pods",
+        field_selector="spec.nodeName!=",
+    )
     return nodes, pods
 
 
-def read_cluster(api_client: client.ApiClient) -> list[NodeReading]:
+def read_cluster(api_client: client.ApiClient, *, retry: RetryPolicy) -> list[NodeReading]:
     """Read the cluster's nodes into the capacity model."""
-    nodes, pods = list_nodes_and_pods(api_client)
+    nodes, pods = list_nodes_and_pods(api_client, retry=retry)
     return read_inventory(nodes, pods)

@@ -1,0 +1,131 @@
+"""`gpulease inventory`: what the GPU nodes of a cluster serve, and why some serve nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from config.policy import PolicyError
+from config.settings import SettingsError, load_settings
+from gpulease.console import err, out
+from gpulease.wiring import load_checked_policy
+from leases.capacity import assess_nodes, tier_specs
+from leases.errors import InfrastructureError
+from leases.inventory import NodeReading, read_inventory
+from provisioners.inventory import read_cluster
+from provisioners.kube.client import make_api_client
+from provisioners.kube.retry import retry_policy
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def _read(nodes_file: Path | None, cluster: str | None, policy) -> list[NodeReading]:
+    if nodes_file is not None:
+        try:
+            dump = json.loads(nodes_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise _fail(f"cannot read {nodes_file}: {exc}") from None
+        items = dump.get("items") if isinstance(dump, dict) else None
+        if not isinstance(items, list):
+            raise _fail(f"{nodes_file} is not a node list (expected `kubectl get nodes -o json` output)")
+        return read_inventory(items)
+    settings = load_settings()
+    api_client = make_api_client(settings=settings, cluster=policy.cluster(cluster))
+    try:
+        return read_cluster(api_client, retry=retry_policy(settings=settings))
+    except InfrastructureError as exc:
+        raise _fail(f"cannot read the cluster: {exc}") from None
+    finally:
+        api_client.close()
+
+
+def inventory(
+    nodes_file: Path | None = typer.Option(
+        None, "--nodes", help="A `kubectl get nodes -o json` dump instead of the live cluster."
+    ),
+    policy_file: Path | None = typer.Option(None, "--policy", help="Overrides GPULEASE_POLICY_FILE."),
+    cluster: str | None = typer.Option(None, help="Cluster of the policy (default: the first)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """List GPU nodes with their model, GPUs and tier, and the capacity of every tier."""
+    try:
+        policy = load_checked_policy(policy_file or load_settings().policy_file)
+    except (PolicyError, SettingsError) as exc:
+        raise _fail(str(exc)) from None
+    specs = tier_specs(policy)
+    readings = _read(nodes_file, cluster, policy)
+    assessed = assess_nodes(inventory=[r.state for r in readings], tiers=specs)
+    nodes = [
+        {
+            "name": a.node.name,
+            "gpu_model": a.node.gpu_model,
+            "gpus": a.node.gpus,
+            "tier": a.node.tier,
+            "schedulable": a.node.schedulable,
+            "units": a.units,
+            "gpu_pods": a.node.gpu_pods,
+            "reason": None if a.counted else (a.node.reason or a.reason),
+        }
+        for a in assessed
+    ]
+    tiers = []
+    for name, spec in specs.items():
+        mine = [a for a in assessed if a.tier == name]
+        tiers.append(
+            {
+                "name": name,
+                "gpu_model": spec.gpu_model,
+                "mode": spec.mode.value,
+                "units_per_gpu": spec.units_per_gpu,
+                "nodes": len(mine),
+                "serving_nodes": sum(a.counted for a in mine),
+                "capacity_units": sum(a.units for a in mine),
+            }
+        )
+    if as_json:
+        print(json.dumps({"nodes": nodes, "tiers": tiers}))
+        return
+    table = Table(title="nodes")
+    for column in (
+        "node",
+        "GPU model",
+        "GPUs",
+        "tier",
+        "units",
+        "GPU pods",
+        "schedulable",
+        "not serving because",
+    ):
+        table.add_column(column)
+    for n in nodes:
+        table.add_row(
+            n["name"],
+            n["gpu_model"] or "-",
+            str(n["gpus"]),
+            n["tier"] or "-",
+            str(n["units"]),
+            str(n["gpu_pods"]),
+            "yes" if n["schedulable"] else "cordoned",
+            n["reason"] or "",
+        )
+    out.print(table)
+    table = Table(title="tiers")
+    for column in ("tier", "GPU model", "mode", "units/GPU", "nodes", "serving", "capacity (units)"):
+        table.add_column(column)
+    for t in tiers:
+        table.add_row(
+            t["name"],
+            t["gpu_model"],
+            t["mode"],
+            str(t["units_per_gpu"]),
+            str(t["nodes"]),
+            str(t["serving_nodes"]),
+            str(t["capacity_units"]),
+        )
+    out.print(table)

@@ -1,0 +1,58 @@
+"""`gpulease inventory --nodes FILE`: a kubectl dump read into nodes and tier capacity."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from config.settings import EXAMPLE_POLICY
+from tests.unit.test_inventory import mig_single, node
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gpulease", "inventory", "--policy", str(EXAMPLE_POLICY), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_inventory_from_a_node_dump(tmp_path):
+    dump = {
+        "kind": "List",
+        "items": [
+            mig_single("gpu-a"),
+            mig_single("gpu-b", allocatable=49),
+            mig_single("gpu-c", profile="3g.40gb", per_gpu=2, config="all-3g.40gb", tier="h100-3g"),
+            node("cpu-1", {}, None),
+        ],
+    }
+    path = tmp_path / "nodes.json"
+    path.write_text(json.dumps(dump))
+    result = run("--nodes", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    nodes = {n["name"]: n for n in report["nodes"]}
+    assert set(nodes["gpu-a"]) >= {"name", "gpu_model", "gpus", "tier", "schedulable", "reason"}
+    assert (nodes["gpu-a"]["gpu_model"], nodes["gpu-a"]["gpus"], nodes["gpu-a"]["reason"]) == (
+        "H100-80GB",
+        8,
+        None,
+    )
+    assert "allocatable is 49" in nodes["gpu-b"]["reason"]
+    assert nodes["cpu-1"]["gpus"] == 0 and nodes["cpu-1"]["reason"] == "no GPUs"
+    tiers = {t["name"]: t for t in report["tiers"]}
+    assert tiers["h100-1g"]["capacity_units"] == 56 and tiers["h100-1g"]["nodes"] == 2
+    assert tiers["h100-3g"]["capacity_units"] == 16
+    assert tiers["h100-full"]["capacity_units"] == 0
+    human = run("--nodes", str(path))
+    assert human.returncode == 0 and "gpu-b" in human.stdout
+
+
+def test_inventory_refuses_a_file_that_is_not_a_node_list(tmp_path):
+    path = tmp_path / "x.json"
+    path.write_text('{"kind": "Node"}')
+    result = run("--nodes", str(path))
+    assert result.returncode == 1 and "is not a node list" in result.stderr
