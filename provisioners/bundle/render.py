@@ -1,0 +1,265 @@
+"""Render a lease's namespace bundle as plain Kubernetes objects (dicts), in apply order.
+
+A pure function of the BundleSpec: no clock, no cluster, no randomness, so the same spec always
+renders the same objects (which the GitOps renderer and the idempotency of apply rely on).
+
+Order, and why:
+- the cluster-wide MutatingAdmissionPolicy and its binding first (mutating-admission-policy
+  pinning only): pinning must be in force before the namespace exists, or a pod created in
+  between would escape it;
+- Namespace, then ResourceQuota, LimitRange and NetworkPolicy: limits and isolation in place...
+- ...before the RoleBinding, which is what lets the requester in.
+
+Part of provisioners.bundle; imported by provisioners and workflows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from typing import Any
+
+from config.policy import PinningMechanism
+from provisioners.bundle.spec import BundleSpec
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "gpulease"
+LEASE_LABEL = "gpulease.io/lease"
+TIER_LABEL = "gpulease.io/tier"
+TEAM_LABEL = "gpulease.io/team"
+OWNER_ANNOTATION = "gpulease.io/owner"
+OWNER_EMAIL_ANNOTATION = "gpulease.io/owner-email"
+EXPIRES_ANNOTATION = "gpulease.io/expires-at"
+UNITS_ANNOTATION = "gpulease.io/units"
+PINNING_ANNOTATION = "gpulease.io/pinning"
+NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
+DEFAULT_TOLERATIONS_ANNOTATION = "scheduler.alpha.kubernetes.io/defaultTolerations"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+GPU_RESOURCE = "nvidia.com/gpu"
+PINNING_POLICY_NAME = "gpulease-tier-pinning"
+ADMISSION_API = "admissionregistration.k8s.io/v1"
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+# Containers that state no requests get a quarter of a unit, so a few helper containers fit
+# beside the GPU workload; their limits default to one whole unit.
+DEFAULT_REQUEST_SHARE = Fraction(1, 4)
+
+# Sets the pod's nodeSelector from the tier label of its namespace. An apply configuration
+# (not a JSON patch) so that an existing nodeSelector map is merged into, not replaced.
+PINNING_EXPRESSION = (
+    "Object{spec: Object.spec{nodeSelector: "
+    f'{{"{TIER_LABEL}": namespaceObject.metadata.labels["{TIER_LABEL}"]}}}}}}'
+)
+
+
+def render(spec: BundleSpec) -> list[dict[str, Any]]:
+    """Return every object of the lease's bundle, in apply order."""
+    by_policy = spec.pinning is PinningMechanism.MUTATING_ADMISSION_POLICY
+    cluster_wide = render_cluster_objects() if by_policy else []
+    return [
+        *cluster_wide,
+        namespace(spec),
+        resource_quota(spec),
+        limit_range(spec),
+        network_policy(spec),
+        role_binding(spec),
+    ]
+
+
+def render_cluster_objects() -> list[dict[str, Any]]:
+    """Return the cluster-wide pinning policy and its binding (one per cluster, not per lease)."""
+    labels = {MANAGED_BY: MANAGER}
+    policy = {
+        "apiVersion": ADMISSION_API,
+        "kind": "MutatingAdmissionPolicy",
+        "metadata": {"name": PINNING_POLICY_NAME, "labels": labels},
+        "spec": {
+            "failurePolicy": "Fail",
+            "reinvocationPolicy": "IfNeeded",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CREATE"],
+                        "resources": ["pods"],
+                    }
+                ],
+                # Only namespaces the platform manages, and only once they carry a tier: the
+                # selector keeps the CEL expression from ever seeing a namespace without one.
+                "namespaceSelector": {
+                    "matchLabels": {MANAGED_BY: MANAGER},
+                    "matchExpressions": [{"key": TIER_LABEL, "operator": "Exists"}],
+                },
+            },
+            "mutations": [
+                {
+                    "patchType": "ApplyConfiguration",
+                    "applyConfiguration": {"expression": PINNING_EXPRESSION},
+                }
+            ],
+        },
+    }
+    binding = {
+        "apiVersion": ADMISSION_API,
+        "kind": "MutatingAdmissionPolicyBinding",
+        "metadata": {"name": PINNING_POLICY_NAME, "labels": labels},
+        "spec": {"policyName": PINNING_POLICY_NAME},
+    }
+    return [policy, binding]
+
+
+def namespace_labels(spec: BundleSpec) -> dict[str, str]:
+    """Return the labels the platform sets on a lease's namespace."""
+    return {
+        MANAGED_BY: MANAGER,
+        LEASE_LABEL: spec.lease_id,
+        TIER_LABEL: spec.tier_label,
+        TEAM_LABEL: spec.team,
+    }
+
+
+def namespace_annotations(spec: BundleSpec) -> dict[str, str]:
+    """Return the annotations the platform sets on a lease's namespace."""
+    annotations = {
+        OWNER_ANNOTATION: spec.requester,
+        OWNER_EMAIL_ANNOTATION: spec.email,
+        EXPIRES_ANNOTATION: spec.expires_at_rfc3339,
+        UNITS_ANNOTATION: str(spec.units),
+        PINNING_ANNOTATION: str(spec.pinning),
+    }
+    if spec.pinning is PinningMechanism.NODE_SELECTOR_ANNOTATIONS:
+        annotations[NODE_SELECTOR_ANNOTATION] = f"{TIER_LABEL}={spec.tier_label}"
+        if spec.tolerations:
+            annotations[DEFAULT_TOLERATIONS_ANNOTATION] = json.dumps(
+                [t.as_dict() for t in spec.tolerations], separators=(",", ":"), sort_keys=True
+            )
+    return annotations
+
+
+def namespace(spec: BundleSpec) -> dict[str, Any]:
+    """Return the Namespace object."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": spec.namespace,
+            "labels": namespace_labels(spec),
+            "annotations": namespace_annotations(spec),
+        },
+    }
+
+
+def resource_quota(spec: BundleSpec) -> dict[str, Any]:
+    """Return the ResourceQuota: the leased GPU units, plus CPU, memory and pods per unit."""
+    cpu = scale_quantity(spec.cpu_per_unit, spec.units)
+    memory = scale_quantity(spec.memory_per_unit, spec.units)
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": _metadata(spec),
+        "spec": {
+            "hard": {
+                # Extended resources may only be quota'd by requests (no overcommit).
+                f"requests.{GPU_RESOURCE}": str(spec.units),
+                "requests.cpu": cpu,
+                "limits.cpu": cpu,
+                "requests.memory": memory,
+                "limits.memory": memory,
+                "pods": str(spec.pods_per_unit * spec.units),
+            }
+        },
+    }
+
+
+def limit_range(spec: BundleSpec) -> dict[str, Any]:
+    """Return the LimitRange giving containers default requests and limits."""
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": _metadata(spec),
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "default": {"cpu": spec.cpu_per_unit, "memory": spec.memory_per_unit},
+                    "defaultRequest": {
+                        "cpu": scale_quantity(spec.cpu_per_unit, DEFAULT_REQUEST_SHARE),
+                        "memory": scale_quantity(spec.memory_per_unit, DEFAULT_REQUEST_SHARE),
+                    },
+                }
+            ]
+        },
+    }
+
+
+def network_policy(spec: BundleSpec) -> dict[str, Any]:
+    """Return the NetworkPolicy admitting ingress only from the namespace and system namespaces."""
+    peers: list[dict[str, Any]] = [{"podSelector": {}}]
+    if spec.allow_from_namespaces:
+        peers.append(
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {
+                            "key": NAMESPACE_NAME_LABEL,
+                            "operator": "In",
+                            "values": sorted(set(spec.allow_from_namespaces)),
+                        }
+                    ]
+                }
+            }
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(spec),
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [{"from": peers}]},
+    }
+
+
+def role_binding(spec: BundleSpec) -> dict[str, Any]:
+    """Return the RoleBinding of the requester's identity to the configured ClusterRole."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(spec),
+        "subjects": [{"kind": spec.subject_kind, "name": spec.subject_name, "apiGroup": RBAC_GROUP}],
+        "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": spec.cluster_role},
+    }
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
+# From each suffix to the next smaller one and the factor between them, used when a scaled
+# value is not a whole number in its own suffix (0.5 CPU → 500m, 2.5Gi → 2560Mi).
+_SMALLER = {
+    "Ei": ("Pi", 1024), "Pi": ("Ti", 1024), "Ti": ("Gi", 1024), "Gi": ("Mi", 1024),
+    "Mi": ("Ki", 1024), "Ki": ("", 1024),
+    "E": ("P", 1000), "P": ("T", 1000), "T": ("G", 1000), "G": ("M", 1000),
+    "M": ("k", 1000), "k": ("", 1000), "": ("m", 1000),
+}
+
+
+def scale_quantity(quantity: str, factor: int | Fraction) -> str:
+    """Multiply a Kubernetes quantity (e.g. "24Gi", "4", "500m") by a factor, exactly."""
+    match = _QUANTITY.match(quantity.strip())
+    if not match:
+        raise ValueError(f"unsupported quantity {quantity!r} (use forms like 4, 500m, 24Gi)")
+    value = Fraction(match.group(1)) * Fraction(factor)
+    suffix = match.group(2) or ""
+    while value.denominator != 1 and suffix in _SMALLER:
+        suffix, step = _SMALLER[suffix]
+        value *= step
+    if value.denominator != 1:
+        # Below a millicore or a byte: round up, never hand out less than was asked for.
+        value = Fraction(-(-value.numerator // value.denominator))
+    return f"{value.numerator}{suffix}"
+
+
+def _metadata(spec: BundleSpec) -> dict[str, Any]:
+    return {
+        "name": spec.object_name,
+        "namespace": spec.namespace,
+        "labels": {MANAGED_BY: MANAGER, LEASE_LABEL: spec.lease_id},
+    }

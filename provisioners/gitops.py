@@ -1,0 +1,148 @@
+"""GitOps mode: write a lease's bundle as YAML files for Argo CD / Flux instead of applying it.
+
+Layout under the GitOps directory (settings `gitops_dir`):
+
+    <dir>/<cluster>/kustomization.yaml           every folder below, sorted
+    <dir>/<cluster>/_cluster/                    cluster-wide pinning policy and binding
+    <dir>/<cluster>/<namespace>/00-namespace.yaml, 01-resourcequota.yaml, ..., kustomization.yaml
+
+`_cluster` cannot clash with a namespace: `_` is not allowed in namespace names. Output is
+byte-identical for the same spec (sorted keys, fixed order, no timestamps besides the
+lease's expiry), and files whose content is unchanged are not rewritten, so a re-render makes
+no commit. Removing a lease's folder is guarded like the cluster: only a folder whose
+namespace file carries this lease's labels is removed.
+
+May import leases and config (through provisioners). Imported by workflows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from config.policy import PinningMechanism
+from provisioners.bundle.guard import OwnershipError, check_owned
+from provisioners.bundle.render import render, render_cluster_objects
+from provisioners.bundle.spec import BundleSpec
+
+CLUSTER_FOLDER = "_cluster"
+KUSTOMIZATION = "kustomization.yaml"
+
+
+def render_files(objects: list[dict[str, Any]], *, header: str) -> dict[str, str]:
+    """Return file name → YAML text for objects, in order, plus their kustomization."""
+    files: dict[str, str] = {}
+    for index, obj in enumerate(objects):
+        files[f"{index:02d}-{obj['kind'].lower()}.yaml"] = header + _dump(obj)
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": list(files),
+    }
+    files[KUSTOMIZATION] = header + _dump(kustomization)
+    return files
+
+
+def lease_files(spec: BundleSpec) -> dict[str, str]:
+    """Return the files of a lease's folder (namespaced objects and the namespace)."""
+    objects = [o for o in render(spec) if o["kind"] not in _CLUSTER_KINDS]
+    return render_files(objects, header=f"# Rendered by gpulease for lease {spec.lease_id}. Do not edit.\n")
+
+
+def cluster_files() -> dict[str, str]:
+    """Return the files of the cluster-wide folder (mutating-admission-policy pinning)."""
+    return render_files(render_cluster_objects(), header="# Rendered by gpulease. Do not edit.\n")
+
+
+def write_bundle(spec: BundleSpec, *, root: Path) -> Path:
+    """Write the lease's bundle under root/<cluster>/<namespace>/ and return that folder."""
+    cluster_dir = Path(root) / spec.cluster
+    folder = cluster_dir / spec.namespace
+    _guard_folder(folder, spec)
+    if spec.pinning is PinningMechanism.MUTATING_ADMISSION_POLICY:
+        _sync_folder(cluster_dir / CLUSTER_FOLDER, cluster_files())
+    _sync_folder(folder, lease_files(spec))
+    _write_cluster_kustomization(cluster_dir)
+    return folder
+
+
+def remove_bundle(spec: BundleSpec, *, root: Path) -> bool:
+    """Remove the lease's folder (only if it is this lease's); False if there was none."""
+    cluster_dir = Path(root) / spec.cluster
+    folder = cluster_dir / spec.namespace
+    if not folder.exists():
+        return False
+    _guard_folder(folder, spec)
+    shutil.rmtree(folder)
+    _write_cluster_kustomization(cluster_dir)
+    return True
+
+
+_CLUSTER_KINDS = frozenset({"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"})
+
+
+def _guard_folder(folder: Path, spec: BundleSpec) -> None:
+    if not folder.exists():
+        return
+    namespace_file = folder / next(iter(lease_files(spec)))
+    try:
+        obj = yaml.safe_load(namespace_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        obj = None
+    if not isinstance(obj, dict) or obj.get("kind") != "Namespace":
+        raise OwnershipError(
+            f"GitOps folder {folder} holds no gpulease namespace file; it is left untouched",
+            namespace=spec.namespace, label="", found=None,
+        )
+    check_owned(obj, spec)
+
+
+def _sync_folder(folder: Path, files: dict[str, str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        _write_if_changed(folder / name, text)
+    # Files of kinds the bundle no longer has must go, or the folder would keep applying them.
+    for stale in folder.glob("*.yaml"):
+        if stale.name not in files:
+            stale.unlink()
+
+
+def _write_cluster_kustomization(cluster_dir: Path) -> None:
+    if not cluster_dir.exists():
+        return
+    folders = sorted(p.name for p in cluster_dir.iterdir() if (p / KUSTOMIZATION).is_file())
+    target = cluster_dir / KUSTOMIZATION
+    if not folders:
+        target.unlink(missing_ok=True)
+        return
+    text = "# Rendered by gpulease. Do not edit.\n" + _dump(
+        {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": folders}
+    )
+    _write_if_changed(target, text)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    data = text.encode("utf-8")
+    if path.exists() and path.read_bytes() == data:
+        return
+    # Write then rename, so a reader (or a crash) never sees half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _dump(obj: dict[str, Any]) -> str:
+    return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000)
+
+
+__all__ = ["cluster_files", "lease_files", "remove_bundle", "render_files", "write_bundle"]
