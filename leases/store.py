@@ -101,28 +101,37 @@ def _alembic_config() -> Config:
     return config
 
 
-def _migrate(url: str, step: Callable[[Config], None]) -> None:
+def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
     config = _alembic_config()
+    # One transaction for the whole run: a failing revision leaves the schema as it was.
+    with engine.begin() as connection:
+        # Handed over as an object, not a config string: URLs may contain "%" (escaped
+        # options such as search_path) that Alembic's ini interpolation would mangle.
+        config.attributes["connection"] = connection
+        step(config)
+
+
+def _with_engine(url: str, step: Callable[[Config], None]) -> None:
     engine = make_engine(url)
     try:
-        # One transaction for the whole run: a failing revision leaves the schema as it was.
-        with engine.begin() as connection:
-            # Handed over as an object, not a config string: URLs may contain "%" (escaped
-            # options such as search_path) that Alembic's ini interpolation would mangle.
-            config.attributes["connection"] = connection
-            step(config)
+        _migrate(engine, step)
     finally:
         engine.dispose()
 
 
 def upgrade(url: str, *, revision: str = "head") -> None:
     """Migrate the database at `url` to `revision` (the newest by default)."""
-    _migrate(url, lambda config: command.upgrade(config, revision))
+    _with_engine(url, lambda config: command.upgrade(config, revision))
+
+
+def upgrade_engine(engine: Engine, *, revision: str = "head") -> None:
+    """Migrate the database behind an open engine (e.g. an in-memory SQLite one)."""
+    _migrate(engine, lambda config: command.upgrade(config, revision))
 
 
 def downgrade(url: str, *, revision: str) -> None:
     """Migrate the database at `url` back to `revision` ("base" empties it)."""
-    _migrate(url, lambda config: command.downgrade(config, revision))
+    _with_engine(url, lambda config: command.downgrade(config, revision))
 
 
 def current_revision(url: str) -> str | None:

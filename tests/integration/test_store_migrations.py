@@ -7,7 +7,14 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
-from leases.store import current_revision, downgrade, head_revision, make_engine, upgrade
+from leases.store import (
+    current_revision,
+    downgrade,
+    head_revision,
+    make_engine,
+    upgrade,
+    upgrade_engine,
+)
 
 TABLES = {
     "alembic_version",
@@ -86,3 +93,22 @@ def test_live_namespace_index_is_partial_on_the_live_states(db_url):
         assert live in ddl
     for final in ("reclaimed", "denied", "cancelled", "expired_unapproved", "failed"):
         assert f"'{final}'" not in ddl
+
+
+def test_migrations_are_found_from_any_working_directory(db_url, tmp_path, monkeypatch):
+    # An installed gpulease runs from anywhere: the scripts are located beside the package.
+    monkeypatch.chdir(tmp_path)
+    upgrade(db_url)
+    assert current_revision(db_url) == head_revision()
+
+
+def test_in_memory_sqlite_is_migrated_through_its_engine():
+    engine = make_engine("sqlite://")
+    try:
+        upgrade_engine(engine)
+        with engine.connect() as connection:
+            assert set(inspect(connection).get_table_names()) == TABLES
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, SQLModel.metadata) == []
+    finally:
+        engine.dispose()
