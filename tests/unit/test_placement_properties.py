@@ -1,0 +1,226 @@
+"""Placement over random traces: never over-commit a pool, never move a node with GPU pods.
+
+A small cluster runs random arrivals, departures, finished moves and waitlist sweeps; every
+decision of `place` is applied the way the placer workflow would (reserve and start pods,
+cordon and reconfigure a node, cordon a node to drain it) and the invariants are checked after
+every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leases.capacity import NodeState, pool_capacity
+from leases.placement import (
+    OfferFallback,
+    PlaceAfterMove,
+    PlacementRequest,
+    PlaceNow,
+    Refuse,
+    Waitlist,
+    place,
+)
+from tests.unit.test_placement import SPECS
+
+TIERS = {name: spec for name, spec in SPECS.items() if spec.gpu_model == "H100-80GB"}
+NAMES = sorted(TIERS)
+
+
+@dataclass
+class Node:
+    name: str
+    gpus: int
+    tier: str | None
+    schedulable: bool = True
+    moving: bool = False
+    target: str | None = None
+    pods: dict[int, int] = field(default_factory=dict)  # lease id → pods (one unit each)
+
+    def state(self) -> NodeState:
+        spec = TIERS.get(self.tier or "")
+        return NodeState(
+            name=self.name,
+            gpu_model="H100-80GB",
+            gpus=self.gpus,
+            tier=self.tier,
+            schedulable=self.schedulable,
+            allocatable_gpu=self.gpus * spec.units_per_gpu if spec else 0,
+            gpu_pods=sum(self.pods.values()),
+            mig_config=spec.node_config if spec else "all-disabled",
+            # A reconfiguration in progress: the MIG manager has not reported success yet.
+            config_state="pending" if self.moving else "success",
+            target_tier=self.target,
+        )
+
+
+@dataclass
+class Cluster:
+    nodes: dict[str, Node]
+    max_in_flight: int
+    spread: bool = False
+    reserved: dict[str, int] = field(default_factory=dict)
+    leases: dict[int, tuple[str, int]] = field(default_factory=dict)
+    waiting: list[tuple[int, PlacementRequest]] = field(default_factory=list)
+    moves: list[str] = field(default_factory=list)
+    first_pods: dict[int, int] = field(default_factory=dict)  # pods a lease starts with
+    next_id: int = 0
+
+    def inventory(self) -> list[NodeState]:
+        return [n.state() for n in self.nodes.values()]
+
+    def decide(self, request: PlacementRequest, ahead: dict[str, int]):
+        inventory = self.inventory()
+        decision = place(
+            inventory=inventory,
+            reservations=self.reserved,
+            request=request,
+            tiers=TIERS,
+            in_flight=len(self.moves),
+            max_in_flight=self.max_in_flight,
+            waiting=ahead,
+        )
+        return decision, {s.name: s for s in inventory}
+
+    def apply(self, lease: int, request: PlacementRequest, decision, seen: dict[str, NodeState]) -> bool:
+        """Apply a decision; return True when the request was placed."""
+        if isinstance(decision, PlaceNow):
+            tier = decision.tier
+            capacity = pool_capacity(inventory=self.inventory(), tiers=TIERS)[tier]
+            assert self.reserved.get(tier, 0) + request.units <= capacity, "over-committed"
+            self.reserved[tier] = self.reserved.get(tier, 0) + request.units
+            self.leases[lease] = (tier, request.units)
+            self._start_pods(lease, self.first_pods.pop(lease, request.units))
+            return True
+        if isinstance(decision, PlaceAfterMove):
+            assert len(self.moves) + len(decision.plan.moves) <= self.max_in_flight
+            for move in decision.plan.moves:
+                before = seen[move.node]
+                assert before.gpu_pods == 0, f"moved {move.node} with {before.gpu_pods} GPU pods"
+                assert move.node not in self.moves and move.to_tier == decision.tier
+                assert before.tier == move.from_tier
+                node = self.nodes[move.node]
+                node.schedulable, node.moving, node.target = False, True, move.to_tier
+                self.moves.append(move.node)
+        if isinstance(decision, Waitlist | OfferFallback) and decision.drain is not None:
+            node = self.nodes[decision.drain.node]
+            assert node.schedulable and node.tier == decision.drain.from_tier
+            node.schedulable, node.target = False, decision.drain.to_tier
+        return False
+
+    def _start_pods(self, lease: int, count: int) -> None:
+        # One pod per unit, on nodes of the pool that are not cordoned: packed onto the fullest
+        # node, or spread onto the emptiest (which leaves few idle nodes and forces drains).
+        # Whatever the reservations, the pods of a lease must always find room.
+        tier, units = self.leases[lease]
+        running = sum(n.pods.get(lease, 0) for n in self.nodes.values())
+        count = min(count, units - running)
+        serving = [n for n in self.nodes.values() if n.tier == tier and n.schedulable]
+        per_gpu = TIERS[tier].units_per_gpu
+        left = count
+        while left:
+            open_nodes = [n for n in serving if sum(n.pods.values()) < n.gpus * per_gpu]
+            assert open_nodes, f"pods of a lease of {units} on {tier} found no room"
+            used = lambda n: sum(n.pods.values()) / (n.gpus * per_gpu)  # noqa: E731
+            node = min(open_nodes, key=used) if self.spread else max(open_nodes, key=used)
+            node.pods[lease] = node.pods.get(lease, 0) + 1
+            left -= 1
+
+    def start(self, pick: int) -> None:
+        """Start every pod a lease may run (leases often run fewer pods than they reserve)."""
+        if self.leases:
+            self._start_pods(sorted(self.leases)[pick % len(self.leases)], 64)
+
+    def arrive(self, tier: str, units: int, pods: int) -> None:
+        lease, self.next_id = self.next_id, self.next_id + 1
+        self.first_pods[lease] = pods
+        request = PlacementRequest(tier, units)
+        decision, seen = self.decide(request, self._ahead(len(self.waiting)))
+        if not self.apply(lease, request, decision, seen) and not isinstance(decision, Refuse):
+            self.waiting.append((lease, request))
+
+    def sweep(self) -> None:
+        # Oldest first; a placed request leaves the queue, so the ones behind it move up.
+        for lease, request in list(self.waiting):
+            position = next(k for k, (other, _) in enumerate(self.waiting) if other == lease)
+            decision, seen = self.decide(request, self._ahead(position))
+            assert not isinstance(decision, Refuse), "a waiting request became impossible"
+            if self.apply(lease, request, decision, seen):
+                self.waiting.pop(position)
+
+    def _ahead(self, position: int) -> dict[str, int]:
+        ahead: dict[str, int] = {}
+        for _, request in self.waiting[:position]:
+            ahead[request.tier] = ahead.get(request.tier, 0) + request.units
+        return ahead
+
+    def depart(self, pick: int) -> None:
+        if not self.leases:
+            return
+        lease = sorted(self.leases)[pick % len(self.leases)]
+        tier, units = self.leases.pop(lease)
+        self.reserved[tier] -= units
+        for node in self.nodes.values():
+            node.pods.pop(lease, None)
+
+    def finish_move(self) -> None:
+        if not self.moves:
+            return
+        node = self.nodes[self.moves.pop(0)]
+        assert not node.pods, "pods landed on a node being moved"
+        node.tier, node.target = node.target, None
+        node.schedulable, node.moving = True, False
+
+    def check(self) -> None:
+        capacity = pool_capacity(inventory=self.inventory(), tiers=TIERS)
+        for tier in TIERS:
+            assert self.reserved.get(tier, 0) <= capacity[tier], f"{tier} reserved beyond capacity"
+        assert len(self.moves) <= self.max_in_flight
+        for node in self.nodes.values():
+            assert not (node.moving and node.pods), f"{node.name} moving with pods"
+
+
+nodes = st.lists(
+    st.tuples(st.sampled_from([1, 1, 2, 4]), st.sampled_from([*NAMES, "h100-1g", "h100-full", None])),
+    min_size=3,
+    max_size=6,
+)
+arrival = st.tuples(st.just("arrive"), st.sampled_from(NAMES), st.integers(1, 4), st.integers(0, 4))
+# Arrivals weigh three times the rest so pools fill up and moves and drains happen.
+ops = st.lists(
+    st.one_of(
+        arrival,
+        arrival,
+        arrival,
+        st.tuples(st.just("depart"), st.integers(0, 50)),
+        st.tuples(st.just("start"), st.integers(0, 50)),
+        st.tuples(st.just("finish")),
+        st.tuples(st.just("sweep")),
+    ),
+    min_size=10,
+    max_size=120,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(layout=nodes, trace=ops, max_in_flight=st.integers(0, 2), spread=st.booleans())
+def test_random_traces_never_over_commit_nor_move_busy_nodes(layout, trace, max_in_flight, spread):
+    cluster = Cluster(
+        nodes={f"n{i}": Node(f"n{i}", gpus, tier) for i, (gpus, tier) in enumerate(layout)},
+        max_in_flight=max_in_flight,
+        spread=spread,
+    )
+    for op in trace:
+        if op[0] == "arrive":
+            cluster.arrive(op[1], min(op[2], TIERS[op[1]].max_units), op[3])
+        elif op[0] == "depart":
+            cluster.depart(op[1])
+        elif op[0] == "start":
+            cluster.start(op[1])
+        elif op[0] == "finish":
+            cluster.finish_move()
+        else:
+            cluster.sweep()
+        cluster.check()
