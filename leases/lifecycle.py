@@ -61,8 +61,8 @@ def transition(
     data: dict[str, Any] | None = None,
     action: str | None = None,
 ) -> AuditEvent:
-    """Move a lease to state `to` and record who did it, when and why; raise
-    InvalidTransition, changing nothing, when the lifecycle does not allow the move."""
+    """Move a lease to state `to`, recording who, when and why, or raise InvalidTransition."""
+    # A refused move raises before anything is written, so it changes nothing.
     to = LeaseState(to)
     # Re-read the state under the row lock: the caller's copy may predate a change another
     # worker committed. Only these attributes are reloaded, so the caller's other pending
@@ -103,10 +103,8 @@ def decide(
     now: datetime,
     rule: str | None = None,
 ) -> ApprovalDecision:
-    """Approve or deny a request; refuse the requester's own request and a second decision.
-
-    Whether `approver` may approve at all is the policy's question, asked by the caller.
-    """
+    """Approve or deny a request, refusing the requester's own and any second decision."""
+    # Whether `approver` may approve at all is the policy's question, asked by the caller.
     # Lock and reload everything, so of two approvers clicking at once the second sees the
     # first one's decision.
     session.refresh(lease, with_for_update=True)
@@ -211,8 +209,9 @@ def extend(
 
 
 def claim_warning(session: Session, *, lease: Lease, offset_seconds: int, now: datetime) -> bool:
-    """Record that the warning `offset_seconds` before expiry is being sent; return False if
-    it was sent already. Send it in the same transaction, so a failed send un-claims it."""
+    """Claim the expiry warning `offset_seconds` before expiry; False if already sent."""
+    # The caller sends inside the same transaction, so a failed send rolls the claim back and
+    # the next sweep tries again.
     sent = select(SentWarning).where(
         SentWarning.lease_id == lease.id, SentWarning.offset_seconds == offset_seconds
     )

@@ -80,8 +80,9 @@ def create_lease(
     idempotency_key: str | None = None,
     fallback_tiers: list[str] | None = None,
 ) -> Lease:
-    """Record a new request in state `requested`; a repeated idempotency key returns the
-    lease the first submission made (whatever the other arguments)."""
+    """Record a new request in state `requested`, or return the one with this idempotency key."""
+    # A duplicate submission (Slack retries, double clicks) gets the first lease whatever its
+    # other arguments say: the first submission is what the requester was shown.
     if idempotency_key is not None and (earlier := _by_key(session, idempotency_key)):
         return earlier
     if units <= 0:

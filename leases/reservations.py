@@ -69,8 +69,9 @@ def set_pool_capacity(
     actor: str = "system",
     force: bool = False,
 ) -> Pool:
-    """Set how many units a tier has on a cluster, creating the pool if new; refuse to drop
-    below what is reserved unless `force` (the capacity is gone, e.g. a node died)."""
+    """Set a pool's capacity, creating it if new; refuse to go below what is reserved."""
+    # `force` records capacity that is gone whatever is held (a node died): reservations then
+    # exceed capacity until leases end, and `free` stays 0 meanwhile.
     if units < 0:
         raise DomainError(f"capacity cannot be negative ({units})", field="units")
     pool = _lock_pool(session, cluster=cluster, tier=tier)
@@ -107,8 +108,7 @@ def held_reservation(session: Session, *, lease_id: str) -> Reservation | None:
 
 
 def reserve(session: Session, *, lease: Lease, now: datetime) -> Reservation:
-    """Reserve the lease's units in its tier's pool on its cluster; reserving again returns
-    the reservation it holds. Raise CapacityExceeded when the pool cannot take them."""
+    """Reserve a lease's units in its pool, or raise CapacityExceeded; repeats are no-ops."""
     if lease.state not in LIVE_STATES:
         raise DomainError(f"lease {lease.id} is {lease.state}; it cannot hold capacity")
     # Lock the pool before anything else, so the check below and the insert cannot

@@ -142,6 +142,21 @@ def test_transition_checks_the_committed_state_not_a_stale_copy(engine, make_lea
         worker.close()
 
 
+def test_changes_made_before_a_transition_are_kept(engine, make_lease, now):
+    with session_scope(engine) as session:
+        lease_id = make_lease(session).id
+    with session_scope(engine) as session:
+        lease = get_lease(session, lease_id=lease_id, lock=True)
+        lease.step, lease.step_started_at = "notify_approvers", now
+        transition(session, lease=lease, to=S.PENDING_APPROVAL, actor="wf", reason=None, now=now)
+    with session_scope(engine) as session:
+        lease = get_lease(session, lease_id=lease_id)
+        assert (lease.state, lease.step, lease.step_started_at) == (
+            S.PENDING_APPROVAL, "notify_approvers", now
+        )
+        assert lease.version == 2
+
+
 def test_active_records_start_and_expiry_failed_records_why(engine, make_lease, now):
     with session_scope(engine) as session:
         lease = make_lease(session, duration=timedelta(hours=6))
