@@ -153,3 +153,24 @@ def make_lease(now: datetime) -> Callable[..., Lease]:
         return create_lease(session, **fields)
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many database-backed tests ran on each database, so a run shows both did."""
+    counts: dict[str, dict[str, int]] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if getattr(report, "when", "call") not in ("call", "setup"):
+                continue
+            if outcome == "passed" and report.when != "call":
+                continue
+            for backend in ("sqlite", "postgres"):
+                if f"[{backend}" in nodeid or f"-{backend}]" in nodeid or f"-{backend}-" in nodeid:
+                    counts.setdefault(backend, {}).setdefault(outcome, 0)
+                    counts[backend][outcome] += 1
+    if counts:
+        terminalreporter.section("store backends")
+        for backend, by_outcome in sorted(counts.items()):
+            parts = ", ".join(f"{n} {outcome}" for outcome, n in sorted(by_outcome.items()))
+            terminalreporter.write_line(f"{backend}: {parts}")
