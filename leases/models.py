@@ -39,6 +39,8 @@ __all__ = [
     "ApprovalDecision",
     "AuditEvent",
     "Lease",
+    "NodeMoveRecord",
+    "OutboxMessage",
     "Pool",
     "Reservation",
     "SentWarning",
@@ -249,3 +251,49 @@ class SentWarning(SQLModel, table=True):
     lease_id: str = Field(foreign_key="lease.id", max_length=32)
     offset_seconds: int
     sent_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A notification a step decided to send, written in the step's own transaction.
+
+    `key` makes it once-only (e.g. `<lease>:active`): a redelivered task that reaches the same
+    step finds the row and adds nothing. A dispatcher sends unsent rows and stamps `sent_at`.
+    """
+
+    __tablename__ = "outbox_message"
+    __table_args__ = (UniqueConstraint("key", name="uq_outbox_message_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=160)
+    lease_id: str | None = Field(default=None, foreign_key="lease.id", max_length=32, index=True)
+    kind: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class NodeMoveRecord(SQLModel, table=True):
+    """A node moving between tiers (GPU Operator reconfiguration), step by step.
+
+    `previous` keeps the labels to restore on failure or timeout; `step` is the last step
+    done (planned, cordoned, reconfiguring, relabelled, done, rolled_back, failed).
+    """
+
+    __tablename__ = "node_move"
+
+    id: int | None = Field(default=None, primary_key=True)
+    cluster: str = Field(max_length=63)
+    node: str = Field(max_length=253, index=True)
+    from_tier: str | None = Field(default=None, max_length=63)
+    to_tier: str = Field(max_length=63)
+    node_config: str | None = Field(default=None, max_length=128)
+    plugin_config: str | None = Field(default=None, max_length=128)
+    step: str = Field(default="planned", max_length=32)
+    previous: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    reason: str | None = Field(default=None, sa_type=Text)
+    lease_id: str | None = Field(default=None, foreign_key="lease.id", max_length=32)
+    started_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

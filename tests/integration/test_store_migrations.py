@@ -24,6 +24,8 @@ TABLES = {
     "pool",
     "reservation",
     "sent_warning",
+    "outbox_message",
+    "node_move",
     "team",
 }
 
