@@ -85,7 +85,9 @@ class SlackSandbox:
     def start(self) -> SlackSandbox:
         """Serve in a background thread and return self."""
         if self._thread is None:
-            self._thread = threading.Thread(target=self._httpd.serve_forever, name="slack-sandbox", daemon=True)
+            # A short poll interval keeps stop() fast: shutdown() waits for the next poll.
+            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="slack-sandbox", daemon=True)
             self._thread.start()
             log.info("slack_sandbox.started url=%s", self.url)
         return self
