@@ -116,12 +116,20 @@ class Conversations:
             log.append(stored)
             return copy.deepcopy(stored)
 
-    def update(self, channel_id: str, ts: str, changes: dict[str, Any], editor: str) -> dict[str, Any]:
-        """Apply changes to a stored message and return it; refuse unknown messages."""
+    def update(self, channel_id: str, ts: str, changes: dict[str, Any], editor: str, *,
+               replace_content: bool = False) -> dict[str, Any]:
+        """Apply changes to a stored message and return it; refuse unknown messages.
+
+        replace_content drops text, blocks and attachments not in `changes` (a response_url
+        replace_original swaps the whole message, where chat.update keeps what it is not sent).
+        """
         with self._lock:
             message = self._find(self._messages.get(channel_id, []), ts)
             if message is None:
                 raise ApiError("message_not_found")
+            if replace_content:
+                for key in ("text", "blocks", "attachments"):
+                    message.pop(key, None)
             message.update(changes)
             message["edited"] = {"user": editor, "ts": self.next_ts()}
             return copy.deepcopy(message)

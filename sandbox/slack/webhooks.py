@@ -81,7 +81,8 @@ class ResponseUrls:
         if not content.get("text") and not content.get("blocks") and not content.get("attachments"):
             raise ApiError("no_text", status=400)
         if payload.get("replace_original") and hook.message_ts:
-            message = conversations.update(hook.channel, hook.message_ts, content, bot.user_id)
+            message = conversations.update(hook.channel, hook.message_ts, content, bot.user_id,
+                                           replace_content=True)
             return {"effect": "replaced", "channel": hook.channel, "message": message}
         if payload.get("response_type") == "in_channel":
             message = conversations.post(hook.channel, {
