@@ -1,0 +1,341 @@
+"""The door to the workflows for the bot and the CLI: submit, decide, extend, release, admin.
+
+Each call checks who may do it, writes to the store, and enqueues the slow work; none of them
+talks to a cluster, so a Slack listener can call them right after its ack. Errors are
+`leases.errors.DomainError`s with a user-readable message (and `RequestRefused` with one
+error per field).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import col, select
+
+from leases.errors import DomainError, NotAuthorised, NotFound
+from leases.models import Lease
+from leases.policy import FieldError, Request, evaluate
+from leases.records import find_live_lease, record_event
+from leases.reservations import PoolUsage, pool_usage
+from leases.states import LIVE_STATES, LeaseState
+from leases.store import session_scope
+from workflows.runtime import current
+from workflows.steps import reclaiming, requests
+from workflows.steps.common import enqueue, locked
+from workflows.steps.requests import Decided, RequestRefused, SubmitRequest, Submitted, usage_for
+from workflows.views import lease_view
+
+__all__ = [
+    "Decided",
+    "LeaseSummary",
+    "RequestRefused",
+    "SubmitRequest",
+    "Submitted",
+    "accept_fallback",
+    "cancel",
+    "capacity",
+    "decide",
+    "decide_extension",
+    "drain",
+    "extend",
+    "is_admin",
+    "lease_by_namespace",
+    "lease_details",
+    "leases",
+    "leases_of",
+    "mark_busy",
+    "refusal",
+    "release",
+    "revoke",
+    "schedule_reclaim",
+    "submit",
+    "validate",
+]
+
+
+@dataclass(frozen=True)
+class LeaseSummary:
+    """What a person is shown about one lease."""
+
+    id: str
+    namespace: str
+    cluster: str
+    requester: str
+    team: str
+    tier: str
+    units: int
+    state: str
+    expires_at: datetime | None
+    time_left: timedelta | None
+    fallback_tiers: tuple[str, ...]
+
+
+def _summary(lease: Lease, now: datetime) -> LeaseSummary:
+    left = lease.expires_at - now if lease.expires_at and lease.state in LIVE_STATES else None
+    return LeaseSummary(
+        id=lease.id,
+        namespace=lease.namespace,
+        cluster=lease.cluster,
+        requester=lease.requester,
+        team=lease.team,
+        tier=lease.tier,
+        units=lease.units,
+        state=str(lease.state),
+        expires_at=lease.expires_at,
+        time_left=left,
+        fallback_tiers=tuple(lease.fallback_tiers or ()),
+    )
+
+
+def validate(req: SubmitRequest):
+    """Check a request against the policy without recording it (for modal field errors)."""
+    return requests.validate(current(), req)
+
+
+def submit(req: SubmitRequest) -> Submitted:
+    """Record a request; it is auto-approved or sent to the approvers."""
+    return requests.submit(current(), req)
+
+
+def decide(
+    *,
+    lease_id: str,
+    approver: str,
+    approver_groups: frozenset[str] = frozenset(),
+    approve: bool,
+    reason: str | None = None,
+) -> Decided:
+    """Approve or deny a request as `approver` (checked against the policy)."""
+    return requests.decide(
+        current(),
+        lease_id=lease_id,
+        approver=approver,
+        approver_groups=approver_groups,
+        approve=approve,
+        reason=reason,
+    )
+
+
+def cancel(*, lease_id: str, actor: str, actor_groups: frozenset[str] = frozenset()) -> str:
+    """Withdraw a request that is not active yet."""
+    return requests.cancel(current(), lease_id=lease_id, actor=actor, admin=is_admin(actor, actor_groups))
+
+
+def lease_by_namespace(namespace: str, *, cluster: str | None = None) -> LeaseSummary:
+    """Return the live lease holding a namespace, or raise NotFound."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        lease = find_live_lease(session, cluster=rt.policy.cluster(cluster).name, namespace=namespace)
+        if lease is None:
+            raise NotFound(f"no live lease holds namespace {namespace}", field="namespace")
+        return _summary(lease, rt.now())
+
+
+def _live_id(namespace: str, cluster: str | None) -> str:
+    return lease_by_namespace(namespace, cluster=cluster).id
+
+
+def extend(
+    *,
+    namespace: str | None = None,
+    lease_id: str | None = None,
+    actor: str,
+    by: timedelta,
+    cluster: str | None = None,
+) -> reclaiming.Extended:
+    """Extend a running lease by `by`; past the policy's caps an approver is asked."""
+    lease_id = lease_id or _live_id(namespace or "", cluster)
+    return reclaiming.extend(current(), lease_id=lease_id, actor=actor, by=by)
+
+
+def decide_extension(
+    *, lease_id: str, approver: str, approver_groups: frozenset[str] = frozenset(), by: timedelta
+) -> reclaiming.Extended:
+    """Grant an extension past the self-service caps, as an approver."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        tier, requester = lease.tier, lease.requester
+    if not requests.may_approve(rt, tier=tier, user=approver, groups=approver_groups):
+        raise NotAuthorised(f"<@{approver}> is not an approver for tier {tier}", field="approver")
+    if approver == requester:
+        raise NotAuthorised("you cannot approve your own extension", field="approver")
+    return reclaiming.extend(rt, lease_id=lease_id, actor=requester, by=by, approved_by=approver)
+
+
+def release(
+    *,
+    namespace: str | None = None,
+    lease_id: str | None = None,
+    actor: str,
+    actor_groups: frozenset[str] = frozenset(),
+    cluster: str | None = None,
+) -> str:
+    """Give a lease back now (the requester, or an admin)."""
+    lease_id = lease_id or _live_id(namespace or "", cluster)
+    return reclaiming.start_reclaim(
+        current(),
+        lease_id=lease_id,
+        actor=actor,
+        reason=f"released by {actor}",
+        admin=is_admin(actor, actor_groups),
+    )
+
+
+def accept_fallback(*, lease_id: str, tier: str, actor: str) -> str:
+    """Take an offered fallback tier for a waitlisted lease; it is placed there if quota allows."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if actor != lease.requester:
+            raise NotAuthorised("only the requester can choose another tier", field="actor")
+        if lease.state is not LeaseState.WAITLISTED or tier not in (lease.fallback_tiers or []):
+            raise DomainError(f"{tier} is not on offer for {lease.namespace} any more", field="tier")
+        usage = usage_for(session, requester=lease.requester, team=lease.team, cluster=lease.cluster)
+        held = dict(usage.team_units)
+        held[lease.tier] = max(0, held.get(lease.tier, 0) - lease.units)  # this lease moves tier
+        usage = type(usage)(
+            team_units=held,
+            user_live_leases=usage.user_live_leases - 1,
+            live_namespaces=usage.live_namespaces - {lease.namespace},
+        )
+        verdict = evaluate(
+            rt.policy,
+            Request(
+                requester=lease.requester,
+                team=lease.team,
+                tier=tier,
+                units=lease.units,
+                namespace=lease.namespace,
+                duration=timedelta(seconds=lease.duration_seconds),
+            ),
+            usage,
+        )
+        if not verdict.allowed:
+            raise RequestRefused(verdict.errors)
+        record_event(
+            session,
+            actor=actor,
+            action="lease.fallback_accepted",
+            now=rt.now(),
+            lease_id=lease.id,
+            data={"from": lease.tier, "to": tier},
+        )
+        lease.tier = tier
+        lease.fallback_tiers = None
+    enqueue(rt, "place", lease_id)
+    return tier
+
+
+def mark_busy(*, lease_id: str, actor: str) -> None:
+    """Say a lease that looks idle is in use, so idle reclamation leaves it alone for a while."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if actor != lease.requester:
+            raise NotAuthorised("only the requester can mark this lease busy", field="actor")
+        record_event(session, actor=actor, action="lease.marked_busy", now=rt.now(), lease_id=lease.id)
+
+
+def leases_of(user: str, *, live: bool = True) -> list[LeaseSummary]:
+    """Return a user's leases, newest first."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        query = select(Lease).where(Lease.requester == user)
+        if live:
+            query = query.where(col(Lease.state).in_(LIVE_STATES))
+        rows = session.exec(query.order_by(col(Lease.created_at).desc())).all()
+        now = rt.now()
+        return [_summary(lease, now) for lease in rows]
+
+
+def leases(*, live: bool = True, limit: int = 200) -> list[LeaseSummary]:
+    """Return leases of everyone (for admins), newest first."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        query = select(Lease)
+        if live:
+            query = query.where(col(Lease.state).in_(LIVE_STATES))
+        rows = session.exec(query.order_by(col(Lease.created_at).desc()).limit(limit)).all()
+        now = rt.now()
+        return [_summary(lease, now) for lease in rows]
+
+
+def lease_details(lease_id: str) -> dict:
+    """Return the plain snapshot messages show for a lease."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        lease = session.get(Lease, lease_id)
+        if lease is None:
+            raise NotFound(f"no lease {lease_id}", field="lease")
+        return lease_view(rt, lease)
+
+
+def is_admin(user: str, groups: frozenset[str] = frozenset()) -> bool:
+    """Tell whether a Slack user is a platform admin."""
+    admins = current().policy.admins
+    return user in admins.users or bool(groups & set(admins.usergroups))
+
+
+def _require_admin(user: str, groups: frozenset[str]) -> None:
+    if not is_admin(user, groups):
+        raise NotAuthorised("this is for gpulease admins only", field="actor")
+
+
+def revoke(
+    *,
+    namespace: str,
+    actor: str,
+    actor_groups: frozenset[str] = frozenset(),
+    reason: str = "",
+    cluster: str | None = None,
+) -> str:
+    """Reclaim a lease now, as an admin."""
+    _require_admin(actor, actor_groups)
+    lease_id = _live_id(namespace, cluster)
+    return reclaiming.start_reclaim(
+        current(),
+        lease_id=lease_id,
+        actor=actor,
+        reason=f"revoked by an admin{': ' + reason if reason else ''}",
+        admin=True,
+    )
+
+
+def schedule_reclaim(
+    *,
+    namespace: str,
+    at: datetime,
+    actor: str,
+    actor_groups: frozenset[str] = frozenset(),
+    cluster: str | None = None,
+) -> None:
+    """Reclaim a lease at a given time, as an admin (acted on by the minute sweep)."""
+    _require_admin(actor, actor_groups)
+    rt = current()
+    if at <= rt.now():
+        raise DomainError("the reclaim time is in the past; use revoke to reclaim now", field="at")
+    reclaiming.schedule_reclaim(rt, lease_id=_live_id(namespace, cluster), at=at, actor=actor)
+
+
+def drain(
+    *, node: str, actor: str, actor_groups: frozenset[str] = frozenset(), cluster: str | None = None
+) -> None:
+    """Cordon a node so it empties (admin), e.g. before maintenance or a move."""
+    _require_admin(actor, actor_groups)
+    rt = current()
+    name = rt.policy.cluster(cluster).name
+    enqueue(rt, "drain_node", name, node, "")
+
+
+def capacity(*, cluster: str | None = None) -> list[PoolUsage]:
+    """Return capacity, reserved and free units per pool as last synced from the clusters."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        return pool_usage(session, cluster=cluster)
+
+
+def refusal(field: str, message: str) -> RequestRefused:
+    """Build a one-field refusal (for parsers that reject input before the policy)."""
+    return RequestRefused((FieldError(field, message),))

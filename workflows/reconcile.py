@@ -1,0 +1,132 @@
+"""The reconciler: compare the store with each cluster, repair drift, report orphans.
+
+Running leases get their bundle applied again (server-side apply changes only what drifted:
+a quota edited by hand, a deleted RoleBinding). Managed namespaces with no live lease, and
+running leases whose namespace is gone, are reported to the admins, never deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlmodel import col, select
+
+from leases.errors import InfrastructureError
+from leases.models import Lease
+from leases.ports import Notice
+from leases.states import LIVE_STATES
+from leases.store import session_scope
+from provisioners.bundle import OwnershipError
+from provisioners.kube.client import request
+from workflows import outbox
+from workflows.runtime import Runtime
+from workflows.steps.common import enqueue
+from workflows.steps.provisioning import apply_bundle, bundle_spec
+from workflows.steps.reclaiming import RUNNING
+
+logger = logging.getLogger(__name__)
+
+MANAGED = "app.kubernetes.io/managed-by=gpulease"
+LEASE_LABEL = "gpulease.io/lease"
+
+
+@dataclass
+class ReconcileReport:
+    repaired: list[str] = field(default_factory=list)
+    orphan_namespaces: list[str] = field(default_factory=list)
+    missing_namespaces: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def managed_namespaces(rt: Runtime, cluster: str) -> dict[str, str | None]:
+    """Return managed namespaces on a cluster with the lease id each is labelled with."""
+    body = rt.retry.call(
+        request,
+        rt.kube(cluster),
+        "GET",
+        "/api/v1/namespaces",
+        query=[("labelSelector", MANAGED)],
+        what="list namespaces",
+    )
+    found = {}
+    for item in body.get("items") or []:
+        meta = item.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue  # being deleted: a reclaim in progress, not an orphan
+        found[meta["name"]] = (meta.get("labels") or {}).get(LEASE_LABEL)
+    return found
+
+
+def reconcile_cluster(rt: Runtime, cluster: str, report: ReconcileReport | None = None) -> ReconcileReport:
+    """Repair drift of every running lease on a cluster and report orphans both ways."""
+    report = report or ReconcileReport()
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        live = {
+            lease.namespace: (
+                lease.id,
+                lease.state,
+                bundle_spec(rt, lease) if lease.state in RUNNING else None,
+            )
+            for lease in session.exec(
+                select(Lease).where(Lease.cluster == cluster, col(Lease.state).in_(LIVE_STATES))
+            ).all()
+        }
+    if rt.gitops_dir is None:
+        present = managed_namespaces(rt, cluster)
+    else:
+        present = {ns: lease_id for ns, (lease_id, _, spec) in live.items() if spec is not None}
+    notices: list[tuple[str, Notice]] = []
+    for namespace, lease_id in sorted(present.items()):
+        holder = live.get(namespace)
+        if holder is None or holder[0] != lease_id:
+            report.orphan_namespaces.append(namespace)
+            notices.append(
+                (
+                    f"orphan:{cluster}:{namespace}:{lease_id}",
+                    Notice(
+                        kind="admin.orphan_namespace",
+                        text=f"Namespace {namespace} on {cluster} is labelled for lease {lease_id}, which is not "
+                        "live in the store. It was left alone; delete it or adopt it by hand.",
+                        data={"cluster": cluster, "namespace": namespace, "lease": lease_id},
+                    ),
+                )
+            )
+    for namespace, (lease_id, _state, spec) in sorted(live.items()):
+        if spec is None:
+            continue
+        if namespace not in present:
+            report.missing_namespaces.append(namespace)
+            notices.append(
+                (
+                    f"missing:{cluster}:{namespace}:{lease_id}",
+                    Notice(
+                        kind="admin.missing_namespace",
+                        text=f"Lease {lease_id} holds {namespace} on {cluster}, but the namespace is gone. "
+                        "Release the lease or provision it again.",
+                        data={"cluster": cluster, "namespace": namespace, "lease": lease_id},
+                    ),
+                )
+            )
+            continue
+        try:
+            apply_bundle(rt, spec)
+            report.repaired.append(namespace)
+        except (InfrastructureError, OwnershipError) as exc:
+            report.errors.append(f"{namespace}: {exc}")
+            logger.warning("reconcile.failed namespace=%s error=%s", namespace, exc)
+    if notices:
+        with session_scope(rt.engine) as session:
+            for key, notice in notices:
+                outbox.add(session, key=key, target="admins", notice=notice, now=now)
+        enqueue(rt, "deliver")
+    return report
+
+
+def reconcile_all(rt: Runtime) -> dict[str, int]:
+    """Reconcile every cluster of the policy; return counts for the task result."""
+    report = ReconcileReport()
+    for cluster in rt.policy.clusters:
+        reconcile_cluster(rt, cluster.name, report)
+    return {k: len(v) for k, v in vars(report).items()}

@@ -1,0 +1,238 @@
+"""Moving a node between tiers, one recorded step at a time, with rollback.
+
+planned → cordoned (no GPU pods, target annotated, old labels saved) → reconfiguring (GPU
+Operator labels set) → done (state success and the new allocatable seen, tier relabelled,
+uncordoned). A failed reconfiguration or one past the timeout restores the saved labels,
+puts the node back in its pool and tells the admins. Each call of `advance_move` does one
+step and returns whether it should be called again (the task re-queues itself with a short
+countdown), so no worker blocks while the GPU Operator works.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from leases.inventory import read_node
+from leases.models import NodeMoveRecord
+from leases.ports import Notice
+from leases.records import record_event
+from leases.store import session_scope
+from provisioners import nodes
+from workflows import outbox
+from workflows.runtime import Runtime
+from workflows.steps.common import SYSTEM, enqueue, logger
+
+FINISHED = ("done", "rolled_back", "abandoned")
+
+
+@dataclass(frozen=True)
+class MoveProgress:
+    step: str
+    again: bool  # call advance_move again later
+    delay: float = 2.0
+
+
+def _record(session: Session, move_id: int) -> NodeMoveRecord:
+    record = session.get(NodeMoveRecord, move_id, with_for_update=True, populate_existing=True)
+    if record is None:
+        raise LookupError(f"no node move {move_id}")
+    return record
+
+
+def _set_step(
+    session: Session, rt: Runtime, record: NodeMoveRecord, step: str, reason: str | None = None
+) -> None:
+    now = rt.now()
+    record.step = step
+    record.updated_at = now
+    if reason:
+        record.reason = reason
+    if step in FINISHED:
+        record.finished_at = now
+    record_event(
+        session,
+        actor=SYSTEM,
+        action=f"node_move.{step}",
+        now=now,
+        lease_id=record.lease_id,
+        reason=reason,
+        data={
+            "node": record.node,
+            "from_tier": record.from_tier,
+            "to_tier": record.to_tier,
+            "move": record.id,
+        },
+    )
+    logger.info(
+        "node_move.%s move=%s node=%s %s→%s %s",
+        step,
+        record.id,
+        record.node,
+        record.from_tier,
+        record.to_tier,
+        reason or "",
+        extra={"event": f"node_move.{step}", "node": record.node, "move": record.id},
+    )
+
+
+def advance_move(rt: Runtime, move_id: int) -> MoveProgress:
+    """Do the next step of a node move."""
+    with session_scope(rt.engine) as session:
+        record = _record(session, move_id)
+        step, cluster, node = record.step, record.cluster, record.node
+        target = rt.tiers.get(record.to_tier)
+        if step in FINISHED:
+            return MoveProgress(step, again=False)
+    api = rt.kube(cluster)
+    if target is None:
+        return _finish(rt, move_id, "abandoned", f"tier {record.to_tier} is not in the policy any more")
+    if step == "planned":
+        return _cordon(rt, move_id, api, node)
+    if step == "cordoned":
+        return _reconfigure(rt, move_id, api, node)
+    if step == "reconfiguring":
+        return _watch(rt, move_id, api, node)
+    raise ValueError(f"node move {move_id} has an unknown step {step!r}")
+
+
+def _cordon(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
+    current = nodes.get_node(api, node, retry=rt.retry)
+    if nodes.gpu_pods_on(api, node, retry=rt.retry):
+        # GPU pods arrived since the plan: a reconfiguration would wipe their MIG instances.
+        return _finish(rt, move_id, "abandoned", "GPU pods are running on the node")
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    with session_scope(rt.engine) as session:
+        record = _record(session, move_id)
+        if record.step != "planned":
+            return MoveProgress(record.step, again=record.step not in FINISHED, delay=0)
+        record.previous = {
+            "labels": {k: labels.get(k) for k in (nodes.TIER_LABEL, nodes.MIG_CONFIG, nodes.PLUGIN_CONFIG)},
+            "unschedulable": bool((current.get("spec") or {}).get("unschedulable")),
+            "gpus": read_node(current).state.gpus,
+        }
+        to_tier = record.to_tier
+    nodes.patch_node(
+        api, node, retry=rt.retry, unschedulable=True, annotations={nodes.TARGET_TIER_ANNOTATION: to_tier}
+    )
+    with session_scope(rt.engine) as session:
+        _set_step(session, rt, _record(session, move_id), "cordoned")
+    return MoveProgress("cordoned", again=True, delay=0)
+
+
+def _reconfigure(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
+    if nodes.gpu_pods_on(api, node, retry=rt.retry):
+        # A pod slipped in between the check and the cordon: give the node back untouched.
+        return _rollback(rt, move_id, api, node, "a GPU pod started on the node before it was cordoned")
+    with session_scope(rt.engine) as session:
+        record = _record(session, move_id)
+        labels: dict[str, str | None] = {}
+        if record.node_config is not None:
+            labels[nodes.MIG_CONFIG] = record.node_config
+        labels[nodes.PLUGIN_CONFIG] = record.plugin_config  # None removes it: the plugin default
+    nodes.patch_node(api, node, retry=rt.retry, labels=labels)
+    with session_scope(rt.engine) as session:
+        _set_step(session, rt, _record(session, move_id), "reconfiguring")
+    return MoveProgress("reconfiguring", again=True)
+
+
+def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
+    with session_scope(rt.engine) as session:
+        record = _record(session, move_id)
+        started = record.updated_at
+        gpus = (record.previous or {}).get("gpus", 0)
+        target = rt.tiers[record.to_tier]
+        mig_config = record.node_config
+    current = nodes.get_node(api, node, retry=rt.retry)
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    state = labels.get(nodes.MIG_CONFIG_STATE)
+    allocatable = int(((current.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", 0) or 0)
+    expected = gpus * target.units_per_gpu
+    if mig_config is not None and state == "failed":
+        return _rollback(
+            rt, move_id, api, node, f"the GPU Operator reports mig.config.state=failed for {mig_config}"
+        )
+    if (mig_config is None or state == "success") and allocatable == expected:
+        nodes.patch_node(
+            api,
+            node,
+            retry=rt.retry,
+            unschedulable=False,
+            labels={nodes.TIER_LABEL: target.name},
+            annotations={nodes.TARGET_TIER_ANNOTATION: None},
+        )
+        return _finish(rt, move_id, "done", f"{node} serves {target.name} with {allocatable} units")
+    if rt.now() - started > rt.move_timeout:
+        return _rollback(
+            rt,
+            move_id,
+            api,
+            node,
+            f"no success within {rt.move_timeout} (state {state}, allocatable {allocatable}, expected {expected})",
+        )
+    return MoveProgress("reconfiguring", again=True)
+
+
+def _rollback(rt: Runtime, move_id: int, api, node: str, reason: str) -> MoveProgress:
+    with session_scope(rt.engine) as session:
+        previous = _record(session, move_id).previous or {}
+    saved = previous.get("labels") or {}
+    labels: dict[str, str | None] = {nodes.PLUGIN_CONFIG: saved.get(nodes.PLUGIN_CONFIG)}
+    if saved.get(nodes.MIG_CONFIG) is not None:
+        labels[nodes.MIG_CONFIG] = saved[nodes.MIG_CONFIG]
+    labels[nodes.TIER_LABEL] = saved.get(nodes.TIER_LABEL)
+    nodes.patch_node(
+        api,
+        node,
+        retry=rt.retry,
+        labels=labels,
+        annotations={nodes.TARGET_TIER_ANNOTATION: None},
+        unschedulable=bool(previous.get("unschedulable", False)),
+    )
+    return _finish(rt, move_id, "rolled_back", reason)
+
+
+def _finish(rt: Runtime, move_id: int, step: str, reason: str) -> MoveProgress:
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        record = _record(session, move_id)
+        if record.step in FINISHED:
+            return MoveProgress(record.step, again=False)
+        _set_step(session, rt, record, step, reason)
+        if step != "done":
+            outbox.add(
+                session,
+                key=f"move:{record.id}:{step}",
+                target="admins",
+                now=now,
+                notice=Notice(
+                    kind=f"admin.node_move_{step}",
+                    text=f"Moving {record.node} from {record.from_tier} to {record.to_tier}: {step} ({reason})",
+                    data={"node": record.node, "reason": reason},
+                ),
+            )
+        cluster = record.cluster
+    enqueue(rt, "deliver")
+    enqueue(rt, "wake_waitlist", cluster)
+    return MoveProgress(step, again=False)
+
+
+def drain(rt: Runtime, cluster: str, node: str, to_tier: str) -> None:
+    """Cordon a busy node, marked for `to_tier`, so it empties and can then be moved."""
+    nodes.patch_node(
+        rt.kube(cluster),
+        node,
+        retry=rt.retry,
+        unschedulable=True,
+        annotations={nodes.TARGET_TIER_ANNOTATION: to_tier},
+    )
+    with session_scope(rt.engine) as session:
+        record_event(
+            session,
+            actor=SYSTEM,
+            action="node.drain",
+            now=rt.now(),
+            reason=f"emptying for {to_tier}",
+            data={"cluster": cluster, "node": node, "to_tier": to_tier},
+        )

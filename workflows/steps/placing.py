@@ -1,0 +1,238 @@
+"""Placing: decide where an approved lease goes and reserve its units, or make it wait.
+
+Reads the cluster's nodes (outside any transaction), then, holding the cluster's pool rows so
+placements on one cluster are decided one at a time, syncs pool capacity from the inventory,
+asks the pure placement function, and acts on its decision: reserve now, start node moves,
+waitlist (possibly draining a node), offer fallback tiers, or refuse.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session, col, func, select
+
+from leases.capacity import NodeState, pool_capacity
+from leases.errors import CapacityExceeded
+from leases.lifecycle import transition
+from leases.models import Lease, NodeMoveRecord, Pool, Reservation
+from leases.placement import (
+    OfferFallback,
+    PlaceAfterMove,
+    PlacementRequest,
+    PlaceNow,
+    Refuse,
+    Waitlist,
+    place,
+)
+from leases.ports import Notice
+from leases.reservations import reserve, set_pool_capacity
+from leases.states import LeaseState
+from leases.store import session_scope
+from provisioners.inventory import read_cluster
+from workflows import outbox
+from workflows.runtime import Runtime
+from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
+from workflows.views import lease_view
+
+PLACEABLE = (LeaseState.APPROVED, LeaseState.WAITLISTED, LeaseState.PLACING)
+
+
+def read_inventory(rt: Runtime, cluster: str) -> list[NodeState]:
+    """Read the cluster's nodes into the capacity model."""
+    return [r.state for r in read_cluster(rt.kube(cluster), retry=rt.retry)]
+
+
+def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[NodeState]) -> dict[str, int]:
+    """Write each tier's capacity on the cluster from the inventory; return it."""
+    capacity = pool_capacity(inventory=inventory, tiers=rt.tiers)
+    now = rt.now()
+    for tier, units in capacity.items():
+        # force: a node that failed or left shrinks its pool even below what is reserved;
+        # existing leases keep their reservations, new ones are refused until it recovers.
+        set_pool_capacity(session, cluster=cluster, tier=tier, units=units, now=now, actor=SYSTEM, force=True)
+    return capacity
+
+
+def _lock_pools(session: Session, cluster: str) -> None:
+    # One placement per cluster at a time: two deciders must not pick the same idle node.
+    session.exec(select(Pool).where(Pool.cluster == cluster).order_by(Pool.id).with_for_update()).all()
+
+
+def _held(session: Session, cluster: str) -> list[tuple[str, str, int]]:
+    rows = session.exec(
+        select(Reservation).where(Reservation.cluster == cluster, col(Reservation.released_at).is_(None))
+    ).all()
+    return [(r.lease_id, r.tier, r.units) for r in rows]
+
+
+def _waiting(session: Session, cluster: str, *, besides: str) -> dict[str, int]:
+    rows = session.exec(
+        select(Lease.tier, func.sum(Lease.units))
+        .where(Lease.cluster == cluster, Lease.state == LeaseState.WAITLISTED, Lease.id != besides)
+        .group_by(Lease.tier)
+    ).all()
+    return {tier: int(units) for tier, units in rows}
+
+
+def moves_in_flight(session: Session, cluster: str) -> int:
+    """Count node moves on the cluster that have not finished."""
+    return session.exec(
+        select(func.count())
+        .select_from(NodeMoveRecord)
+        .where(NodeMoveRecord.cluster == cluster, col(NodeMoveRecord.finished_at).is_(None))
+    ).one()
+
+
+def place_lease(rt: Runtime, lease_id: str) -> str:
+    """Place one approved or waitlisted lease; return its state afterwards."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state not in PLACEABLE:
+            return str(lease.state)  # placed, cancelled or failed already
+        cluster = lease.cluster
+        if lease.state is not LeaseState.PLACING:
+            transition(session, lease=lease, to=LeaseState.PLACING, actor=SYSTEM, reason=None, now=now)
+        mark_step(lease, "place", now)
+    inventory = read_inventory(rt, cluster)
+    follow_up: list[tuple[str, tuple]] = []
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state is not LeaseState.PLACING:
+            return str(lease.state)
+        sync_pools(session, rt, cluster=cluster, inventory=inventory)
+        _lock_pools(session, cluster)
+        request = PlacementRequest(
+            tier=lease.tier,
+            units=lease.units,
+            fallback=tuple(lease.fallback_tiers or ()),
+        )
+        decision = place(
+            inventory=inventory,
+            reservations=_held(session, cluster),
+            request=request,
+            tiers=rt.tiers,
+            in_flight=moves_in_flight(session, cluster),
+            max_in_flight=rt.policy.cluster(cluster).max_moves_in_flight,
+            waiting=_waiting(session, cluster, besides=lease.id),
+        )
+        log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
+        if isinstance(decision, PlaceNow):
+            state = _place_now(session, rt, lease, decision, follow_up)
+        elif isinstance(decision, PlaceAfterMove):
+            state = _after_move(session, rt, lease, decision, follow_up)
+        elif isinstance(decision, Refuse):
+            transition(
+                session, lease=lease, to=LeaseState.FAILED, actor=SYSTEM, reason=decision.reason, now=now
+            )
+            mark_step(lease, None, now)
+            outbox.add(
+                session,
+                key=f"{lease.id}:failed",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.failed",
+                    text=f"{lease.namespace} cannot be placed: {decision.reason}",
+                    lease=lease_view(rt, lease),
+                ),
+            )
+            state = str(lease.state)
+        else:
+            state = _wait(session, rt, lease, decision, follow_up)
+    for task, args in follow_up:
+        enqueue(rt, task, *args)
+    enqueue(rt, "deliver")
+    return state
+
+
+def _place_now(session: Session, rt: Runtime, lease: Lease, decision: PlaceNow, follow_up: list) -> str:
+    now = rt.now()
+    if decision.tier != lease.tier:
+        lease.tier = decision.tier  # a tier the requester accepted in place of theirs
+    try:
+        reserve(session, lease=lease, now=now)
+    except CapacityExceeded as exc:
+        return _wait(session, rt, lease, Waitlist(exc.message), follow_up)
+    transition(
+        session, lease=lease, to=LeaseState.PROVISIONING, actor=SYSTEM, reason=decision.reason, now=now
+    )
+    if lease.expires_at is None:
+        lease.expires_at = now + timedelta(seconds=lease.duration_seconds)
+    mark_step(lease, "provision", now)
+    follow_up.append(("provision", (lease.id,)))
+    return str(lease.state)
+
+
+def _after_move(
+    session: Session, rt: Runtime, lease: Lease, decision: PlaceAfterMove, follow_up: list
+) -> str:
+    now = rt.now()
+    for move in decision.plan.moves:
+        record = NodeMoveRecord(
+            cluster=lease.cluster,
+            node=move.node,
+            from_tier=move.from_tier,
+            to_tier=move.to_tier,
+            node_config=move.node_config,
+            plugin_config=move.plugin_config,
+            lease_id=lease.id,
+            started_at=now,
+            updated_at=now,
+        )
+        session.add(record)
+        session.flush()
+        follow_up.append(("move_node", (record.id,)))
+    return _wait(session, rt, lease, Waitlist(decision.reason), follow_up, moving=True)
+
+
+def _wait(
+    session: Session,
+    rt: Runtime,
+    lease: Lease,
+    decision: Waitlist | OfferFallback,
+    follow_up: list,
+    *,
+    moving: bool = False,
+) -> str:
+    now = rt.now()
+    transition(session, lease=lease, to=LeaseState.WAITLISTED, actor=SYSTEM, reason=decision.reason, now=now)
+    mark_step(lease, None, now)
+    view = lease_view(rt, lease)
+    if isinstance(decision, OfferFallback):
+        lease.fallback_tiers = list(decision.tiers)
+        outbox.add(
+            session,
+            key=f"{lease.id}:fallback:{','.join(decision.tiers)}",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="lease.fallback_offered",
+                text=f"{lease.tier} is full ({decision.reason}). {', '.join(decision.tiers)} can take "
+                f"{lease.namespace} now; accept one, or keep waiting.",
+                lease=view,
+                data={"tiers": list(decision.tiers)},
+                actions=("accept_fallback", "cancel"),
+            ),
+        )
+    else:
+        text = (
+            f"{lease.namespace} waits for a node to be reconfigured for {lease.tier}; you will hear "
+            "when it is ready."
+            if moving
+            else f"{lease.namespace} is on the waitlist for {lease.tier}: {decision.reason}"
+        )
+        outbox.add(
+            session,
+            key=f"{lease.id}:waitlisted",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(kind="lease.waitlisted", text=text, lease=view, actions=("cancel",)),
+        )
+    if decision.drain is not None:
+        follow_up.append(("drain_node", (lease.cluster, decision.drain.node, decision.drain.to_tier)))
+    return str(lease.state)

@@ -1,0 +1,155 @@
+"""Provisioning: apply the namespace bundle of a placed lease; compensate when it cannot.
+
+The bundle is applied with server-side apply (or written as GitOps files); a permanent error
+(403, 422, the ownership guard) removes what was created, releases the reservation, fails the
+lease and tells the requester. Temporary errors propagate so the task retries them.
+"""
+
+from __future__ import annotations
+
+from leases.errors import DomainError, InfrastructureError, PermanentError
+from leases.lifecycle import transition
+from leases.models import Lease
+from leases.ports import Notice
+from leases.reservations import release
+from leases.states import LeaseState
+from leases.store import session_scope
+from provisioners import gitops
+from provisioners.bundle import BundleSpec, OwnershipError, apply, spec_from, teardown
+from workflows import outbox
+from workflows.runtime import Runtime
+from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
+from workflows.views import kubectl_snippet, lease_view
+
+
+def bundle_spec(rt: Runtime, lease: Lease) -> BundleSpec:
+    """Build the lease's bundle spec from the policy."""
+    return spec_from(
+        rt.policy,
+        lease_id=lease.id,
+        namespace=lease.namespace,
+        cluster=lease.cluster,
+        tier=lease.tier,
+        team=lease.team,
+        requester=lease.requester,
+        email=lease.requester_email or f"{lease.requester.lower()}@unknown.invalid",
+        units=lease.units,
+        expires_at=lease.expires_at or rt.now(),
+    )
+
+
+def apply_bundle(rt: Runtime, spec: BundleSpec) -> None:
+    """Apply the bundle to the cluster, or write it as GitOps files when so configured."""
+    if rt.gitops_dir is not None:
+        gitops.write_bundle(spec, root=rt.gitops_dir)
+    else:
+        apply(rt.kube(spec.cluster), spec, retry=rt.retry)
+
+
+def provision(rt: Runtime, lease_id: str) -> str:
+    """Create the lease's namespace and objects and make the lease active."""
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state is not LeaseState.PROVISIONING:
+            return str(lease.state)
+        mark_step(lease, "provision", rt.now())
+        spec = bundle_spec(rt, lease)
+    try:
+        apply_bundle(rt, spec)
+    except (PermanentError, OwnershipError) as exc:
+        return compensate(rt, lease_id, reason=str(exc))
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state is not LeaseState.PROVISIONING:
+            return str(lease.state)
+        transition(session, lease=lease, to=LeaseState.ACTIVE, actor=SYSTEM, reason=None, now=now)
+        mark_step(lease, None, now)
+        view = lease_view(rt, lease)
+        outbox.add(
+            session,
+            key=f"{lease.id}:active",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="lease.active",
+                text=f"{lease.namespace} is ready: {lease.units}× {lease.tier} until {view['expires_at']}.",
+                lease=view,
+                data={"kubectl": kubectl_snippet(rt, lease)},
+                actions=("extend", "release"),
+            ),
+        )
+        log("lease.active", lease, tier=lease.tier, units=lease.units)
+        state = str(lease.state)
+    enqueue(rt, "deliver")
+    return state
+
+
+def compensate(rt: Runtime, lease_id: str, *, reason: str) -> str:
+    """Undo a failed provisioning: remove what we created, release, fail, tell the requester."""
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state in (LeaseState.FAILED, LeaseState.RECLAIMED):
+            return str(lease.state)
+        spec = bundle_spec(rt, lease)
+    cleanup = "removed what was created"
+    try:
+        if rt.gitops_dir is not None:
+            gitops.remove_bundle(spec, root=rt.gitops_dir)
+        else:
+            teardown(
+                rt.kube(spec.cluster),
+                spec,
+                timeout=rt.teardown_timeout,
+                poll=rt.teardown_poll,
+                retry=rt.retry,
+            )
+    except OwnershipError as exc:
+        cleanup = f"left the namespace alone: {exc}"  # not ours: never touched
+    except (InfrastructureError, DomainError) as exc:
+        cleanup = f"could not remove the namespace ({exc}); an admin is told"
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state in (LeaseState.FAILED, LeaseState.RECLAIMED):
+            return str(lease.state)
+        release(session, lease=lease, now=now)
+        transition(
+            session,
+            lease=lease,
+            to=LeaseState.FAILED,
+            actor=SYSTEM,
+            reason=reason,
+            now=now,
+            data={"cleanup": cleanup},
+        )
+        mark_step(lease, None, now)
+        view = lease_view(rt, lease)
+        outbox.add(
+            session,
+            key=f"{lease.id}:failed",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="lease.failed",
+                text=f"{lease.namespace} could not be created: {reason}",
+                lease=view,
+                data={"cleanup": cleanup},
+            ),
+        )
+        if not cleanup.startswith("removed"):
+            outbox.add(
+                session,
+                key=f"{lease.id}:failed:admins",
+                target="admins",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(kind="admin.cleanup_needed", text=f"{lease.namespace}: {cleanup}", lease=view),
+            )
+        log("lease.provision.failed", lease, reason=reason, cleanup=cleanup)
+        state, cluster = str(lease.state), lease.cluster
+    enqueue(rt, "deliver")
+    enqueue(rt, "wake_waitlist", cluster)
+    return state

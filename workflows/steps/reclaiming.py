@@ -1,0 +1,263 @@
+"""The end of a lease and what leads to it: extend, release, revoke, schedule, reclaim.
+
+Reclaiming deletes the namespace under the ownership guard (optionally exporting its objects
+first), waits until it is gone, releases the reservation, sends a GPU-hours receipt and wakes
+the waitlist.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from config.durations import format_duration
+from leases.errors import DomainError, NotAuthorised
+from leases.lifecycle import extend as extend_lease
+from leases.lifecycle import transition
+from leases.models import Lease
+from leases.policy import evaluate_extension
+from leases.ports import Notice
+from leases.reservations import release
+from leases.states import LeaseState
+from leases.store import session_scope
+from provisioners import gitops
+from provisioners.bundle import OwnershipError, object_path, render, teardown
+from provisioners.kube.client import request as kube_request
+from workflows import outbox
+from workflows.runtime import Runtime
+from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
+from workflows.steps.provisioning import apply_bundle, bundle_spec
+from workflows.views import gpu_hours, lease_view
+
+RUNNING = (LeaseState.ACTIVE, LeaseState.EXPIRING)
+
+
+@dataclass(frozen=True)
+class Extended:
+    outcome: str  # "extended", "approval-required"
+    expires_at: datetime | None
+    message: str
+
+
+def extend(
+    rt: Runtime, *, lease_id: str, actor: str, by: timedelta, approved_by: str | None = None
+) -> Extended:
+    """Extend a running lease within the policy's caps, or ask an approver past them."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state not in RUNNING:
+            raise DomainError(f"{lease.namespace} is {lease.state}; only a running lease can be extended")
+        if approved_by is None and actor != lease.requester:
+            raise NotAuthorised("only the requester can extend this lease", field="actor")
+        verdict = evaluate_extension(
+            rt.policy,
+            extensions_so_far=lease.extensions,
+            active_for=now - (lease.active_at or now),
+            remaining=max(timedelta(0), (lease.expires_at or now) - now),
+            extra=by,
+        )
+        if verdict.outcome == "refused":
+            raise DomainError(verdict.message, field="duration")
+        view = lease_view(rt, lease)
+        if verdict.outcome == "approval-required" and approved_by is None:
+            key = f"{lease.id}:extension:{lease.extensions}:{int(by.total_seconds())}"
+            outbox.add(
+                session,
+                key=key,
+                target="approval_card",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="extension.requested",
+                    text=f"<@{lease.requester}> asks to extend {lease.namespace} by {format_duration(by)}: "
+                    f"{verdict.message}",
+                    lease=view,
+                    data={"channel": rt.policy.approvals.channel, "by_seconds": int(by.total_seconds())},
+                    actions=("approve_extension", "deny"),
+                ),
+            )
+            result = Extended("approval-required", lease.expires_at, verdict.message)
+        else:
+            extend_lease(
+                session, lease=lease, by=by, actor=approved_by or actor, now=now, reason=verdict.message
+            )
+            mark_step(lease, "refresh", now)
+            outbox.add(
+                session,
+                key=f"{lease.id}:extended:{lease.extensions}",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.extended",
+                    text=f"{lease.namespace} now runs until {lease.expires_at.isoformat()}"
+                    + (f" (approved by <@{approved_by}>)" if approved_by else ""),
+                    lease=lease_view(rt, lease),
+                ),
+            )
+            log("lease.extended", lease, by=format_duration(by), expires_at=lease.expires_at.isoformat())
+            result = Extended("extended", lease.expires_at, verdict.message)
+    if result.outcome == "extended":
+        enqueue(rt, "refresh", lease_id)  # the namespace's expiry annotation follows
+    enqueue(rt, "deliver")
+    return result
+
+
+def refresh(rt: Runtime, lease_id: str) -> None:
+    """Re-apply a running lease's bundle (new expiry, drift repair)."""
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state not in RUNNING:
+            return
+        spec = bundle_spec(rt, lease)
+    apply_bundle(rt, spec)
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.step == "refresh":
+            mark_step(lease, None, rt.now())
+
+
+def start_reclaim(rt: Runtime, *, lease_id: str, actor: str, reason: str, admin: bool = False) -> str:
+    """Begin reclaiming a running lease now (release by the requester, revoke or expiry)."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state is LeaseState.RECLAIMING or lease.state is LeaseState.RECLAIMED:
+            return str(lease.state)
+        if not admin and actor not in (lease.requester, SYSTEM):
+            raise NotAuthorised("only the requester or an admin can release this lease", field="actor")
+        if lease.state not in (*RUNNING, LeaseState.PROVISIONING):
+            raise DomainError(f"{lease.namespace} is {lease.state}; there is nothing to release yet")
+        transition(session, lease=lease, to=LeaseState.RECLAIMING, actor=actor, reason=reason, now=now)
+        mark_step(lease, "reclaim", now)
+        log("lease.reclaiming", lease, actor=actor, reason=reason)
+        state = str(lease.state)
+    enqueue(rt, "reclaim", lease_id)
+    return state
+
+
+def schedule_reclaim(rt: Runtime, *, lease_id: str, at: datetime, actor: str) -> None:
+    """Record an admin's reclaim time; the minute sweep acts on it (never a Celery ETA)."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state not in RUNNING:
+            raise DomainError(f"{lease.namespace} is {lease.state}; only a running lease can be scheduled")
+        lease.reclaim_at = at
+        outbox.add(
+            session,
+            key=f"{lease.id}:scheduled:{at.isoformat()}",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="lease.reclaim_scheduled",
+                text=f"An admin (<@{actor}>) scheduled {lease.namespace} to be reclaimed at {at.isoformat()}.",
+                lease=lease_view(rt, lease),
+                data={"at": at.isoformat()},
+            ),
+        )
+    enqueue(rt, "deliver")
+
+
+def _export(rt: Runtime, lease: Lease) -> str | None:
+    """Save the namespace's bundle objects as JSON before deletion, when configured."""
+    if rt.export_dir is None:
+        return None
+    spec = bundle_spec(rt, lease)
+    api = rt.kube(lease.cluster)
+    objects = []
+    for rendered in render(spec):
+        meta = rendered["metadata"]
+        if meta.get("namespace") != lease.namespace and rendered["kind"] != "Namespace":
+            continue
+        try:
+            objects.append(
+                rt.retry.call(kube_request, api, "GET", object_path(rendered), what=f"get {rendered['kind']}")
+            )
+        except Exception:  # noqa: BLE001 - a missing object is simply not exported
+            continue
+    rt.export_dir.mkdir(parents=True, exist_ok=True)
+    path = rt.export_dir / f"{lease.cluster}-{lease.namespace}-{lease.id}.json"
+    path.write_text(json.dumps({"lease": lease.id, "items": objects}, indent=2, sort_keys=True))
+    return str(path)
+
+
+def reclaim(rt: Runtime, lease_id: str) -> str:
+    """Delete a reclaiming lease's namespace, release its units, send the receipt."""
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state is not LeaseState.RECLAIMING:
+            return str(lease.state)
+        spec = bundle_spec(rt, lease)
+        exported = _export(rt, lease)
+    note = "namespace deleted"
+    try:
+        if rt.gitops_dir is not None:
+            gitops.remove_bundle(spec, root=rt.gitops_dir)
+        else:
+            teardown(
+                rt.kube(spec.cluster),
+                spec,
+                timeout=rt.teardown_timeout,
+                poll=rt.teardown_poll,
+                retry=rt.retry,
+            )
+    except OwnershipError as exc:
+        note = f"namespace left alone: {exc}"
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state is not LeaseState.RECLAIMING:
+            return str(lease.state)
+        release(session, lease=lease, now=now)
+        transition(
+            session,
+            lease=lease,
+            to=LeaseState.RECLAIMED,
+            actor=SYSTEM,
+            reason=note,
+            now=now,
+            data={"exported": exported} if exported else None,
+        )
+        mark_step(lease, None, now)
+        hours = gpu_hours(rt, lease, end=now)
+        view = lease_view(rt, lease)
+        outbox.add(
+            session,
+            key=f"{lease.id}:receipt",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="lease.reclaimed",
+                text=f"{lease.namespace} was reclaimed. Receipt: {hours} GPU-hours reserved "
+                f"({lease.units}× {lease.tier}) from {view['active_at']} to {now.isoformat()}, "
+                f"{lease.extensions} extension(s).",
+                lease=view,
+                data={
+                    "gpu_hours": hours,
+                    "start": view["active_at"],
+                    "end": now.isoformat(),
+                    "extensions": lease.extensions,
+                    "exported": exported,
+                    "note": note,
+                },
+            ),
+        )
+        if not note.startswith("namespace deleted"):
+            outbox.add(
+                session,
+                key=f"{lease.id}:reclaim:admins",
+                target="admins",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(kind="admin.reclaim_skipped", text=f"{lease.namespace}: {note}", lease=view),
+            )
+        log("lease.reclaimed", lease, gpu_hours=hours)
+        state, cluster = str(lease.state), lease.cluster
+    enqueue(rt, "deliver")
+    enqueue(rt, "wake_waitlist", cluster)
+    return state

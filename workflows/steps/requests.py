@@ -1,0 +1,351 @@
+"""Requests and decisions: submit (policy, auto-approval or an approval card), decide, cancel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from leases.errors import DomainError, NamespaceTaken, NotAuthorised
+from leases.lifecycle import decide as decide_lease
+from leases.lifecycle import transition
+from leases.models import Lease, Team
+from leases.policy import Evaluation, FieldError, Request, Usage, evaluate
+from leases.ports import Notice
+from leases.records import POLICY_APPROVER, create_lease, ensure_team
+from leases.reservations import live_leases_of, live_namespaces, pool_usage, release, team_usage
+from leases.states import UNDECIDED_STATES, LeaseState
+from leases.store import session_scope
+from workflows import outbox
+from workflows.runtime import Runtime
+from workflows.steps.common import enqueue, locked, log, mark_step
+from workflows.views import lease_view
+
+
+class RequestRefused(DomainError):
+    """The policy refused the request; `errors` names each field at fault."""
+
+    def __init__(self, errors: tuple[FieldError, ...]) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors), field=errors[0].field)
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A request as the bot (or CLI) hands it over."""
+
+    requester: str
+    team: str
+    tier: str
+    units: int
+    namespace: str
+    duration: timedelta | None = None
+    reason: str = ""
+    requester_email: str | None = None
+    requester_groups: frozenset[str] = frozenset()
+    idempotency_key: str | None = None
+    cluster: str | None = None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    lease_id: str
+    state: str
+    approval: str  # "auto" or "required"
+    rule: str | None
+    duplicate: bool = False
+
+
+def usage_for(session: Session, *, requester: str, team: str, cluster: str) -> Usage:
+    """Read what the team and requester already hold, for the policy engine."""
+    return Usage(
+        team_units=team_usage(session, team=team),
+        user_live_leases=len(live_leases_of(session, requester=requester)),
+        live_namespaces=live_namespaces(session, cluster=cluster),
+    )
+
+
+def validate(rt: Runtime, req: SubmitRequest) -> Evaluation:
+    """Evaluate a request against the policy and the store, writing nothing."""
+    cluster = rt.policy.cluster(req.cluster).name
+    with session_scope(rt.engine) as session:
+        usage = usage_for(session, requester=req.requester, team=req.team, cluster=cluster)
+    return evaluate(rt.policy, _policy_request(req), usage)
+
+
+def _policy_request(req: SubmitRequest) -> Request:
+    return Request(
+        requester=req.requester,
+        team=req.team,
+        tier=req.tier,
+        units=req.units,
+        namespace=req.namespace,
+        duration=req.duration,
+        requester_groups=req.requester_groups,
+    )
+
+
+def submit(rt: Runtime, req: SubmitRequest) -> Submitted:
+    """Record a request the policy allows; auto-approve it or ask the approvers."""
+    now = rt.now()
+    cluster = rt.policy.cluster(req.cluster).name
+    with session_scope(rt.engine) as session:
+        if req.idempotency_key:
+            earlier = session.exec(select(Lease).where(Lease.idempotency_key == req.idempotency_key)).first()
+            if earlier is not None:
+                return Submitted(earlier.id, str(earlier.state), "unknown", None, duplicate=True)
+        if any(t.name == req.team for t in rt.policy.teams):
+            # Quota checks read the team's usage; holding the team row makes two requests of
+            # one team queue here instead of both passing on the same numbers.
+            ensure_team(session, name=req.team, now=now)
+            session.get(Team, req.team, with_for_update=True, populate_existing=True)
+        verdict = evaluate(
+            rt.policy,
+            _policy_request(req),
+            usage_for(session, requester=req.requester, team=req.team, cluster=cluster),
+        )
+        if not verdict.allowed:
+            raise RequestRefused(verdict.errors)
+        tier = rt.policy.tier(req.tier)
+        try:
+            lease = create_lease(
+                session,
+                namespace=req.namespace,
+                cluster=cluster,
+                requester=req.requester,
+                requester_email=req.requester_email,
+                team=req.team,
+                tier=req.tier,
+                units=req.units,
+                duration=verdict.duration,
+                reason=req.reason,
+                priority=tier.priority,
+                idempotency_key=req.idempotency_key,
+                fallback_tiers=list(tier.fallback) or None,
+                now=now,
+            )
+        except NamespaceTaken as exc:
+            raise RequestRefused((FieldError("namespace", exc.message),)) from None
+        view = lease_view(rt, lease)
+        if verdict.approval == "auto":
+            decide_lease(
+                session,
+                lease=lease,
+                approver=POLICY_APPROVER,
+                approve=True,
+                reason=None,
+                now=now,
+                rule=verdict.rule,
+            )
+            mark_step(lease, "place", now)
+            outbox.add(
+                session,
+                key=f"{lease.id}:approved",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.approved",
+                    text=f"Your request for {lease.namespace} ({lease.units}× {lease.tier}) was approved "
+                    f"automatically (rule {verdict.rule}). Placing it now.",
+                    lease=view,
+                    data={"rule": verdict.rule},
+                ),
+            )
+        else:
+            transition(
+                session,
+                lease=lease,
+                to=LeaseState.PENDING_APPROVAL,
+                actor=req.requester,
+                reason=None,
+                now=now,
+            )
+            view = lease_view(rt, lease)
+            outbox.add(
+                session,
+                key=f"{lease.id}:received",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.pending_approval",
+                    text=f"Your request for {lease.namespace} ({lease.units}× {lease.tier} for "
+                    f"{view['duration']}) is waiting for an approver.",
+                    lease=view,
+                    actions=("cancel",),
+                ),
+            )
+            outbox.add(
+                session,
+                key=f"{lease.id}:card",
+                target="approval_card",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="approval.requested",
+                    text=f"<@{lease.requester}> asks for {lease.units}× {lease.tier} as {lease.namespace} "
+                    f"for {view['duration']}: {lease.reason or 'no reason given'}",
+                    lease=view,
+                    data=approval_context(rt, session, lease),
+                    actions=("approve", "deny"),
+                ),
+            )
+        log("lease.submitted", lease, approval=verdict.approval, rule=verdict.rule)
+        result = Submitted(lease.id, str(lease.state), verdict.approval, verdict.rule)
+    if result.approval == "auto":
+        enqueue(rt, "place", result.lease_id)
+    enqueue(rt, "deliver")
+    return result
+
+
+def approval_context(rt: Runtime, session: Session, lease: Lease) -> dict:
+    """Return what an approver sees besides the request: team quota use and free units."""
+    used = team_usage(session, team=lease.team)
+    team = next((t for t in rt.policy.teams if t.name == lease.team), None)
+    quota = team.quota.tiers.get(lease.tier) if team else None
+    pools = {p.tier: p for p in pool_usage(session, cluster=lease.cluster)}
+    pool = pools.get(lease.tier)
+    return {
+        "channel": rt.policy.approvals.channel,
+        "team_used": used.get(lease.tier, 0),
+        "team_quota": quota,
+        "pool_free": pool.free if pool else None,
+        "pool_capacity": pool.capacity_units if pool else None,
+    }
+
+
+def may_approve(rt: Runtime, *, tier: str, user: str, groups: frozenset[str]) -> bool:
+    """Tell whether a Slack user (with their user groups) may decide requests for a tier."""
+    approvers = rt.policy.approvers_for(tier)
+    return user in approvers.users or bool(groups & set(approvers.usergroups))
+
+
+@dataclass(frozen=True)
+class Decided:
+    lease_id: str
+    state: str
+    namespace: str
+    requester: str
+
+
+def decide(
+    rt: Runtime,
+    *,
+    lease_id: str,
+    approver: str,
+    approver_groups: frozenset[str],
+    approve: bool,
+    reason: str | None,
+) -> Decided:
+    """Approve or deny a request on behalf of an approver, checking they may."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if not may_approve(rt, tier=lease.tier, user=approver, groups=approver_groups):
+            raise NotAuthorised(f"<@{approver}> is not an approver for tier {lease.tier}", field="approver")
+        decide_lease(session, lease=lease, approver=approver, approve=approve, reason=reason, now=now)
+        view = lease_view(rt, lease)
+        outcome = "approved" if approve else "denied"
+        outbox.add(
+            session,
+            key=f"{lease.id}:card:{outcome}",
+            target="approval_update",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind=f"approval.{outcome}",
+                text=f"{outcome.capitalize()} by <@{approver}>" + (f": {reason}" if reason else ""),
+                lease=view,
+                data={"decided_by": approver, "reason": reason, "outcome": outcome},
+            ),
+        )
+        outbox.add(
+            session,
+            key=f"{lease.id}:{outcome}",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind=f"lease.{outcome}",
+                text=(
+                    f"<@{approver}> approved {lease.namespace}. Placing it now."
+                    if approve
+                    else f"<@{approver}> denied {lease.namespace}: {reason}"
+                ),
+                lease=view,
+                data={"decided_by": approver, "reason": reason},
+            ),
+        )
+        if approve:
+            mark_step(lease, "place", now)
+        log("lease.decided", lease, outcome=outcome, approver=approver)
+        result = Decided(lease.id, str(lease.state), lease.namespace, lease.requester)
+    if approve:
+        enqueue(rt, "place", lease_id)
+    enqueue(rt, "deliver")
+    return result
+
+
+def cancel(rt: Runtime, *, lease_id: str, actor: str, admin: bool = False) -> str:
+    """Withdraw a request that is not active yet; return the new state."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if actor != lease.requester and not admin:
+            raise NotAuthorised("only the requester or an admin can cancel this request", field="actor")
+        if lease.state not in UNDECIDED_STATES | {
+            LeaseState.APPROVED,
+            LeaseState.WAITLISTED,
+            LeaseState.PLACING,
+        }:
+            raise DomainError(
+                f"{lease.namespace} is {lease.state}; release it instead of cancelling", field="lease"
+            )
+        release(session, lease=lease, now=now)
+        was_pending = lease.state in UNDECIDED_STATES
+        transition(session, lease=lease, to=LeaseState.CANCELLED, actor=actor, reason="cancelled", now=now)
+        mark_step(lease, None, now)
+        view = lease_view(rt, lease)
+        if was_pending:
+            outbox.add(
+                session,
+                key=f"{lease.id}:card:cancelled",
+                target="approval_update",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="approval.cancelled",
+                    text=f"Withdrawn by <@{actor}>",
+                    lease=view,
+                    data={"decided_by": actor, "outcome": "cancelled"},
+                ),
+            )
+        outbox.add(
+            session,
+            key=f"{lease.id}:cancelled",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(kind="lease.cancelled", text=f"{lease.namespace} was cancelled.", lease=view),
+        )
+        state, cluster = str(lease.state), lease.cluster
+    enqueue(rt, "deliver")
+    enqueue(rt, "wake_waitlist", cluster)
+    return state
+
+
+__all__ = [
+    "Decided",
+    "RequestRefused",
+    "SubmitRequest",
+    "Submitted",
+    "approval_context",
+    "cancel",
+    "decide",
+    "may_approve",
+    "submit",
+    "usage_for",
+    "validate",
+]

@@ -1,0 +1,206 @@
+"""The minute sweep: approval timeouts, expiry warnings, expiry, scheduled reclaims, stuck steps.
+
+Long delays live in the store as timestamps and are acted on here, never as Celery ETAs
+(with Redis, ETA tasks past the visibility timeout are delivered again). Each part is a
+plain function of (runtime, now) so tests drive it with an injected clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import col, select
+
+from config.durations import format_duration
+from leases.lifecycle import claim_warning, expire_unapproved, transition
+from leases.models import Lease
+from leases.ports import Notice
+from leases.states import LeaseState
+from leases.store import session_scope
+from workflows import outbox
+from workflows.runtime import Runtime
+from workflows.steps.common import SYSTEM, enqueue
+from workflows.steps.placing import place_lease
+from workflows.steps.reclaiming import RUNNING, start_reclaim
+from workflows.views import lease_view
+
+logger = logging.getLogger(__name__)
+
+# Which task resumes a lease stuck in a state, for the reconciler.
+RESUME = {
+    LeaseState.APPROVED: "place",
+    LeaseState.PLACING: "place",
+    LeaseState.PROVISIONING: "provision",
+    LeaseState.RECLAIMING: "reclaim",
+}
+
+
+@dataclass
+class SweepReport:
+    expired_unapproved: list[str] = field(default_factory=list)
+    warned: list[tuple[str, int]] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    scheduled: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+
+
+def approval_timeouts(rt: Runtime, now: datetime, report: SweepReport) -> None:
+    """Expire requests nobody decided within the policy's approval timeout."""
+    timeout = rt.policy.approvals.timeout
+    with session_scope(rt.engine) as session:
+        for lease in expire_unapproved(session, now=now, timeout=timeout, actor=SYSTEM):
+            view = lease_view(rt, lease)
+            outbox.add(
+                session,
+                key=f"{lease.id}:card:expired",
+                target="approval_update",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="approval.expired",
+                    text=f"Expired: no decision within {format_duration(timeout)}",
+                    lease=view,
+                    data={"outcome": "expired"},
+                ),
+            )
+            outbox.add(
+                session,
+                key=f"{lease.id}:expired_unapproved",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.expired_unapproved",
+                    text=f"Nobody decided on {lease.namespace} within {format_duration(timeout)}; "
+                    "the request expired. Ask again if you still need it.",
+                    lease=view,
+                ),
+            )
+            report.expired_unapproved.append(lease.id)
+
+
+def expiry_warnings(rt: Runtime, now: datetime, report: SweepReport) -> None:
+    """Warn each running lease once at every offset before its expiry, with an Extend button."""
+    offsets = rt.policy.expiry.warnings
+    if not offsets:
+        return
+    horizon = now + max(offsets)
+    with session_scope(rt.engine) as session:
+        leases = session.exec(
+            select(Lease)
+            .where(col(Lease.state).in_(RUNNING), Lease.expires_at <= horizon, Lease.expires_at > now)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for lease in leases:
+            left = lease.expires_at - now
+            # Only the tightest offset that has been reached: a lease first seen 30 minutes
+            # before expiry gets the 1h warning, not the 24h one as well.
+            due = [o for o in offsets if left <= o]
+            if not due:
+                continue
+            offset = min(due)
+            if not claim_warning(session, lease=lease, offset_seconds=int(offset.total_seconds()), now=now):
+                continue
+            for earlier in due:
+                if earlier != offset:
+                    claim_warning(session, lease=lease, offset_seconds=int(earlier.total_seconds()), now=now)
+            if lease.state is LeaseState.ACTIVE:
+                transition(
+                    session,
+                    lease=lease,
+                    to=LeaseState.EXPIRING,
+                    actor=SYSTEM,
+                    reason=f"expires in {format_duration(left)}",
+                    now=now,
+                )
+            outbox.add(
+                session,
+                key=f"{lease.id}:warn:{lease.extensions}:{int(offset.total_seconds())}",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.expiry_warning",
+                    text=f"{lease.namespace} expires in {format_duration(left)} "
+                    f"(at {lease.expires_at.isoformat()}). Extend it if you still need it.",
+                    lease=lease_view(rt, lease),
+                    data={"offset": format_duration(offset)},
+                    actions=("extend", "release"),
+                ),
+            )
+            report.warned.append((lease.id, int(offset.total_seconds())))
+
+
+def expiries(rt: Runtime, now: datetime, report: SweepReport) -> None:
+    """Start reclaiming leases whose time is up or whose admin-scheduled reclaim is due."""
+    with session_scope(rt.engine) as session:
+        expired = session.exec(
+            select(Lease.id).where(col(Lease.state).in_(RUNNING), Lease.expires_at <= now)
+        ).all()
+        scheduled = session.exec(
+            select(Lease.id).where(
+                col(Lease.state).in_(RUNNING), col(Lease.reclaim_at).is_not(None), Lease.reclaim_at <= now
+            )
+        ).all()
+    for lease_id in expired:
+        start_reclaim(rt, lease_id=lease_id, actor=SYSTEM, reason="expired")
+        report.expired.append(lease_id)
+    for lease_id in scheduled:
+        if lease_id not in expired:
+            start_reclaim(rt, lease_id=lease_id, actor=SYSTEM, reason="reclaim scheduled by an admin")
+            report.scheduled.append(lease_id)
+
+
+def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:
+    """Re-enqueue steps that have made no progress for too long (lost task, dead worker)."""
+    cutoff = now - rt.stuck_after
+    with session_scope(rt.engine) as session:
+        rows = session.exec(
+            select(Lease.id, Lease.state).where(
+                col(Lease.state).in_(list(RESUME)),
+                col(Lease.step_started_at).is_not(None),
+                Lease.step_started_at <= cutoff,
+            )
+        ).all()
+        for lease_id, _state in rows:
+            lease = session.get(Lease, lease_id, with_for_update=True)
+            lease.step_started_at = now  # not picked again by the next sweep while it runs
+    for lease_id, state in rows:
+        enqueue(rt, RESUME[LeaseState(state)], lease_id)
+        report.resumed.append(lease_id)
+        logger.warning(
+            "lease.resumed lease=%s state=%s",
+            lease_id,
+            state,
+            extra={"event": "lease.resumed", "lease_id": lease_id, "state": str(state)},
+        )
+
+
+def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
+    """Try to place waitlisted leases, highest priority first, then oldest first."""
+    with session_scope(rt.engine) as session:
+        query = select(Lease.id).where(Lease.state == LeaseState.WAITLISTED)
+        if cluster:
+            query = query.where(Lease.cluster == cluster)
+        waiting = session.exec(
+            query.order_by(col(Lease.priority).desc(), col(Lease.created_at), col(Lease.id))
+        ).all()
+    placed = []
+    for lease_id in waiting:
+        if place_lease(rt, lease_id) != str(LeaseState.WAITLISTED):
+            placed.append(lease_id)
+    return placed
+
+
+def sweep(rt: Runtime, now: datetime | None = None) -> SweepReport:
+    """Run every time-driven part once."""
+    now = now or rt.now()
+    report = SweepReport()
+    approval_timeouts(rt, now, report)
+    expiry_warnings(rt, now, report)
+    expiries(rt, now, report)
+    stuck_steps(rt, now, report)
+    enqueue(rt, "deliver")
+    return report

@@ -1,0 +1,143 @@
+"""Celery tasks: thin wrappers that run a step with the installed runtime.
+
+Tasks take ids, never objects. Temporary errors are retried with bounded exponential
+backoff; permanent ones fail the step (provisioning compensates). Anything still unfinished
+is found again by the reconciler's stuck-step sweep, since the store, not the queue, is the
+record of work.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task
+
+from leases.errors import DomainError, TemporaryError
+from workflows import outbox, sweeps
+from workflows.celery_app import app
+from workflows.runtime import Runtime, current
+from workflows.steps import moving, placing, provisioning, reclaiming
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRIES = 6
+
+
+def _backoff(task: Task, exc: TemporaryError) -> float:
+    return exc.delay if exc.delay is not None else min(60.0, 2.0**task.request.retries)
+
+
+def _retrying(task: Task, fn, *args):
+    try:
+        return fn(current(), *args)
+    except TemporaryError as exc:
+        if task.request.retries >= MAX_RETRIES:
+            raise
+        logger.warning(
+            "task.retry task=%s args=%s attempt=%d error=%s",
+            task.name,
+            args,
+            task.request.retries + 1,
+            exc,
+            extra={"event": "task.retry", "task": task.name, "args": list(args)},
+        )
+        raise task.retry(exc=exc, countdown=_backoff(task, exc), max_retries=MAX_RETRIES) from exc
+    except DomainError as exc:
+        # A refusal is an outcome, not a failure: the step has recorded it.
+        logger.info("task.refused task=%s args=%s reason=%s", task.name, args, exc.message)
+        return None
+
+
+@app.task(bind=True, name="gpulease.place", acks_late=True)
+def place(self: Task, lease_id: str):
+    """Place an approved or waitlisted lease."""
+    return _retrying(self, placing.place_lease, lease_id)
+
+
+@app.task(bind=True, name="gpulease.provision", acks_late=True)
+def provision(self: Task, lease_id: str):
+    """Create the lease's namespace bundle; compensate once retries are spent."""
+    try:
+        return _retrying(self, provisioning.provision, lease_id)
+    except TemporaryError as exc:
+        return provisioning.compensate(current(), lease_id, reason=f"gave up after retries: {exc}")
+
+
+@app.task(bind=True, name="gpulease.reclaim", acks_late=True)
+def reclaim(self: Task, lease_id: str):
+    """Delete a reclaiming lease's namespace and release its capacity."""
+    return _retrying(self, reclaiming.reclaim, lease_id)
+
+
+@app.task(bind=True, name="gpulease.refresh", acks_late=True)
+def refresh(self: Task, lease_id: str):
+    """Re-apply a running lease's bundle (expiry annotation, drift)."""
+    return _retrying(self, reclaiming.refresh, lease_id)
+
+
+@app.task(bind=True, name="gpulease.move_node", acks_late=True)
+def move_node(self: Task, move_id: int):
+    """Advance one node move between tiers, re-queueing itself while the operator works."""
+    progress = _retrying(self, moving.advance_move, move_id)
+    if progress is not None and progress.again:
+        # Short polls only: the move's own timeout, kept in the store, bounds the whole wait.
+        move_node.si(move_id).apply_async(countdown=progress.delay)
+    return progress.step if progress else None
+
+
+@app.task(bind=True, name="gpulease.drain_node", acks_late=True)
+def drain_node(self: Task, cluster: str, node: str, to_tier: str):
+    """Cordon a node so it empties for a move to another tier."""
+    return _retrying(self, moving.drain, cluster, node, to_tier)
+
+
+@app.task(bind=True, name="gpulease.deliver", acks_late=True)
+def deliver(self: Task):
+    """Send unsent notifications."""
+    return outbox.deliver_pending(current())
+
+
+@app.task(bind=True, name="gpulease.wake_waitlist", acks_late=True)
+def wake_waitlist(self: Task, cluster: str | None = None):
+    """Try to place waitlisted leases in order."""
+    return _retrying(self, sweeps.wake_waitlist, cluster)
+
+
+@app.task(bind=True, name="gpulease.sweep", acks_late=True)
+def sweep(self: Task):
+    """Run the minute sweep."""
+    report = sweeps.sweep(current())
+    return {k: len(v) for k, v in vars(report).items()}
+
+
+@app.task(bind=True, name="gpulease.reconcile", acks_late=True)
+def reconcile(self: Task):
+    """Compare store and clusters: repair drift, report orphans."""
+    from workflows import reconcile as reconciler
+
+    return _retrying(self, reconciler.reconcile_all)
+
+
+TASKS = {
+    "place": place,
+    "provision": provision,
+    "reclaim": reclaim,
+    "refresh": refresh,
+    "move_node": move_node,
+    "drain_node": drain_node,
+    "deliver": deliver,
+    "wake_waitlist": wake_waitlist,
+    "sweep": sweep,
+    "reconcile": reconcile,
+}
+
+
+def enqueue_with_celery(name: str, *args: object) -> None:
+    """Send a task by its short name, as an immutable signature."""
+    TASKS[name].si(*args).apply_async()
+
+
+def use_celery(rt: Runtime) -> Runtime:
+    """Make the runtime enqueue follow-up steps through Celery."""
+    rt.enqueue = enqueue_with_celery
+    return rt
