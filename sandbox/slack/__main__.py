@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     directory = Directory.from_file(args.directory) if args.directory else None
     sandbox = SlackSandbox(host=args.host, port=args.port, tokens=args.token or (DEFAULT_TOKEN,),
                            directory=directory)
-    print(f"Slack sandbox: Web API {sandbox.url}  admin {sandbox.root_url}/_sandbox/", flush=True)
+    print(f"Slack sandbox Web API at {sandbox.url} (admin at {sandbox.root_url}/_sandbox/)", flush=True)
     try:
         sandbox.serve_forever()
     except KeyboardInterrupt:
