@@ -1,0 +1,1 @@
+"""Tests of the sandbox Kubernetes API server through the official client and kubectl."""

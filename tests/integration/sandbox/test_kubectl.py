@@ -1,0 +1,142 @@
+"""kubectl (a client nobody here wrote) against the sandbox API server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sandbox.kube import KubeSandbox
+
+from .waiting import wait_until
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+
+BUNDLE = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: team-a
+  labels:
+    gpulease.io/tier: h100-1g
+---
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: gpu
+  namespace: team-a
+spec:
+  hard:
+    requests.nvidia.com/gpu: "2"
+    requests.memory: 64Gi
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: owner
+  namespace: team-a
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: edit
+subjects:
+- kind: User
+  name: oidc:alice@example.com
+  apiGroup: rbac.authorization.k8s.io
+"""
+
+
+@pytest.fixture
+def kubectl(kube: KubeSandbox, tmp_path: Path):
+    """Run kubectl against the sandbox with an empty kubeconfig; returns a runner."""
+    config = tmp_path / "kubeconfig"
+    config.write_text("")
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [
+            KUBECTL,
+            f"--kubeconfig={config}",
+            f"--server={kube.url}",
+            f"--cache-dir={tmp_path / 'cache'}",
+            "--request-timeout=20s",
+            *args,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    return run
+
+
+def test_get_namespaces(kubectl):
+    out = kubectl("get", "ns").stdout
+    assert out.splitlines()[0].split() == ["NAME", "STATUS", "AGE"]
+    assert any(line.split()[:2] == ["default", "Active"] for line in out.splitlines())
+
+
+def test_apply_server_side_bundle(kube, kubectl, tmp_path):
+    manifest = tmp_path / "bundle.yaml"
+    manifest.write_text(BUNDLE)
+    out = kubectl("apply", "--server-side", "-f", str(manifest)).stdout
+    assert "namespace/team-a serverside-applied" in out
+    assert "resourcequota/gpu serverside-applied" in out
+    assert "rolebinding.rbac.authorization.k8s.io/owner serverside-applied" in out
+    patch = next(r for r in kube.requests("PATCH") if r.path.endswith("/namespaces/team-a"))
+    assert patch.content_type == "application/apply-patch+yaml"
+    assert patch.param("fieldValidation") == "Strict" and patch.param("fieldManager") == "kubectl"
+    # Re-applying is idempotent.
+    kubectl("apply", "--server-side", "-f", str(manifest))
+    quota = json.loads(kubectl("get", "resourcequota", "gpu", "-n", "team-a", "-o", "json").stdout)
+    assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"
+
+
+def test_apply_rejects_unknown_fields(kubectl, tmp_path):
+    manifest = tmp_path / "bad.yaml"
+    manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bad\nspec:\n  colour: blue\n")
+    result = kubectl("apply", "--server-side", "-f", str(manifest), check=False)
+    assert result.returncode != 0
+    assert 'unknown field "spec.colour"' in result.stderr
+
+
+def test_get_pods_all_namespaces(kube, kubectl):
+    kube.create("namespaces", {"metadata": {"name": "work"}})
+    kube.create(
+        "pods",
+        {
+            "metadata": {"name": "p1", "namespace": "work"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        },
+    )
+    out = kubectl("get", "pods", "-A").stdout
+    header = out.splitlines()[0].split()
+    assert header[:2] == ["NAMESPACE", "NAME"]
+    assert any(line.split()[:2] == ["work", "p1"] for line in out.splitlines()[1:])
+
+
+def test_delete_namespace_waits_for_finalization(kube, kubectl, tmp_path):
+    kube.namespace_controller.delay = 0.2
+    manifest = tmp_path / "bundle.yaml"
+    manifest.write_text(BUNDLE)
+    kubectl("apply", "--server-side", "-f", str(manifest))
+    out = kubectl("delete", "ns", "team-a", "--wait=true").stdout
+    assert 'namespace "team-a" deleted' in out
+    assert kube.get("namespaces", "team-a") is None
+    assert kube.list("rolebindings", namespace="team-a", group="rbac.authorization.k8s.io") == []
+    result = kubectl("get", "ns", "team-a", check=False)
+    assert result.returncode != 0 and "NotFound" in result.stderr
+
+
+def test_delete_protected_namespace_is_refused(kubectl):
+    result = kubectl("delete", "ns", "kube-system", "--wait=false", check=False)
+    assert result.returncode != 0
+    assert "this namespace may not be deleted" in result.stderr
+
+
+def test_wait_helper_is_bounded():
+    with pytest.raises(AssertionError):
+        wait_until(lambda: False, timeout=0.05)
