@@ -19,7 +19,7 @@ from .directory import Channel, Directory, Team, User, UserGroup, dm_channel_id
 from .faults import Fault
 from .remote import RemoteSandbox
 from .server import DEFAULT_SIGNING_SECRET, DEFAULT_TOKEN, SlackSandbox
-from .signing import sign
+from .signing import sign, signed_headers
 from .state import Bot
 
 __all__ = [
@@ -40,4 +40,5 @@ __all__ = [
     "UserGroup",
     "dm_channel_id",
     "sign",
+    "signed_headers",
 ]

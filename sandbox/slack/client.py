@@ -28,7 +28,7 @@ from urllib.parse import quote, urlencode
 from . import payloads
 from .directory import dm_channel_id
 from .remote import RemoteSandbox
-from .signing import sign
+from .signing import signed_headers
 
 STALE_AGE_S = 6 * 60  # Slack apps refuse requests more than 5 minutes old.
 USER_AGENT = "Slackbot 1.0 (+https://api.slack.com/robots)"
@@ -74,14 +74,10 @@ class SignedClient:
         raw = body.encode() if isinstance(body, str) else body
         if timestamp is None:
             timestamp = int(self._clock()) - (STALE_AGE_S if stale else 0)
-        signature = sign(self.signing_secret, timestamp, raw)
-        if bad_signature:
-            signature = sign(self.signing_secret + "-wrong", timestamp, raw)
+        secret = self.signing_secret + ("-wrong" if bad_signature else "")
         request = urllib.request.Request(self.endpoint, data=raw, method="POST", headers={
-            "Content-Type": content_type,
+            **signed_headers(secret, raw, content_type=content_type, timestamp=timestamp),
             "User-Agent": USER_AGENT,
-            "X-Slack-Request-Timestamp": str(timestamp),
-            "X-Slack-Signature": signature,
             **(headers or {}),
         })
         started = time.perf_counter()

@@ -55,6 +55,9 @@ def test_thread_replies_are_kept_per_thread_and_read_back_by_conversations_repli
     assert refusal(lambda: client.conversations_replies(channel="C0APPROVALS", ts="1.000001"))["error"] == (
         "thread_not_found"
     )
+    assert refusal(lambda: client.conversations_replies(channel="C0NOPE", ts=parent["ts"]))["error"] == (
+        "channel_not_found"
+    )
 
 
 def test_update_rewrites_the_message_in_place(client: WebClient, slack: SlackSandbox) -> None:
@@ -101,6 +104,13 @@ def test_post_message_refusals(client: WebClient) -> None:
         ([{"type": "sparkles"}], "invalid_blocks", "[ERROR] unsupported type: sparkles [json-pointer:/blocks/0/type]"),
         ({"type": "divider"}, "invalid_blocks_format", None),
         ("not json", "invalid_blocks_format", None),
+        ([{"type": "section", "text": {"type": "mrkdwn", "text": "x" * 3001}}], "invalid_blocks",
+         "[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]"),
+        ([{"type": "actions", "elements": [{"type": "button", "action_id": "a", "value": "v" * 2001,
+                                            "text": {"type": "plain_text", "text": "A"}}]}], "invalid_blocks",
+         "[ERROR] must be less than 2001 characters [json-pointer:/blocks/0/elements/0/value]"),
+        ([{"type": "divider", "block_id": "same"}, {"type": "divider", "block_id": "same"}], "invalid_blocks",
+         "[ERROR] duplicate block_id: same [json-pointer:/blocks/1/block_id]"),
     ],
 )
 def test_malformed_blocks_are_refused_as_slack_names_them(client: WebClient, blocks, error, message) -> None:

@@ -14,7 +14,15 @@ from slack_sdk import WebClient
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
-from sandbox.slack import DEFAULT_SIGNING_SECRET, ManualClock, SignedClient, SlackSandbox, payloads, sign
+from sandbox.slack import (
+    DEFAULT_SIGNING_SECRET,
+    ManualClock,
+    SignedClient,
+    SlackSandbox,
+    payloads,
+    sign,
+    signed_headers,
+)
 
 from .endpoint import Recorded, Recorder
 
@@ -37,6 +45,11 @@ def verified(request: Recorded) -> bool:
 def test_sign_matches_slack_sdk() -> None:
     verifier = SignatureVerifier("secret")
     assert sign("secret", 1531420618, "a=b") == verifier.generate_signature(timestamp="1531420618", body="a=b")
+
+
+def test_signed_headers_pass_the_verifier() -> None:
+    headers = signed_headers(DEFAULT_SIGNING_SECRET, "command=%2Fgpu-namespace")
+    assert SignatureVerifier(DEFAULT_SIGNING_SECRET).is_valid_request("command=%2Fgpu-namespace", headers)
 
 
 def test_signatures_valid_wrong_and_stale(to_recorder: SignedClient, recorder: Recorder) -> None:

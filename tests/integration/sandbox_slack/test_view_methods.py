@@ -109,6 +109,7 @@ def test_views_update_checks_the_hash(client: WebClient, slack: SlackSandbox, cl
     assert refusal(lambda: client.views_update(view_id=opened["id"], hash=opened["hash"], view=modal()))[
         "error"] == "hash_conflict"
     assert refusal(lambda: client.views_update(view_id="V404", view=modal()))["error"] == "not_found"
+    assert refusal(lambda: client.api_call("views.update", json={"view": modal()}))["error"] == "invalid_arguments"
 
 
 def test_views_update_by_external_id(client: WebClient, slack: SlackSandbox) -> None:
