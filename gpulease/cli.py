@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gpulease import cli_cluster, cli_db, cli_policy
+from gpulease import cli_cluster, cli_db, cli_policy, cli_services
 
 app = typer.Typer(
     name="gpulease",
@@ -16,6 +16,8 @@ app.add_typer(cli_policy.app, name="policy")
 app.add_typer(cli_db.db_app, name="db")
 app.add_typer(cli_db.leases_app, name="leases")
 app.command("inventory")(cli_cluster.inventory)
+app.command("worker")(cli_services.worker)
+app.command("beat")(cli_services.beat)
 
 
 def main() -> None:
