@@ -86,7 +86,7 @@ class SlackSandbox:
         """Serve in a background thread and return self."""
         if self._thread is None:
             # A short poll interval keeps stop() fast: shutdown() waits for the next poll.
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01},
                                             name="slack-sandbox", daemon=True)
             self._thread.start()
             log.info("slack_sandbox.started url=%s", self.url)
