@@ -20,6 +20,7 @@ from leases.ports import Notice
 from leases.states import LeaseState
 from leases.store import session_scope
 from workflows import outbox
+from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
 from workflows.steps.placing import place_lease
@@ -44,6 +45,8 @@ class SweepReport:
     expired: list[str] = field(default_factory=list)
     scheduled: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    idle_warned: list[str] = field(default_factory=list)
+    idle_reclaimed: list[str] = field(default_factory=list)
 
 
 def approval_timeouts(rt: Runtime, now: datetime, report: SweepReport) -> None:
@@ -202,5 +205,7 @@ def sweep(rt: Runtime, now: datetime | None = None) -> SweepReport:
     expiry_warnings(rt, now, report)
     expiries(rt, now, report)
     stuck_steps(rt, now, report)
+    idle = idle_sweep(rt, now)
+    report.idle_warned, report.idle_reclaimed = idle.warned, idle.reclaimed
     enqueue(rt, "deliver")
     return report
