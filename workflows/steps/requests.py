@@ -212,7 +212,7 @@ def approval_context(rt: Runtime, session: Session, lease: Lease) -> dict:
         "team_used": used.get(lease.tier, 0),
         "team_quota": quota,
         "pool_free": pool.free if pool else None,
-        "pool_capacity": pool.capacity_units if pool else None,
+        "pool_capacity": pool.capacity if pool else None,
     }
 
 
