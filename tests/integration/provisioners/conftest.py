@@ -4,7 +4,9 @@ whose sleeps are recorded instead of slept, and helpers to read the server's req
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -40,8 +42,16 @@ def policy() -> Policy:
 
 @pytest.fixture
 def kube() -> Iterator[KubeSandbox]:
+    threads = threading.active_count()
     with KubeSandbox(port=0, operator_delay=0.0, namespace_delay=0.0) as sandbox:
         yield sandbox
+    # A request delayed past the client's timeout is still being served after the test: let
+    # it finish (bounded) so its handler thread does not outlive the test. Python 3.11 builds
+    # tracebacks with ast.parse, and a server thread printing one while the main thread
+    # compiles a module trips a CPython bug ("AST constructor recursion depth mismatch").
+    deadline = time.monotonic() + 10.0
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -90,6 +100,15 @@ def make_spec(policy: Policy, *, pinning: PinningMechanism | None = None, **over
 @pytest.fixture
 def spec(policy: Policy) -> BundleSpec:
     return make_spec(policy)
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float = 5.0) -> None:
+    """Poll until predicate() is truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(0.01)
 
 
 def writes(kube: KubeSandbox) -> list[str]:

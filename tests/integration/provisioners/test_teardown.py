@@ -7,9 +7,23 @@ import pytest
 from leases.errors import TemporaryError
 from provisioners.bundle import apply, teardown
 from sandbox.kube import KubeSandbox
-from tests.integration.provisioners.conftest import RecordedSleep, writes
+from tests.integration.provisioners.conftest import RecordedSleep, wait_until, writes
 
 NS = "/api/v1/namespaces/ml-alice-1"
+
+
+class GoneBeforeNextPoll(RecordedSleep):
+    """A poll interval long enough for the server to finish deleting (waits on the store,
+    bounded), so the request count does not depend on thread timing."""
+
+    def __init__(self, kube: KubeSandbox, namespace: str) -> None:
+        super().__init__()
+        self.kube = kube
+        self.namespace = namespace
+
+    def __call__(self, seconds: float) -> None:
+        super().__call__(seconds)
+        wait_until(lambda: self.kube.get("namespaces", self.namespace) is None, timeout=5.0)
 
 
 class FakeClock:
@@ -27,7 +41,7 @@ def test_teardown_deletes_and_waits_until_gone(kube: KubeSandbox, api, spec, ret
     apply(api, spec, retry=retry)
     uid = kube.get("namespaces", spec.namespace)["metadata"]["uid"]
     kube.clear_requests()
-    waits = RecordedSleep()
+    waits = GoneBeforeNextPoll(kube, spec.namespace)
     assert teardown(api, spec, retry=retry, timeout=10.0, poll=0.5, sleep=waits) is True
     assert kube.get("namespaces", spec.namespace) is None
     assert kube.get("resourcequotas", spec.object_name, namespace=spec.namespace) is None
@@ -69,6 +83,10 @@ def test_teardown_recovers_from_faults(kube: KubeSandbox, api, spec, retry, slep
     kube.clear_requests()
     kube.add_fault("status", status=503, method="DELETE", path=NS, nth=1)
     kube.add_fault("drop", method="GET", path=NS, nth=2)
-    assert teardown(api, spec, retry=retry, timeout=10.0, poll=0.1, sleep=RecordedSleep()) is True
+    waits = GoneBeforeNextPoll(kube, spec.namespace)
+    assert teardown(api, spec, retry=retry, timeout=10.0, poll=0.1, sleep=waits) is True
     assert kube.get("namespaces", spec.namespace) is None
-    assert len(kube.requests()) == 5
+    # guard, DELETE 503 + retry, poll dropped + retry
+    assert [(r.method, r.status) for r in kube.requests()] == [
+        ("GET", 200), ("DELETE", 503), ("DELETE", 200), ("GET", 0), ("GET", 404),
+    ]
