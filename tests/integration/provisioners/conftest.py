@@ -111,6 +111,13 @@ def wait_until(predicate: Callable[[], object], *, timeout: float = 5.0) -> None
         time.sleep(0.01)
 
 
+def answered(kube: KubeSandbox, **filters) -> list:
+    """Return the recorded requests once each has its status (the server records the status
+    just after sending the response, so the client can be a moment ahead of the log)."""
+    wait_until(lambda: all(r.status is not None for r in kube.requests(**filters)))
+    return kube.requests(**filters)
+
+
 def writes(kube: KubeSandbox) -> list[str]:
     """Return "METHOD path" of every write request the server received."""
     return [f"{r.method} {r.path}" for r in kube.requests() if r.method in WRITES]

@@ -17,6 +17,7 @@ from tests.integration.provisioners.conftest import (
     LEASE_ID,
     NEW_NAMESPACE_REQUESTS,
     OTHER_LEASE,
+    answered,
     bundle_objects,
     make_spec,
     versions,
@@ -108,7 +109,7 @@ def test_adopts_a_namespace_created_between_guard_and_create(
 
     result = apply(api, spec, retry=retry)
     assert not result.namespace_created
-    statuses = [(r.method, r.path, r.status) for r in kube.requests()][:3]
+    statuses = [(r.method, r.path, r.status) for r in answered(kube)][:3]
     assert statuses == [
         ("GET", "/api/v1/namespaces/ml-alice-1", 404),
         ("POST", "/api/v1/namespaces", 409),

@@ -13,7 +13,7 @@ from leases.errors import PermanentError, TemporaryError
 from provisioners.bundle import apply
 from provisioners.kube import KubeApiError, RetryPolicy
 from sandbox.kube import KubeSandbox
-from tests.integration.provisioners.conftest import NEW_NAMESPACE_REQUESTS, bundle_objects, writes
+from tests.integration.provisioners.conftest import NEW_NAMESPACE_REQUESTS, answered, bundle_objects, writes
 
 NS = "/api/v1/namespaces/ml-alice-1"
 QUOTA = f"{NS}/resourcequotas/gpulease-4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
@@ -65,7 +65,7 @@ def test_forced_conflict_on_update_is_retried(kube: KubeSandbox, api, spec, retr
     extended = dataclasses.replace(spec, expires_at=datetime(2031, 1, 1, tzinfo=UTC))
     apply(api, extended, retry=retry)
     assert rule.fired == 2
-    assert [r.status for r in kube.requests(method="PATCH", path=NS)] == [409, 409, 200]
+    assert [r.status for r in answered(kube, method="PATCH", path=NS)] == [409, 409, 200]
     annotations = kube.get("namespaces", "ml-alice-1")["metadata"]["annotations"]
     assert annotations["gpulease.io/expires-at"] == "2031-01-01T00:00:00Z"
     assert len(kube.requests()) == 1 + 1 + 2 + 4  # guard, namespace apply + 2 retries, 4 applies

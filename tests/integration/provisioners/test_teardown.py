@@ -7,7 +7,7 @@ import pytest
 from leases.errors import TemporaryError
 from provisioners.bundle import apply, teardown
 from sandbox.kube import KubeSandbox
-from tests.integration.provisioners.conftest import RecordedSleep, wait_until, writes
+from tests.integration.provisioners.conftest import RecordedSleep, answered, wait_until, writes
 
 NS = "/api/v1/namespaces/ml-alice-1"
 
@@ -45,7 +45,7 @@ def test_teardown_deletes_and_waits_until_gone(kube: KubeSandbox, api, spec, ret
     assert teardown(api, spec, retry=retry, timeout=10.0, poll=0.5, sleep=waits) is True
     assert kube.get("namespaces", spec.namespace) is None
     assert kube.get("resourcequotas", spec.object_name, namespace=spec.namespace) is None
-    methods = [(r.method, r.path, r.status) for r in kube.requests()]
+    methods = [(r.method, r.path, r.status) for r in answered(kube)]
     assert methods[:2] == [("GET", NS, 200), ("DELETE", NS, 200)]
     assert len(methods) == 3
     delete = kube.requests(method="DELETE")[0]
@@ -56,7 +56,7 @@ def test_teardown_deletes_and_waits_until_gone(kube: KubeSandbox, api, spec, ret
 
 def test_teardown_of_a_gone_namespace_is_one_request(kube: KubeSandbox, api, spec, retry) -> None:
     assert teardown(api, spec, retry=retry, timeout=1.0, poll=0.1, sleep=RecordedSleep()) is False
-    assert [(r.method, r.status) for r in kube.requests()] == [("GET", 404)]
+    assert [(r.method, r.status) for r in answered(kube)] == [("GET", 404)]
 
 
 def test_teardown_times_out_with_a_temporary_error(kube: KubeSandbox, api, spec, retry) -> None:
@@ -87,6 +87,6 @@ def test_teardown_recovers_from_faults(kube: KubeSandbox, api, spec, retry, slep
     assert teardown(api, spec, retry=retry, timeout=10.0, poll=0.1, sleep=waits) is True
     assert kube.get("namespaces", spec.namespace) is None
     # guard, DELETE 503 + retry, poll dropped + retry
-    assert [(r.method, r.status) for r in kube.requests()] == [
+    assert [(r.method, r.status) for r in answered(kube)] == [
         ("GET", 200), ("DELETE", 503), ("DELETE", 200), ("GET", 0), ("GET", 404),
     ]
