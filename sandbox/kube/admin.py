@@ -17,6 +17,7 @@ tools that drive the stand-in over HTTP. Each maps onto a `KubeSandbox` method:
     POST   /_sandbox/nodes                       add a node: one node entry of the cluster file
     PUT    /_sandbox/nodes/NAME/faulty           {"faulty": true}
     PUT    /_sandbox/nodes/NAME/hang             {"hang": true}
+    GET    /_sandbox/nodes/NAME/reconfigure-error  why the last reconfiguration failed
     PUT    /_sandbox/pods/NAMESPACE/NAME/phase   {"phase": "Succeeded"}
 """
 
@@ -95,11 +96,50 @@ def make_admin(kube: KubeSandbox) -> Callable[[Request], Response]:
                 return Response(200, {"ok": True})
         if head == "compact" and method == "POST":
             return Response(200, {"oldestResourceVersion": kube.compact()})
-        extra = getattr(kube, "admin_extra", None)
-        if extra is not None:
-            result = extra(req, parts, body)
-            if result is not None:
-                return result
+        if head == "operator":
+            if method == "PUT":
+                data = body(req)
+                if not isinstance(data.get("delay"), int | float) or data["delay"] < 0:
+                    raise ApiError(400, 'expected {"delay": seconds >= 0}')
+                kube.operator_delay = float(data["delay"])
+            if method in ("GET", "PUT"):
+                return Response(200, {"delay": kube.operator_delay})
+        if head == "nodes":
+            return _nodes(kube, req, parts[1:], body)
+        if head == "pods" and len(parts) == 4 and parts[3] == "phase" and method == "PUT":
+            phase = body(req).get("phase")
+            try:
+                pod = kube.set_pod_phase(parts[1], parts[2], str(phase))
+            except KeyError as exc:
+                raise ApiError(404, str(exc.args[0])) from None
+            return Response(200, pod)
         raise ApiError(404, f"no admin endpoint {method} {req.path}")
 
     return handle
+
+
+def _nodes(
+    kube: KubeSandbox, req: Request, parts: list[str], body: Callable[[Request], dict[str, Any]]
+) -> Response:
+    if not parts and req.method == "POST":
+        try:
+            created = kube.add_node(body(req))
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return Response(201, {"items": created})
+    if len(parts) == 2 and req.method == "PUT" and parts[1] in ("faulty", "hang"):
+        flag = bool(body(req).get(parts[1], True))
+        try:
+            if parts[1] == "faulty":
+                kube.set_faulty(parts[0], flag)
+            else:
+                kube.set_hang(parts[0], flag)
+        except KeyError as exc:
+            raise ApiError(404, str(exc.args[0])) from None
+        return Response(200, {"node": parts[0], parts[1]: flag})
+    if len(parts) == 2 and req.method == "GET" and parts[1] == "reconfigure-error":
+        try:
+            return Response(200, kube.reconfigure_error(parts[0]))
+        except KeyError as exc:
+            raise ApiError(404, str(exc.args[0])) from None
+    raise ApiError(404, f"no admin endpoint {req.method} {req.path}")

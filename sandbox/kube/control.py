@@ -17,6 +17,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from . import cluster, nodes
 from .access import Access, DenyRule
 from .admin import make_admin
 from .admission import (
@@ -26,12 +27,16 @@ from .admission import (
     PodNodeSelector,
     PodTolerationRestriction,
 )
+from .cluster import NodeSpec
 from .errors import ApiError
 from .faults import FaultRule, Faults
+from .gpu_operator import GpuOperator
 from .namespaces import NamespaceController
+from .quota import QuotaController
 from .requestlog import RecordedRequest, RequestLog
 from .resources import BY_KEY
 from .rest import Api, Target
+from .scheduler import Scheduler
 from .server import ApiServer
 from .store import Store
 from .timers import TimerQueue
@@ -87,12 +92,16 @@ class KubeSandbox:
         self.faults = Faults()
         self.request_log = RequestLog()
         self.namespace_controller = NamespaceController(self.store, self.timers, namespace_delay)
+        self.operator = GpuOperator(self.store, self.timers, operator_delay)
+        self.scheduler = Scheduler(self.store)
+        self.quota = QuotaController(self.store)
         self.chain = Chain(
             [
                 LimitRanger(self.store),
                 PodNodeSelector(self.store),
                 DefaultTolerationSeconds(),
                 PodTolerationRestriction(self.store),
+                self.quota,
             ]
         )
         self.api = Api(
@@ -108,9 +117,10 @@ class KubeSandbox:
         self._http = HttpServer(self.server, host, port)
         self.host = host
         self.server.address = f"{host}:{self._http.port}"
-        self.cluster_file = cluster_file
-        self.operator_delay = operator_delay
+        self.cluster = cluster.load(cluster_file)
         self._seed()
+        for spec in self.cluster.nodes:
+            self.add_node(spec)
 
     # -- lifecycle -----------------------------------------------------------------------
     @property
@@ -143,7 +153,9 @@ class KubeSandbox:
         self.stop()
 
     # -- seeding -------------------------------------------------------------------------
-    def create(self, plural: str, obj: dict[str, Any], *, group: str = "") -> dict[str, Any]:
+    def create(
+        self, plural: str, obj: dict[str, Any], *, group: str = "", manager: str = "sandbox"
+    ) -> dict[str, Any]:
         """Create an object through the API's own create path (defaults, admission)."""
         rt = BY_KEY[(group, plural)]
         obj = copy.deepcopy(obj)
@@ -152,7 +164,7 @@ class KubeSandbox:
         namespace = obj.get("metadata", {}).get("namespace", "") if rt.namespaced else ""
         target = Target(rt, rt.versions[0], namespace, obj["metadata"].get("name", ""), "")
         with self.store.lock:
-            return self.api.create_object(target, obj, dry=False, manager="sandbox")
+            return self.api.create_object(target, obj, dry=False, manager=manager)
 
     def _seed(self) -> None:
         for name in SYSTEM_NAMESPACES:
@@ -164,6 +176,61 @@ class KubeSandbox:
                 {"metadata": {"name": name, "labels": labels}, "rules": rules},
                 group="rbac.authorization.k8s.io",
             )
+
+    # -- nodes and the GPU Operator --------------------------------------------------------
+    @property
+    def operator_delay(self) -> float:
+        """Seconds a simulated MIG / time-slicing reconfiguration takes."""
+        return self.operator.delay
+
+    @operator_delay.setter
+    def operator_delay(self, seconds: float) -> None:
+        self.operator.delay = seconds
+
+    def add_node(self, spec: NodeSpec | dict[str, Any]) -> list[dict[str, Any]]:
+        """Register node(s) from a NodeSpec or one cluster-file node entry."""
+        specs = [spec] if isinstance(spec, NodeSpec) else cluster.parse_node(spec)
+        created = []
+        for one in specs:
+            self.operator.register(one)
+            index = len(self.store.list(("", "nodes")))
+            created.append(self.create("nodes", nodes.node_object(one, index), manager="kubelet"))
+        return created
+
+    def set_faulty(self, node: str, faulty: bool = True) -> None:
+        """Make every later reconfiguration of the node fail (failed state)."""
+        self.operator.set_faulty(node, faulty)
+
+    def set_hang(self, node: str, hang: bool = True) -> None:
+        """Keep the node's reconfigurations pending until hang is cleared."""
+        with self.store.lock:
+            self.operator.set_hang(node, hang)
+
+    def reconfigure_error(self, node: str) -> dict[str, str]:
+        """Why the node's last MIG / device-plugin reconfiguration failed ("" if it did not)."""
+        return self.operator.last_error(node)
+
+    def set_pod_phase(self, namespace: str, name: str, phase: str) -> dict[str, Any]:
+        """End (or restart) a pod as its kubelet would report it; ending frees its GPUs."""
+        with self.store.lock:
+            pod = self.store.get(("", "pods"), namespace, name)
+            if pod is None:
+                raise KeyError(f"no pod {namespace}/{name}")
+            pod.setdefault("status", {})["phase"] = phase
+            if phase in ("Succeeded", "Failed"):
+                for status in pod["status"].get("containerStatuses") or []:
+                    status["ready"] = False
+                    status["state"] = {
+                        "terminated": {
+                            "exitCode": 0 if phase == "Succeeded" else 1,
+                            "reason": "Completed" if phase == "Succeeded" else "Error",
+                        }
+                    }
+            return self.store.update(("", "pods"), pod)
+
+    def idle(self) -> bool:
+        """True when no simulated controller has work scheduled (namespaces, operator)."""
+        return self.timers.idle()
 
     # -- reading objects (test convenience) -----------------------------------------------
     def get(self, plural: str, name: str, *, namespace: str = "", group: str = "") -> dict[str, Any] | None:

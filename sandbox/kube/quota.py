@@ -1,0 +1,169 @@
+"""ResourceQuota: the admission plugin that refuses objects over a namespace's quota, with
+the real wording, and the controller that keeps `status.hard`/`status.used` current.
+
+Counted for pods that are not Succeeded/Failed: `pods`, `count/pods`, `requests.cpu` (and
+`cpu`), `requests.memory` (and `memory`), `limits.cpu`, `limits.memory`, `requests.<name>`
+for any other resource such as `requests.nvidia.com/gpu`; for every type,
+`count/<resource>[.<group>]` and the legacy names (`configmaps`, `resourcequotas`, ...).
+Scopes and scope selectors are not supported (such quotas are ignored). If the quota
+covers cpu or memory, every container must state the matching request or limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import quantity
+from .admission import Attributes
+from .errors import forbidden
+from .quantity import Quantity
+from .resources import BY_KEY, ResourceType
+from .scheduler import is_active, pod_requests
+from .store import Event, Store
+
+QUOTAS = ("", "resourcequotas")
+LEGACY_COUNTS = {
+    "configmaps",
+    "resourcequotas",
+    "secrets",
+    "services",
+    "persistentvolumeclaims",
+    "replicationcontrollers",
+}
+CONSTRAINED = {"requests.cpu", "requests.memory", "limits.cpu", "limits.memory", "cpu", "memory"}
+
+
+def _count_key(rt: ResourceType) -> str:
+    return f"count/{rt.plural}.{rt.group}" if rt.group else f"count/{rt.plural}"
+
+
+def usage(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Quantity]:
+    """What one object counts against quota."""
+    one = quantity.parse(1)
+    result = {_count_key(rt): one}
+    if rt.plural in LEGACY_COUNTS:
+        result[rt.plural] = one
+    if rt.plural != "pods":
+        return result
+    if not is_active(obj):
+        return {}
+    result["pods"] = one
+    for name, value in pod_requests(obj).items():
+        result[f"requests.{name}"] = value
+        if name in ("cpu", "memory"):
+            result[name] = value
+    limits: dict[str, Quantity] = {}
+    for c in (obj.get("spec") or {}).get("containers") or []:
+        for name, value in ((c.get("resources") or {}).get("limits") or {}).items():
+            if name in ("cpu", "memory"):
+                limits[name] = limits.get(name, quantity.ZERO) + quantity.parse(value)
+    for name, value in limits.items():
+        result[f"limits.{name}"] = value
+    return result
+
+
+def _pretty(values: dict[str, Quantity]) -> str:
+    return ",".join(f"{k}={quantity.canonical(v)}" for k, v in sorted(values.items()))
+
+
+def _missing_constraints(pod: dict[str, Any], required: set[str]) -> str:
+    missing: dict[str, list[str]] = {}
+    spec = pod.get("spec") or {}
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
+        res = c.get("resources") or {}
+        for key in sorted(required):
+            section, _, name = key.rpartition(".")
+            section = section or "requests"
+            if name not in (res.get(section) or {}):
+                missing.setdefault(key, []).append(c.get("name", ""))
+    parts = sorted(f"{k} for: {','.join(sorted(v))}" for k, v in missing.items())
+    return "; ".join(parts)
+
+
+class QuotaController:
+    """Admission (validate on create) plus the status controller."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.subscribe(self._on_event)
+
+    def _quotas(self, namespace: str) -> list[dict[str, Any]]:
+        return [
+            q
+            for q in self.store.list(QUOTAS, namespace)
+            if not (q.get("spec") or {}).get("scopes") and not (q.get("spec") or {}).get("scopeSelector")
+        ]
+
+    def used(self, namespace: str) -> dict[str, Quantity]:
+        """Current usage of a namespace, over every resource quota can count."""
+        totals: dict[str, Quantity] = {}
+        for rt in BY_KEY.values():
+            if not rt.namespaced:
+                continue
+            for obj in self.store.list(rt.key, namespace):
+                for name, value in usage(rt, obj).items():
+                    totals[name] = totals.get(name, quantity.ZERO) + value
+        return totals
+
+    # -- admission -------------------------------------------------------------------------
+    def admit(self, a: Attributes) -> None:
+        return None
+
+    def validate(self, a: Attributes) -> None:
+        if a.operation != "CREATE" or not a.rt.namespaced or a.obj is None or a.subresource:
+            return
+        quotas = self._quotas(a.namespace)
+        if not quotas:
+            return
+        requested = usage(a.rt, a.obj)
+        used = self.used(a.namespace)
+        for q in sorted(quotas, key=lambda q: q["metadata"]["name"]):
+            hard = {k: quantity.parse(v) for k, v in ((q.get("spec") or {}).get("hard") or {}).items()}
+            name = q["metadata"]["name"]
+            if a.rt.plural == "pods":
+                required = set(hard) & CONSTRAINED
+                missing = _missing_constraints(a.obj, required) if required else ""
+                if missing:
+                    raise forbidden("pods", a.name, f"failed quota: {name}: must specify {missing}")
+            relevant = {k: v for k, v in requested.items() if k in hard}
+            exceeded = [
+                k for k, v in relevant.items() if (used.get(k, quantity.ZERO) + v).value > hard[k].value
+            ]
+            if exceeded:
+                raise forbidden(
+                    a.rt.plural,
+                    a.name,
+                    f"exceeded quota: {name}, requested: {_pretty({k: relevant[k] for k in exceeded})}, "
+                    f"used: {_pretty({k: used.get(k, quantity.ZERO) for k in exceeded})}, "
+                    f"limited: {_pretty({k: hard[k] for k in exceeded})}",
+                    a.rt.group,
+                )
+
+    # -- status controller -------------------------------------------------------------------
+    def _on_event(self, event: Event) -> None:
+        rt = BY_KEY.get(event.key)
+        if rt is None or not rt.namespaced:
+            return
+        if (
+            event.key == QUOTAS
+            and event.type == "MODIFIED"
+            and (event.old or {}).get("spec") == event.obj.get("spec")
+        ):
+            return  # our own status write
+        self.refresh(event.obj["metadata"].get("namespace", ""))
+
+    def refresh(self, namespace: str) -> None:
+        """Recompute status.hard and status.used of every quota in a namespace."""
+        quotas = self._quotas(namespace)
+        if not quotas:
+            return
+        used = self.used(namespace)
+        for q in quotas:
+            hard = (q.get("spec") or {}).get("hard") or {}
+            status = {
+                "hard": {k: quantity.canonicalize(v) for k, v in hard.items()},
+                "used": {k: quantity.canonical(used.get(k, quantity.ZERO)) for k in hard},
+            }
+            if q.get("status") != status:
+                q["status"] = status
+                self.store.update(QUOTAS, q)
