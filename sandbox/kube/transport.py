@@ -112,15 +112,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             raw_query=parts.query,
         )
         result, done = self.server.app(request)
+        # Record the outcome before the client can see it, so a test that reads the request
+        # log right after its call never finds the status missing.
         if isinstance(result, DropConnection):
+            done(0)
             self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            done(0)
             return
+        done(result.status)
         if isinstance(result, StreamResponse):
             self._stream(result)
-            done(result.status)
             return
         payload = result.body if isinstance(result.body, bytes) else json.dumps(result.body).encode()
         self.send_response(result.status)
@@ -131,7 +133,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
-        done(result.status)
 
     def _stream(self, result: StreamResponse) -> None:
         self.send_response(result.status)
