@@ -213,3 +213,30 @@ def test_admission_policy_reapply_from_a_new_client_changes_nothing(
         apply(fresh, spec, retry=RetryPolicy(base_delay=0.01))
     after = kube.get("mutatingadmissionpolicies", "gpulease-tier-pinning", group=group)["metadata"]
     assert after["resourceVersion"] == before["resourceVersion"]
+
+
+def test_server_keeps_resource_version_on_an_identical_apply(kube: KubeSandbox, api, spec, retry) -> None:
+    # apply() skips an unchanged namespace itself; this checks the server half of idempotency.
+    from provisioners.bundle.apply import server_side_apply
+    from provisioners.bundle.render import namespace
+
+    apply(api, spec, retry=retry)
+    first = server_side_apply(api, namespace(spec), field_manager="gpulease", retry=retry)
+    second = server_side_apply(api, namespace(spec), field_manager="gpulease", retry=retry)
+    assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    changed = dataclasses.replace(spec, units=3)
+    third = server_side_apply(api, namespace(changed), field_manager="gpulease", retry=retry)
+    assert third["metadata"]["resourceVersion"] != second["metadata"]["resourceVersion"]
+
+
+def test_apply_into_a_terminating_namespace_waits_for_it(kube: KubeSandbox, api, other_client, spec, retry) -> None:
+    from leases.errors import TemporaryError
+
+    apply(api, spec, retry=retry)
+    core = client.CoreV1Api(other_client)
+    core.patch_namespace(spec.namespace, {"metadata": {"finalizers": ["example.com/hold"]}})
+    core.delete_namespace(spec.namespace)
+    kube.clear_requests()
+    with pytest.raises(TemporaryError, match="being deleted"):
+        apply(api, spec, retry=retry)
+    assert writes(kube) == []
