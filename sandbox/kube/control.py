@@ -31,6 +31,7 @@ from .cluster import NodeSpec
 from .errors import ApiError
 from .faults import FaultRule, Faults
 from .gpu_operator import GpuOperator
+from .mutating_policy import MutatingPolicies
 from .namespaces import NamespaceController
 from .quota import QuotaController
 from .requestlog import RecordedRequest, RequestLog
@@ -101,6 +102,7 @@ class KubeSandbox:
                 PodNodeSelector(self.store),
                 DefaultTolerationSeconds(),
                 PodTolerationRestriction(self.store),
+                MutatingPolicies(self.store),
                 self.quota,
             ]
         )

@@ -9,7 +9,7 @@ import copy
 import json
 from typing import Any
 
-from . import quantity
+from . import mutating_policy, quantity
 from .resources import ResourceType
 
 # Kinds whose metadata.generation tracks spec changes.
@@ -181,6 +181,8 @@ def validate(rt: ResourceType, obj: dict[str, Any]) -> list[dict[str, str]]:
         return _validate_binding(rt, obj)
     if rt.plural == "resourcequotas":
         return _validate_quota(obj)
+    if rt.group == "admissionregistration.k8s.io":
+        return mutating_policy.policy_causes(rt, obj)
     return []
 
 

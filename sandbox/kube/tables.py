@@ -12,8 +12,6 @@ from .meta import age
 from .resources import ResourceType
 from .transport import Request
 
-Column = tuple[str, str, Callable[[dict[str, Any]], Any]]
-
 
 def wants_table(req: Request) -> bool:
     """True when the Accept header asks for a Table (kubectl get)."""
@@ -42,57 +40,68 @@ def _pod_ready(o: dict[str, Any]) -> str:
     return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
 
 
-COLUMNS: dict[str, list[Column]] = {
-    "namespaces": [("Status", "string", lambda o: (o.get("status") or {}).get("phase", ""))],
+def _internal_ip(o: dict[str, Any]) -> str:
+    addresses = (o.get("status") or {}).get("addresses") or []
+    return next((a["address"] for a in addresses if a.get("type") == "InternalIP"), "<none>")
+
+
+# Extra columns per resource after NAME: (name, type, getter, priority); AGE is placed
+# before the first priority-1 column, as the real server does.
+COLUMNS: dict[str, list[tuple[str, str, Callable[[dict[str, Any]], Any], int]]] = {
+    "namespaces": [("Status", "string", lambda o: (o.get("status") or {}).get("phase", ""), 0)],
     "nodes": [
-        ("Status", "string", _node_status),
-        ("Roles", "string", lambda o: "<none>"),
+        ("Status", "string", _node_status, 0),
+        ("Roles", "string", lambda o: "<none>", 0),
+        ("Age", "string", _age, 0),
+        (
+            "Version",
+            "string",
+            lambda o: (o.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion", ""),
+            0,
+        ),
+        ("Internal-IP", "string", _internal_ip, 1),
+        ("OS-Image", "string", lambda o: (o.get("status") or {}).get("nodeInfo", {}).get("osImage", ""), 1),
     ],
     "pods": [
-        ("Ready", "string", _pod_ready),
-        ("Status", "string", lambda o: (o.get("status") or {}).get("phase", "")),
-        ("Restarts", "string", lambda o: "0"),
+        ("Ready", "string", _pod_ready, 0),
+        ("Status", "string", lambda o: (o.get("status") or {}).get("phase", ""), 0),
+        ("Restarts", "string", lambda o: "0", 0),
+        ("Age", "string", _age, 0),
+        ("IP", "string", lambda o: (o.get("status") or {}).get("podIP", "<none>"), 1),
+        ("Node", "string", lambda o: (o.get("spec") or {}).get("nodeName", "<none>"), 1),
     ],
-    "configmaps": [("Data", "integer", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}))],
+    "configmaps": [
+        ("Data", "integer", lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {}), 0)
+    ],
     "rolebindings": [
         (
             "Role",
             "string",
             lambda o: f"{(o.get('roleRef') or {}).get('kind')}/{(o.get('roleRef') or {}).get('name')}",
+            0,
         )
-    ],
-}
-TRAILING: dict[str, list[Column]] = {
-    "nodes": [
-        ("Version", "string", lambda o: (o.get("status") or {}).get("nodeInfo", {}).get("kubeletVersion", ""))
-    ],
-    "pods": [
-        ("IP", "string", lambda o: (o.get("status") or {}).get("podIP", "<none>")),
-        ("Node", "string", lambda o: (o.get("spec") or {}).get("nodeName", "<none>")),
     ],
 }
 
 
 def table(rt: ResourceType, items: list[dict[str, Any]], list_meta: dict[str, Any]) -> dict[str, Any]:
     """Render objects as a Table with partial-object metadata per row."""
-    columns: list[Column] = [("Name", "string", _name)]
-    columns += COLUMNS.get(rt.plural, [])
-    columns += [("Age", "string", _age)]
-    columns += TRAILING.get(rt.plural, [])
-    priority_from = len(columns) - len(TRAILING.get(rt.plural, []))
+    columns = [("Name", "string", _name, 0), *COLUMNS.get(rt.plural, [])]
+    if not any(c[0] == "Age" for c in columns):
+        columns.append(("Age", "string", _age, 0))
     definitions = [
         {
             "name": name,
             "type": kind,
             "format": "name" if name == "Name" else "",
             "description": name,
-            "priority": 1 if i >= priority_from else 0,
+            "priority": priority,
         }
-        for i, (name, kind, _) in enumerate(columns)
+        for name, kind, _, priority in columns
     ]
     rows = [
         {
-            "cells": [getter(o) for _, _, getter in columns],
+            "cells": [getter(o) for _, _, getter, _ in columns],
             "object": {
                 "kind": "PartialObjectMetadata",
                 "apiVersion": "meta.k8s.io/v1",

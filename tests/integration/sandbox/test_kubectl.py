@@ -79,6 +79,47 @@ def test_get_namespaces(kubectl):
     assert any(line.split()[:2] == ["default", "Active"] for line in out.splitlines())
 
 
+def test_get_nodes_json(kubectl):
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json").stdout)
+    assert nodes["kind"] == "List"
+    by_name = {n["metadata"]["name"]: n for n in nodes["items"]}
+    assert len(by_name) == 7
+    h100 = by_name["gpu-h100-1g-0"]
+    assert h100["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb"
+    assert h100["status"]["allocatable"]["nvidia.com/gpu"] == "56"
+    table = kubectl("get", "nodes").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert table[1].split()[1] == "Ready"
+
+
+def test_label_node_overwrite_drives_the_gpu_operator(kube, kubectl):
+    out = kubectl("label", "node", "gpu-h100-1g-1", "nvidia.com/mig.config=all-3g.40gb", "--overwrite").stdout
+    assert "node/gpu-h100-1g-1 labeled" in out
+    request = kube.requests("PATCH", "/api/v1/nodes/gpu-h100-1g-1")[-1]
+    assert request.param("fieldManager") == "kubectl-label"
+    wait_until(
+        lambda: (
+            kube.get("nodes", "gpu-h100-1g-1")["metadata"]["labels"]["nvidia.com/mig.config.state"]
+            == "success"
+        )
+    )
+    node = json.loads(kubectl("get", "node", "gpu-h100-1g-1", "-o", "json").stdout)
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "16"
+    result = kubectl("label", "node", "gpu-h100-1g-1", "gpulease.io/tier=h100-3g", check=False)
+    assert result.returncode != 0 and "already has a value" in result.stderr
+    kubectl("label", "node", "gpu-h100-1g-1", "gpulease.io/tier=h100-3g", "--overwrite")
+    assert kube.get("nodes", "gpu-h100-1g-1")["metadata"]["labels"]["gpulease.io/tier"] == "h100-3g"
+
+
+def test_cordon_and_uncordon(kube, kubectl):
+    kubectl("cordon", "gpu-l40s-0")
+    node = kube.get("nodes", "gpu-l40s-0")
+    assert node["spec"]["unschedulable"] is True
+    assert "SchedulingDisabled" in kubectl("get", "node", "gpu-l40s-0").stdout
+    kubectl("uncordon", "gpu-l40s-0")
+    assert not kube.get("nodes", "gpu-l40s-0")["spec"].get("unschedulable")
+
+
 def test_apply_server_side_bundle(kube, kubectl, tmp_path):
     manifest = tmp_path / "bundle.yaml"
     manifest.write_text(BUNDLE)
