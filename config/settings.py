@@ -32,6 +32,9 @@ class Settings(BaseSettings):
         "memory://",
         description="Celery broker: redis://host:6379/0 in production, memory:// embedded.",
     )
+    broker_visibility_timeout: int = Field(
+        3600, ge=10, description="Seconds before Redis redelivers a task whose worker vanished."
+    )
     policy_file: Path = Field(EXAMPLE_POLICY, description="The policy YAML file.")
 
     slack_bot_token: SecretStr | None = Field(None, description="xoxb- bot token.")

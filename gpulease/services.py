@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 def install_runtime(settings: Settings, **kwargs) -> Runtime:
     """Build the runtime, point Celery at the broker, and install both in this process."""
     rt = build_runtime(settings, **kwargs)
-    configure(broker_url=settings.broker_url)
+    configure(broker_url=settings.broker_url, visibility_timeout=settings.broker_visibility_timeout)
     use_celery(rt)
     return runtime_module.install(rt)
 
@@ -55,7 +55,7 @@ def run_worker(settings: Settings, *, queues: tuple[str, ...] = ALL, concurrency
 
 def run_beat(settings: Settings, *, schedule_file: str, loglevel: str = "INFO") -> None:
     """Run Celery beat (the minute sweep and the reconciler) until it is stopped."""
-    configure(broker_url=settings.broker_url)
+    configure(broker_url=settings.broker_url, visibility_timeout=settings.broker_visibility_timeout)
     app.start(["beat", "-s", schedule_file, "-l", loglevel])
 
 

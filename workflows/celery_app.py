@@ -18,6 +18,11 @@ RECONCILE_EVERY = 300.0
 
 def configure(*, broker_url: str, visibility_timeout: int = 3600) -> Celery:
     """Point the app at a broker and apply the task settings of DESIGN §6."""
+    if app.conf.broker_url and app.conf.broker_url != broker_url:
+        # Re-pointed in the same process (the embedded default, tests): drop the connection
+        # and producer pools made for the old broker, or sends would still go there.
+        app._pool = None
+        app.amqp._producer_pool = None
     app.conf.update(
         broker_url=broker_url,
         broker_connection_retry_on_startup=True,

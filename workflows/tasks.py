@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task
+from kombu.exceptions import KombuError
 
 from leases.errors import DomainError, TemporaryError
 from workflows import outbox, sweeps
@@ -39,7 +40,7 @@ def _retrying(task: Task, fn, *args):
             args,
             task.request.retries + 1,
             exc,
-            extra={"event": "task.retry", "task": task.name, "args": list(args)},
+            extra={"event": "task.retry", "task": task.name, "task_args": list(args)},
         )
         raise task.retry(exc=exc, countdown=_backoff(task, exc), max_retries=MAX_RETRIES) from exc
     except DomainError as exc:
@@ -133,8 +134,19 @@ TASKS = {
 
 
 def enqueue_with_celery(name: str, *args: object) -> None:
-    """Send a task by its short name, as an immutable signature."""
-    TASKS[name].si(*args).apply_async()
+    """Send a task by its short name, as an immutable signature; never fail the caller.
+
+    The step that enqueues has already committed its state, so if the broker is down the work
+    is not lost: the minute sweep finds the unfinished step (or the unsent message) and queues
+    it again. Failing here would tell a user their request failed when it was recorded.
+    """
+    try:
+        TASKS[name].si(*args).apply_async()
+    except (KombuError, OSError) as exc:
+        logger.warning(
+            "task.enqueue_failed task=%s args=%s error=%s (the sweep will retry)", name, args, exc,
+            extra={"event": "task.enqueue_failed", "task": name, "task_args": [str(a) for a in args]},
+        )
 
 
 def use_celery(rt: Runtime) -> Runtime:
