@@ -42,10 +42,13 @@ class NodeState:
     """One GPU node as the inventory sees it.
 
     `tier` is the node's `gpulease.io/tier` label; `schedulable` is False when cordoned;
-    `target_tier` is the `gpulease.io/target-tier` annotation the placer sets when it cordons
-    the node to drain it for, or move it to, another tier (cleared once relabelled or
-    returned). `healthy`/`reason` carry what the inventory itself found wrong (NotReady, GPU
-    errors); the capacity checks below add their own reasons.
+    `target_tier` is the `gpulease.io/target-tier` annotation the placer sets on a node it
+    drains for, or moves to, another tier (cleared once relabelled or given back). A draining
+    node stays schedulable (with a PreferNoSchedule taint) so the leases already on its pool
+    keep their room, but no new lease is admitted on its capacity; a node being moved is
+    cordoned. `healthy`/`reason` carry what the inventory itself found wrong (NotReady, GPU
+    errors); the capacity checks below add their own reasons. `empties_at` is when the last
+    lease with GPU pods on the node expires (POSIX seconds, from the store), None if unknown.
     """
 
     name: str
@@ -60,6 +63,7 @@ class NodeState:
     healthy: bool = True
     reason: str | None = None
     target_tier: str | None = None
+    empties_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,9 @@ class NodeCapacity:
 
     `expected` is what the catalog says the node gives its labelled tier; `sound` is True when
     the node agrees with the catalog and is healthy (cordoned nodes can be sound), so it could
-    be moved or uncordoned; `counted` is sound and schedulable.
+    be moved or uncordoned; `draining` is sound, schedulable and annotated with a target tier:
+    live leases may still use it, new ones may not; `counted` is sound, schedulable and not
+    draining.
     """
 
     node: NodeState
@@ -101,6 +107,7 @@ class NodeCapacity:
     sound: bool
     counted: bool
     reason: str | None
+    draining: bool = False
 
     @property
     def units(self) -> int:
@@ -185,6 +192,8 @@ def assess_node(*, node: NodeState, tiers: Mapping[str, TierSpec]) -> NodeCapaci
         return NodeCapacity(node, node.tier, expected, False, False, problem)
     if not node.schedulable:
         return NodeCapacity(node, node.tier, expected, True, False, "cordoned")
+    if node.target_tier is not None:
+        return NodeCapacity(node, node.tier, expected, True, False, f"draining for {node.target_tier}", True)
     return NodeCapacity(node, node.tier, expected, True, True, None)
 
 
@@ -193,11 +202,14 @@ def assess_nodes(*, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec
     return [assess_node(node=node, tiers=tiers) for node in inventory]
 
 
-def pool_capacity(*, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec]) -> dict[str, int]:
-    """Return units per tier over counted nodes (healthy, consistent, not cordoned)."""
+def pool_capacity(
+    *, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec], include_draining: bool = False
+) -> dict[str, int]:
+    """Return units per tier for new leases: counted nodes (healthy, consistent, not cordoned,
+    not draining); with `include_draining`, the units live leases can use, draining nodes too."""
     capacity = dict.fromkeys(tiers, 0)
     for assessed in assess_nodes(inventory=inventory, tiers=tiers):
-        if assessed.counted and assessed.tier is not None:
+        if assessed.tier is not None and (assessed.counted or (include_draining and assessed.draining)):
             capacity[assessed.tier] += assessed.expected
     return capacity
 

@@ -31,6 +31,7 @@ __all__ = [
     "choose_drain",
     "movable",
     "plan_move",
+    "stale_drains",
     "summarise",
 ]
 
@@ -93,12 +94,17 @@ class Candidate:
 
 @dataclass
 class Pools:
-    """Every pool summarised in one pass over the inventory; the input of each decision."""
+    """Every pool summarised in one pass over the inventory; the input of each decision.
+
+    `capacity` counts nodes open to new leases; `draining` the units of draining nodes (live
+    leases may still use them); `incoming` the units of nodes draining or moving toward a tier.
+    """
 
     tiers: Mapping[str, TierSpec]
     capacity: dict[str, int]
     reserved: dict[str, int]
     waiting: dict[str, int]
+    draining: dict[str, int] = field(default_factory=dict)
     incoming: dict[str, int] = field(default_factory=dict)
     idle: dict[str, list[Candidate]] = field(default_factory=dict)
     busy: dict[str, list[NodeState]] = field(default_factory=dict)
@@ -109,7 +115,7 @@ class Pools:
         return max(0, self.capacity.get(tier, 0) - self.reserved.get(tier, 0))
 
     def spare(self, tier: str, *, lost: int) -> int:
-        """Return the units `tier` keeps beyond its reservations and waiting demand after losing `lost`."""
+        """Return the units `tier` has beyond its reservations and queue after losing `lost`."""
         return self.capacity.get(tier, 0) - lost - self.reserved.get(tier, 0) - self.waiting.get(tier, 0)
 
     def ever(self, tier: str) -> int:
@@ -125,12 +131,16 @@ def summarise(
     tiers: Mapping[str, TierSpec],
     waiting: Mapping[str, int] | None = None,
 ) -> Pools:
-    """Summarise capacity, reservations, idle and busy nodes of every pool in one pass."""
+    """Summarise capacity, reservations, idle and busy nodes of every pool in one pass.
+
+    `waiting` is units per tier of requests in the waitlist.
+    """
     pools = Pools(
         tiers=tiers,
         capacity=dict.fromkeys(tiers, 0),
         reserved=reserved_by_tier(reservations),
         waiting=dict(waiting or {}),
+        draining=dict.fromkeys(tiers, 0),
         incoming=dict.fromkeys(tiers, 0),
     )
     for node in inventory:
@@ -144,25 +154,28 @@ def summarise(
                 pools.idle.setdefault(node.gpu_model, []).append(Candidate(node, None, 0, True))
             continue
         target = tiers.get(node.target_tier) if node.target_tier is not None else None
-        if node_problem(node=node, spec=spec) is not None:
-            if target is not None and not node.schedulable and node.healthy and node.gpu_pods == 0:
+        if not node.schedulable:
+            if target is not None and node.healthy and node.gpu_pods == 0:
                 # Cordoned for a move that has not finished: its capacity is on its way to
                 # the target and counts for neither tier until then.
                 pools.incoming[target.name] += node.gpus * target.units_per_gpu
+            continue  # otherwise cordoned by an admin: hands off
+        if node_problem(node=node, spec=spec) is not None:
             continue
         units = node.gpus * spec.units_per_gpu
-        if node.schedulable:
-            pools.capacity[spec.name] += units
+        if target is not None:
+            # Draining: live leases of its pool may still use it, new ones may not.
+            pools.draining[spec.name] += units
             if node.gpu_pods == 0:
-                pools.idle.setdefault(spec.gpu_model, []).append(Candidate(node, spec.name, units, False))
-            else:
-                pools.busy.setdefault(spec.gpu_model, []).append(node)
-        elif target is not None:
-            if node.gpu_pods == 0:
-                # Drained: out of its pool already, so moving it costs the donor nothing.
                 pools.idle.setdefault(spec.gpu_model, []).append(Candidate(node, spec.name, 0, True))
             else:
                 pools.incoming[target.name] += node.gpus * target.units_per_gpu
+            continue
+        pools.capacity[spec.name] += units
+        if node.gpu_pods == 0:
+            pools.idle.setdefault(spec.gpu_model, []).append(Candidate(node, spec.name, units, False))
+        else:
+            pools.busy.setdefault(spec.gpu_model, []).append(node)
     return pools
 
 
@@ -192,6 +205,9 @@ def _cost(pools: Pools, candidate: Candidate, target: TierSpec) -> tuple | None:
     """Order moves cheapest first; None when the donor cannot spare the node."""
     name = candidate.node.name
     if candidate.lossless:
+        donor = candidate.from_tier
+        if donor is not None and pools.capacity.get(donor, 0) < pools.reserved.get(donor, 0):
+            return None  # drained, but the live leases of its pool do not fit without it yet
         # A node drained for this very tier was emptied for it; prefer it over one drained
         # for another tier, whose demand may still come back for it.
         return (0, 0, 0 if candidate.node.target_tier == target.name else 1, name)
@@ -250,19 +266,28 @@ def plan_move(*, pools: Pools, target: TierSpec, need: int, required: int, slots
     return MovePlan(moves=tuple(chosen))
 
 
-def choose_drain(*, pools: Pools, target: TierSpec) -> NodeDrain | None:
-    """Choose a busy node whose pool could spare it once empty, fewest GPU pods first."""
+def choose_drain(*, pools: Pools, target: TierSpec, wait_until: float | None = None) -> NodeDrain | None:
+    """Choose a busy node to drain for `target`: its pool holds its reservations and queue
+    without it, and it empties soonest.
+
+    A node known to empty only after `wait_until` (when the request stops waiting) is skipped:
+    taking it out of its pool would serve nobody in time.
+    """
     best: tuple | None = None
     chosen: NodeState | None = None
     for node in pools.busy.get(target.gpu_model, ()):
         donor = pools.tiers[node.tier]  # type: ignore[index]
         if donor.name == target.name:
             continue
+        if wait_until is not None and node.empties_at is not None and node.empties_at > wait_until:
+            continue
         spare = pools.spare(donor.name, lost=node.gpus * donor.units_per_gpu)
         if spare < 0:
             continue
-        # Fewest pods empties soonest; then the donor with the most slack left.
-        key = (node.gpu_pods, -spare / donor.units_per_gpu, node.name)
+        # Soonest empty (lease expiries, when known), then fewest pods, then the donor with the
+        # most slack left.
+        empties = node.empties_at if node.empties_at is not None else float("inf")
+        key = (empties, node.gpu_pods, -spare / donor.units_per_gpu, node.name)
         if best is None or key < best:
             best, chosen = key, node
     if chosen is None:
@@ -270,3 +295,29 @@ def choose_drain(*, pools: Pools, target: TierSpec) -> NodeDrain | None:
     return NodeDrain(
         node=chosen.name, from_tier=chosen.tier or "", to_tier=target.name, gpu_pods=chosen.gpu_pods
     )
+
+
+def stale_drains(
+    *,
+    inventory: Sequence[NodeState],
+    reservations: Reservations,
+    tiers: Mapping[str, TierSpec],
+    waiting: Mapping[str, int],
+) -> list[str]:
+    """List draining nodes to give back to their pool (clear the target-tier annotation):
+    nobody waits for their destination any more, and their own pool has a queue it cannot serve.
+
+    Otherwise a drain is kept even when its demand is gone: once empty the node moves in
+    minutes to whichever tier needs one next, and its pool does not miss it.
+    """
+    pools = summarise(inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting)
+    stale = []
+    for node in inventory:
+        if not node.schedulable or node.target_tier is None or waiting.get(node.target_tier, 0) > 0:
+            continue
+        spec = tiers.get(node.tier) if node.tier is not None else None
+        if spec is None or node_problem(node=node, spec=spec) is not None:
+            continue
+        if waiting.get(spec.name, 0) > pools.free(spec.name):
+            stale.append(node.name)
+    return stale

@@ -31,13 +31,15 @@ __all__ = [
 
 @dataclass(frozen=True)
 class PlacementRequest:
-    """N units of a tier; `fallback` tiers to offer (default: the tier's own list) and
-    `accepts`, tiers the requester takes without being asked when theirs is full."""
+    """N units of a tier; `fallback` tiers to offer (default: the tier's own list), `accepts`,
+    tiers the requester takes without being asked when theirs is full, and `wait_until`, when
+    it leaves the waitlist (POSIX seconds, same clock as `NodeState.empties_at`; None: no limit)."""
 
     tier: str
     units: int
     fallback: tuple[str, ...] = ()
     accepts: frozenset[str] = frozenset()
+    wait_until: float | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,7 @@ def place(
     """Decide where the request goes.
 
     `in_flight` counts nodes being reconfigured now (at most `max_in_flight`); `waiting` is
-    units per tier of requests already waiting ahead of this one, so moves are sized for the
+    units per tier of the other requests waiting (not this one), so moves are sized for the
     queue and no pool gives away a node its own queue needs.
     """
     pools = summarise(inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting)
@@ -136,7 +138,7 @@ def decide(*, pools: Pools, request: PlacementRequest, in_flight: int, max_in_fl
     elif slots <= 0 and movable(pools=pools, target=spec):
         why = f"{short}; an idle node could move but {in_flight} of {max_in_flight} moves are in flight"
     else:
-        drain = choose_drain(pools=pools, target=spec)
+        drain = choose_drain(pools=pools, target=spec, wait_until=request.wait_until)
         if drain is not None:
             why = f"{short}; draining {drain.node} ({drain.from_tier}, {drain.gpu_pods} GPU pods) for it"
         else:

@@ -108,6 +108,16 @@ def test_cordoned_node_is_sound_but_not_counted_for_new_placements():
     assert assessed.expected == 56 and assessed.reason == "cordoned"
 
 
+def test_draining_node_serves_live_leases_but_not_new_ones():
+    draining = node("n1", "h100-1g", target_tier="h100-full")
+    assessed = assess_node(node=draining, tiers=SPECS)
+    assert assessed.sound and assessed.draining and not assessed.counted
+    assert assessed.reason == "draining for h100-full"
+    inventory = [draining, node("n2", "h100-1g")]
+    assert pool_capacity(inventory=inventory, tiers=SPECS)["h100-1g"] == 56
+    assert pool_capacity(inventory=inventory, tiers=SPECS, include_draining=True)["h100-1g"] == 112
+
+
 def test_unhealthy_node_keeps_the_inventory_reason():
     assessed = assess_node(node=node("n1", "h100-1g", healthy=False, reason="NotReady"), tiers=SPECS)
     assert not assessed.counted and assessed.reason == "NotReady"

@@ -159,7 +159,8 @@ def test_cheapest_move_unlabelled_then_drained_then_the_donor_with_most_slack():
     reserved = {"h100-full": 8, "h100-1g": 40, "h100-3g": 2}
     # 3g would keep 14 spare units = 7 GPUs; 1g would keep 16 units = 2.3 GPUs: take from 3g.
     assert decide(base + donors, reserved, "h100-full", 1).plan.nodes == ("d3",)
-    drained = node("d5", "h100-1g", schedulable=False, target_tier="h100-full")
+    # Drained: still schedulable for its pool's live leases, but out of its capacity.
+    drained = node("d5", "h100-1g", target_tier="h100-full")
     assert decide(base + donors + [drained], reserved, "h100-full", 1).plan.nodes == ("d5",)
     blank = node("d6", None)
     # A node drained for this very tier goes first; an unlabelled one beats any serving pool.
@@ -167,6 +168,34 @@ def test_cheapest_move_unlabelled_then_drained_then_the_donor_with_most_slack():
     decision = decide(base + donors + [blank], reserved, "h100-full", 1)
     assert decision.plan.nodes == ("d6",) and decision.plan.moves[0].units_lost == 0
     assert decision.plan.moves[0].from_tier is None
+
+
+def test_drained_node_moves_only_once_its_pools_leases_fit_without_it():
+    drained = node("d", "h100-1g", target_tier="h100-full")
+    inventory = [node("a", "h100-full", pods=8), drained, node("b", "h100-1g", pods=20)]
+    capacity = pool_capacity(inventory=inventory, tiers=SPECS)
+    assert (
+        capacity["h100-1g"] == 56
+        and pool_capacity(inventory=inventory, tiers=SPECS, include_draining=True)["h100-1g"] == 112
+    )
+    # 60 units of 1g are reserved: 4 of them may still need room on d, so d stays.
+    waiting = decide(inventory, {"h100-full": 8, "h100-1g": 60}, "h100-full", 1)
+    assert isinstance(waiting, Waitlist) and "8 units are already on their way" not in waiting.reason
+    moved = decide(inventory, {"h100-full": 8, "h100-1g": 56}, "h100-full", 1)
+    assert isinstance(moved, PlaceAfterMove) and moved.plan.moves[0].units_lost == 0
+
+
+def test_drain_skips_nodes_that_empty_after_the_request_gives_up():
+    inventory = [
+        node("a", "h100-full", pods=8),
+        node("b", "h100-1g", pods=2, empties_at=5000.0),
+        node("c", "h100-1g", pods=5, empties_at=1000.0),
+        node("d", "h100-1g", pods=1),
+    ]
+    reserved = {"h100-full": 8, "h100-1g": 8}
+    # c has more pods but its leases end first; d's end is unknown, so it comes last.
+    assert decide(inventory, reserved, "h100-full", 1).drain.node == "c"
+    assert decide(inventory, reserved, "h100-full", 1, wait_until=900.0).drain.node == "d"
 
 
 def test_smaller_node_preferred_when_it_covers_and_several_when_none_does():

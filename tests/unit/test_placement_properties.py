@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leases.capacity import NodeState, pool_capacity
+from leases.moves import stale_drains
 from leases.placement import (
     OfferFallback,
     PlaceAfterMove,
@@ -105,15 +106,16 @@ class Cluster:
                 node.schedulable, node.moving, node.target = False, True, move.to_tier
                 self.moves.append(move.node)
         if isinstance(decision, Waitlist | OfferFallback) and decision.drain is not None:
+            # A draining node stays schedulable for its pool's live leases (PreferNoSchedule).
             node = self.nodes[decision.drain.node]
-            assert node.schedulable and node.tier == decision.drain.from_tier
-            node.schedulable, node.target = False, decision.drain.to_tier
+            assert node.schedulable and node.target is None and node.tier == decision.drain.from_tier
+            node.target = decision.drain.to_tier
         return False
 
     def _start_pods(self, lease: int, count: int) -> None:
-        # One pod per unit, on nodes of the pool that are not cordoned: packed onto the fullest
-        # node, or spread onto the emptiest (which leaves few idle nodes and forces drains).
-        # Whatever the reservations, the pods of a lease must always find room.
+        # One pod per unit, on nodes of the pool that are not cordoned, draining nodes last:
+        # packed onto the fullest node, or spread onto the emptiest (which leaves few idle nodes
+        # and forces drains). Whatever the reservations, the pods of a lease must find room.
         tier, units = self.leases[lease]
         running = sum(n.pods.get(lease, 0) for n in self.nodes.values())
         count = min(count, units - running)
@@ -124,7 +126,8 @@ class Cluster:
             open_nodes = [n for n in serving if sum(n.pods.values()) < n.gpus * per_gpu]
             assert open_nodes, f"pods of a lease of {units} on {tier} found no room"
             used = lambda n: sum(n.pods.values()) / (n.gpus * per_gpu)  # noqa: E731
-            node = min(open_nodes, key=used) if self.spread else max(open_nodes, key=used)
+            fresh = [n for n in open_nodes if n.target is None] or open_nodes
+            node = min(fresh, key=used) if self.spread else max(fresh, key=used)
             node.pods[lease] = node.pods.get(lease, 0) + 1
             left -= 1
 
@@ -165,6 +168,17 @@ class Cluster:
         for node in self.nodes.values():
             node.pods.pop(lease, None)
 
+    def undrain(self) -> None:
+        stale = stale_drains(
+            inventory=self.inventory(),
+            reservations=self.reserved,
+            tiers=TIERS,
+            waiting=self._ahead(len(self.waiting)),
+        )
+        for name in stale:
+            assert self.nodes[name].target is not None and self.nodes[name].schedulable
+            self.nodes[name].target = None
+
     def finish_move(self) -> None:
         if not self.moves:
             return
@@ -174,7 +188,8 @@ class Cluster:
         node.schedulable, node.moving = True, False
 
     def check(self) -> None:
-        capacity = pool_capacity(inventory=self.inventory(), tiers=TIERS)
+        # Draining nodes still hold the live leases of their pool (no new ones): they count.
+        capacity = pool_capacity(inventory=self.inventory(), tiers=TIERS, include_draining=True)
         for tier in TIERS:
             assert self.reserved.get(tier, 0) <= capacity[tier], f"{tier} reserved beyond capacity"
         assert len(self.moves) <= self.max_in_flight
@@ -187,10 +202,15 @@ nodes = st.lists(
     min_size=3,
     max_size=6,
 )
-arrival = st.tuples(st.just("arrive"), st.sampled_from(NAMES), st.integers(1, 4), st.integers(0, 4))
-# Arrivals weigh three times the rest so pools fill up and moves and drains happen.
+# Most leases start every pod at once; arrivals weigh more than the rest so pools fill up and
+# moves and drains happen.
+arrival = st.tuples(
+    st.just("arrive"), st.sampled_from(NAMES), st.integers(1, 4), st.sampled_from([0, 1, 2, 4, 4, 4, 4])
+)
 ops = st.lists(
     st.one_of(
+        arrival,
+        arrival,
         arrival,
         arrival,
         arrival,
@@ -198,6 +218,7 @@ ops = st.lists(
         st.tuples(st.just("start"), st.integers(0, 50)),
         st.tuples(st.just("finish")),
         st.tuples(st.just("sweep")),
+        st.tuples(st.just("undrain")),
     ),
     min_size=10,
     max_size=120,
@@ -221,6 +242,8 @@ def test_random_traces_never_over_commit_nor_move_busy_nodes(layout, trace, max_
             cluster.start(op[1])
         elif op[0] == "finish":
             cluster.finish_move()
+        elif op[0] == "undrain":
+            cluster.undrain()
         else:
             cluster.sweep()
         cluster.check()
