@@ -6,7 +6,6 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from leases.models import AuditEvent, Lease, OutboxMessage, Reservation
 from leases.states import LeaseState
 from leases.store import session_scope, upgrade
 from sandbox.kube import KubeSandbox
+from sandbox.redis import PrivateRedis
 from tests.integration.workflows.conftest import gpu_node
 from workflows import api
 from workflows.steps.requests import SubmitRequest
@@ -37,64 +37,12 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_until(predicate: Callable[[], bool], *, timeout: float, what: str, every: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(every)
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, which the test may restart."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.tmp = tmp
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.tmp),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(self._up, timeout=10, what=f"redis-server on port {self.port}")
-
-    def _up(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 class Worker:
@@ -139,8 +87,7 @@ def stack(db_url, redis_url, tmp_path) -> Iterator[dict]:
     data["limits"]["max_live_leases_per_user"] = 1000
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(yaml.safe_dump(data))
-    redis = PrivateRedis(tmp_path)
-    redis.start()
+    redis = PrivateRedis(workdir=tmp_path).start()
     with KubeSandbox(port=0, namespace_delay=0.0) as kube:
         for i in range(4):
             kube.create("nodes", gpu_node(f"h100-1g-{i}", "h100-1g"))
