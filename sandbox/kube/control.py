@@ -31,12 +31,13 @@ from .cluster import NodeSpec
 from .errors import ApiError
 from .faults import FaultRule, Faults
 from .gpu_operator import GpuOperator
+from .incoming import Target
 from .mutating_policy import MutatingPolicies
 from .namespaces import NamespaceController
 from .quota import QuotaController
 from .requestlog import RecordedRequest, RequestLog
 from .resources import BY_KEY
-from .rest import Api, Target
+from .rest import Api
 from .scheduler import Scheduler
 from .server import ApiServer
 from .store import Store
@@ -165,8 +166,7 @@ class KubeSandbox:
         obj.setdefault("kind", rt.kind)
         namespace = obj.get("metadata", {}).get("namespace", "") if rt.namespaced else ""
         target = Target(rt, rt.versions[0], namespace, obj["metadata"].get("name", ""), "")
-        with self.store.lock:
-            return self.api.create_object(target, obj, dry=False, manager=manager)
+        return self.api.create_object(target, obj, manager=manager)
 
     def _seed(self) -> None:
         for name in SYSTEM_NAMESPACES:

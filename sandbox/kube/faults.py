@@ -26,8 +26,8 @@ from .errors import REASONS, ApiError, conflict, status_body
 from .transport import DropConnection, Request, Response, Result
 
 if TYPE_CHECKING:
+    from .incoming import Target
     from .requestlog import RecordedRequest
-    from .rest import Target
 
 KINDS = ("status", "delay", "drop", "conflict")
 _ids = itertools.count(1)

@@ -12,9 +12,10 @@ from typing import Any
 from . import discovery, openapi
 from .errors import ApiError, status_body
 from .faults import Faults
+from .incoming import Target
 from .requestlog import RequestLog
 from .resources import RESOURCE_TYPES, lookup
-from .rest import Api, Target
+from .rest import Api
 from .transport import DropConnection, Request, Response, Result
 
 log = logging.getLogger(__name__)

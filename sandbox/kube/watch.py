@@ -25,7 +25,7 @@ from .store import Expired, Store
 from .transport import Request, StreamResponse
 
 if TYPE_CHECKING:
-    from .rest import Target
+    from .incoming import Target
 
 DEFAULT_TIMEOUT = 1800.0
 

@@ -220,3 +220,19 @@ def test_limit_range_and_service_account(core, team):
     stored = core.read_namespaced_limit_range("defaults", team)
     assert stored.spec.limits[0].default_request == {"cpu": "1", "memory": "2Gi"}
     assert core.read_namespaced_service_account("default", team).metadata.name == "default"
+
+
+def test_strategic_merge_of_containers_by_name(core, team):
+    pod = {
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "main", "image": "app:1"}, {"name": "sidecar", "image": "proxy:1"}]},
+    }
+    core.create_namespaced_pod(team, pod)
+    patched = core.patch_namespaced_pod(
+        "p", team, {"spec": {"containers": [{"name": "sidecar", "image": "proxy:2"}]}}
+    )
+    assert [(c.name, c.image) for c in patched.spec.containers] == [("main", "app:1"), ("sidecar", "proxy:2")]
+    with pytest.raises(ApiException) as err:
+        core.patch_namespaced_pod("p", team, {"spec": {"restartPolicy": "Never"}})
+    assert err.value.status == 422
+    assert "pod updates may not change fields other than" in err.value.body

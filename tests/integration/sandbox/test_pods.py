@@ -361,3 +361,13 @@ def test_mutating_policy_type_path_and_fields_are_checked(api_client, core):
     with pytest.raises(ApiException) as err:
         core.create_namespaced_pod("typed", gpu_pod("p"))
     assert "field 'colour' is not in Object.spec" in message(err)
+
+
+def test_mutating_policy_with_generate_name(kube, api_client, core):
+    api = client.AdmissionregistrationV1Api(api_client)
+    api.create_mutating_admission_policy(tier_policy())
+    api.create_mutating_admission_policy_binding(tier_binding())
+    namespace(core, "gen", labels={TIER: "l40s-shared"})
+    created = core.create_namespaced_pod("gen", gpu_pod(None))
+    assert created.metadata.name.startswith("job-")
+    assert node_of(kube, "gen", created.metadata.name).startswith("gpu-l40s-")
