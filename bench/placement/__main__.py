@@ -1,0 +1,342 @@
+"""Run the placement benchmark: `python -m bench.placement [--quick] [--json | --json-only]`.
+
+Every (cluster, mix, load, seed) trace is run by each policy - `bound` (hindsight LP/ILP upper
+bound), `static` (best fixed split in hindsight), `elastic` (leases.placement with moves and
+drains) and `first-fit` (even split, no moves) - on the same requests. Rows average the seeds;
+decision latencies are percentiles over every decision of every seed. Clusters: M = 8 and
+L = 32 nodes × 8 H100-80GB; XL = 256 × 8 measures decision latency only. Progress goes to
+stderr (rich) unless --json-only; the JSON goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import zlib
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from bench.placement.bound import upper_bound
+from bench.placement.elastic import ElasticConfig, simulate
+from bench.placement.outcome import Outcome, metrics
+from bench.placement.plot import plot_utilisation
+from bench.placement.static import best_split, even_split, outcome_of_split, pool_table
+from bench.placement.traces import GPUS_PER_NODE, LOADS, MIXES, Trace, TraceConfig, generate
+
+CLUSTERS = {"M": 8, "L": 32, "XL": 256}
+POLICIES = ("bound", "static", "elastic", "first-fit")
+DEFAULT_PLOT = Path("out/placement-utilisation.png")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a run covers: clusters with their seeds and trace sizes, loads, the XL traces."""
+
+    seeds: dict[str, int]
+    requests: dict[str, int]
+    loads: dict[str, tuple[float, ...]]
+    xl_traces: tuple[tuple[str, float], ...]
+    xl_requests: int
+
+
+FULL = Plan(
+    seeds={"M": 5, "L": 2},
+    requests={"M": 5000, "L": 10000},
+    loads={"M": LOADS, "L": LOADS},
+    xl_traces=(("balanced", 0.9), ("shifting", 1.1)),
+    xl_requests=20000,
+)
+QUICK = Plan(
+    seeds={"M": 1, "L": 1},
+    requests={"M": 5000, "L": 6000},
+    loads={"M": (0.7, 0.9), "L": (0.9,)},
+    xl_traces=(("shifting", 1.1),),
+    xl_requests=6000,
+)
+
+
+def _seed(cluster: str, mix: str, load: float, index: int) -> int:
+    # Fixed seeds, the same for every policy and every run of the benchmark.
+    return zlib.crc32(f"{cluster}/{mix}/{load}/{index}".encode())
+
+
+def _elastic_config(nodes: int, move_time_s: float) -> ElasticConfig:
+    # One reconfiguration at a time per 16 nodes (the policy default is 1).
+    return ElasticConfig(move_time_s=move_time_s, max_in_flight=max(1, nodes // 16))
+
+
+def run_trace(trace: Trace, *, nodes: int, move_time_s: float) -> dict[str, tuple[dict, Outcome | None]]:
+    """Run every policy on one trace; return metrics (and outcome) per policy."""
+    table, starts = pool_table(trace, nodes)
+    split = best_split(table, nodes)
+    static = outcome_of_split(trace, starts, split)
+    first_fit = outcome_of_split(trace, starts, even_split(nodes))
+    elastic = simulate(trace, split=even_split(nodes), config=_elastic_config(nodes, move_time_s))
+    bound = upper_bound(trace)
+    results: dict[str, tuple[dict, Outcome | None]] = {
+        "static": (metrics(trace, static) | {"split": list(split)}, static),
+        "elastic": (metrics(trace, elastic), elastic),
+        "first-fit": (metrics(trace, first_fit) | {"split": list(even_split(nodes))}, first_fit),
+        "bound": (
+            {
+                "acceptance": bound.acceptance,
+                "unit_acceptance": bound.unit_acceptance,
+                "bound_method": bound.method,
+                "bound_rows": bound.rows,
+            },
+            None,
+        ),
+    }
+    for policy in ("static", "first-fit"):
+        # A fixed split decides by comparing two numbers; there is nothing worth timing.
+        results[policy][0].update(decision_p50_ms=None, decision_p99_ms=None, decisions=None)
+    return results
+
+
+_MEANS = (
+    "acceptance",
+    "unit_acceptance",
+    "gpu_acceptance",
+    "utilization",
+    "wait_p50_s",
+    "wait_p95_s",
+    "moves_per_100",
+    "drains_per_100",
+)
+
+
+def _row(
+    cluster: str, mix: str, load: float, policy: str, per_seed: list[dict], latencies: list[int]
+) -> dict:
+    row: dict[str, Any] = {"cluster": cluster, "mix": mix, "load": load, "policy": policy}
+    for key in _MEANS:
+        values = [m[key] for m in per_seed if m.get(key) is not None]
+        row[key] = round(float(np.mean(values)), 4) if values else None
+    accept = [m["acceptance"] for m in per_seed]
+    row["acceptance_min"] = round(float(np.min(accept)), 4)
+    row["acceptance_max"] = round(float(np.max(accept)), 4)
+    if latencies:
+        ms = np.array(latencies, dtype=float) / 1e6
+        row["decision_p50_ms"] = round(float(np.percentile(ms, 50)), 4)
+        row["decision_p99_ms"] = round(float(np.percentile(ms, 99)), 4)
+        row["decisions"] = len(ms)
+    else:
+        row["decision_p50_ms"] = row["decision_p99_ms"] = None
+    for key in ("split", "bound_method"):
+        if key in per_seed[0]:
+            row[key + "s"] = [m[key] for m in per_seed]
+    row["seeds"] = len(per_seed)
+    return row
+
+
+def _latency_row(cluster: str, mix: str, load: float, outcome: Outcome) -> dict:
+    ms = np.array(outcome.decision_ns, dtype=float) / 1e6
+    row: dict[str, Any] = {"cluster": cluster, "mix": mix, "load": load, "policy": "elastic"}
+    # XL traces are too short to reach a steady state: only their decision latency is reported.
+    row |= dict.fromkeys(_MEANS, None)
+    row |= {
+        "decision_p50_ms": round(float(np.percentile(ms, 50)), 4),
+        "decision_p99_ms": round(float(np.percentile(ms, 99)), 4),
+        "decisions": len(ms),
+        "latency_only": True,
+        "seeds": 1,
+    }
+    return row
+
+
+def targets(runs: list[dict]) -> dict[str, Any]:
+    """Check the issue's acceptance targets against the rows."""
+
+    def get(cluster: str, mix: str, load: float, policy: str) -> dict | None:
+        return next(
+            (
+                r
+                for r in runs
+                if (r["cluster"], r["mix"], r["load"], r["policy"]) == (cluster, mix, load, policy)
+            ),
+            None,
+        )
+
+    checks: dict[str, Any] = {}
+    vs_bound, vs_static = {}, {}
+    for mix in MIXES:
+        elastic, bound = get("M", mix, 0.7, "elastic"), get("M", mix, 0.7, "bound")
+        if elastic and bound:
+            ratio = elastic["acceptance"] / bound["acceptance"]
+            vs_bound[mix] = {"ratio": round(ratio, 4), "met": ratio >= 0.9}
+        for load in LOADS:
+            elastic, static = get("M", mix, load, "elastic"), get("M", mix, load, "static")
+            if elastic and static:
+                ratio = elastic["acceptance"] / static["acceptance"]
+                vs_static[f"{mix}@{load}"] = {"ratio": round(ratio, 4), "met": ratio >= 1.0}
+    checks["M_elastic_over_bound_at_0.7_ge_0.9"] = vs_bound
+    checks["M_elastic_over_static_ge_1"] = vs_static
+    elastic, static = get("M", "shifting", 0.9, "elastic"), get("M", "shifting", 0.9, "static")
+    if elastic and static:
+        ratio = elastic["acceptance"] / static["acceptance"]
+        checks["M_shifting_0.9_elastic_over_static_ge_1.15"] = {
+            "ratio": round(ratio, 4),
+            "met": ratio >= 1.15,
+        }
+    for cluster, limit in (("L", 5.0), ("XL", 20.0)):
+        p99 = [r["decision_p99_ms"] for r in runs if r["cluster"] == cluster and r["policy"] == "elastic"]
+        if p99:
+            worst = max(p99)
+            checks[f"{cluster}_decision_p99_ms_le_{limit:g}"] = {"worst_p99_ms": worst, "met": worst <= limit}
+    return checks
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print its JSON (or a table)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.placement", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a subset that runs in under a minute")
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout (progress on stderr)")
+    parser.add_argument("--json-only", action="store_true", help="print JSON on stdout, no progress")
+    parser.add_argument(
+        "--plot", type=Path, default=DEFAULT_PLOT, help=f"utilisation PNG (default {DEFAULT_PLOT})"
+    )
+    parser.add_argument(
+        "--move-time", type=float, default=300.0, help="seconds a node move takes (default 300)"
+    )
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    began = time.perf_counter()
+    console = Console(stderr=True)
+    jobs = [
+        (cluster, mix, load, index)
+        for cluster in ("M", "L")
+        for load in plan.loads[cluster]
+        for mix in MIXES
+        for index in range(plan.seeds[cluster])
+    ]
+    runs: list[dict] = []
+    plotted: dict[str, Outcome] = {}
+    plot_trace: Trace | None = None
+    with Progress(console=console, disable=args.json_only, transient=True) as progress:
+        task = progress.add_task("placement benchmark", total=len(jobs) + len(plan.xl_traces))
+        grouped: dict[tuple, dict[str, list]] = {}
+        for cluster, mix, load, index in jobs:
+            nodes = CLUSTERS[cluster]
+            progress.update(task, description=f"{cluster} {mix} ρ={load} seed {index}")
+            config = TraceConfig(requests=plan.requests[cluster])
+            trace = generate(
+                mix=mix,
+                load=load,
+                gpus=nodes * GPUS_PER_NODE,
+                seed=_seed(cluster, mix, load, index),
+                config=config,
+            )
+            results = run_trace(trace, nodes=nodes, move_time_s=args.move_time)
+            for policy, (measured, outcome) in results.items():
+                slot = grouped.setdefault((cluster, mix, load, policy), {"metrics": [], "latency": []})
+                slot["metrics"].append(measured)
+                if policy == "elastic" and outcome is not None:
+                    slot["latency"].extend(outcome.decision_ns)
+            if (cluster, mix, load, index) == ("M", "shifting", 0.9, 0):
+                plot_trace = trace
+                plotted = {p: o for p, (_, o) in results.items() if o is not None}
+            progress.advance(task)
+        for (cluster, mix, load, policy), slot in grouped.items():
+            runs.append(_row(cluster, mix, load, policy, slot["metrics"], slot["latency"]))
+        for mix, load in plan.xl_traces:
+            progress.update(task, description=f"XL {mix} ρ={load} (decision latency)")
+            nodes = CLUSTERS["XL"]
+            trace = generate(
+                mix=mix,
+                load=load,
+                gpus=nodes * GPUS_PER_NODE,
+                seed=_seed("XL", mix, load, 0),
+                config=TraceConfig(requests=plan.xl_requests),
+            )
+            outcome = simulate(trace, split=even_split(nodes), config=_elastic_config(nodes, args.move_time))
+            runs.append(_latency_row("XL", mix, load, outcome))
+            progress.advance(task)
+    order = {p: i for i, p in enumerate(POLICIES)}
+    runs.sort(
+        key=lambda r: (
+            list(CLUSTERS).index(r["cluster"]),
+            r["load"],
+            list(MIXES).index(r["mix"]),
+            order[r["policy"]],
+        )
+    )
+    plot_path = None
+    if plot_trace is not None:
+        plot_path = plot_utilisation(
+            trace=plot_trace,
+            outcomes=plotted,
+            path=args.plot,
+            title="M (8 × 8 H100-80GB), mix shifting, ρ = 0.9: GPUs reserved over time",
+        )
+    document = {
+        "runs": runs,
+        "targets": targets(runs),
+        "meta": {
+            "quick": args.quick,
+            "seconds": round(time.perf_counter() - began, 1),
+            "clusters": {c: {"nodes": n, "gpus_per_node": GPUS_PER_NODE} for c, n in CLUSTERS.items()},
+            "plan": asdict(plan),
+            "trace": asdict(replace(TraceConfig(), requests=0)) | {"requests": plan.requests},
+            "move_time_s": args.move_time,
+            "max_in_flight": {
+                c: _elastic_config(n, args.move_time).max_in_flight for c, n in CLUSTERS.items()
+            },
+            "plot": str(plot_path) if plot_path else None,
+        },
+    }
+    if args.json or args.json_only:
+        json.dump(document, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        _print_table(document)
+    return 0
+
+
+def _print_table(document: dict) -> None:
+    table = Table(title="placement: acceptance (mean over seeds)")
+    for column in (
+        "cluster",
+        "load",
+        "mix",
+        "policy",
+        "accept",
+        "units",
+        "util",
+        "wait p95 s",
+        "moves/100",
+        "p99 ms",
+    ):
+        table.add_column(column)
+
+    def fmt(value: Any, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    for r in document["runs"]:
+        table.add_row(
+            r["cluster"],
+            str(r["load"]),
+            r["mix"],
+            r["policy"],
+            fmt(r["acceptance"]),
+            fmt(r["unit_acceptance"]),
+            fmt(r["utilization"]),
+            fmt(r["wait_p95_s"], 0),
+            fmt(r["moves_per_100"], 2),
+            fmt(r["decision_p99_ms"]),
+        )
+    console = Console()
+    console.print(table)
+    console.print_json(data=document["targets"])
+    console.print(f"plot: {document['meta']['plot']}; {document['meta']['seconds']} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""`bound`: an upper bound on the requests any policy could accept, from a hindsight LP/ILP.
+
+Relaxation, and why it stays an upper bound:
+- Pooled GPUs. A request of u units of a tier with k units per GPU uses u/k of a GPU. Any real
+  placement puts every running lease on nodes of its tier, and no node serves two tiers, so at
+  every instant the GPU cost of running leases is at most the cluster's GPUs. Node
+  boundaries, reconfiguration time and drains only remove schedules, never add any.
+- Flexible starts. A request may start anywhere in [arrival, arrival + patience], so it is
+  surely running during its core [arrival + patience, arrival + duration) whatever the
+  policy. Constraining only the cores is weaker than constraining real run times, so every
+  real schedule satisfies it.
+- Constraints at the left end of every maximal set of overlapping cores suffice: the load
+  of cores is piecewise constant and peaks just after a core starts. Keeping only some of
+  those rows (for big traces) drops constraints and keeps an upper bound.
+- The LP relaxation (0 ≤ x ≤ 1) of the 0/1 choice is ≥ the ILP optimum; when the ILP is run,
+  its dual bound (not its incumbent) is used, which is ≥ the optimum too.
+Maximising measured accepted requests, then separately measured accepted units, gives bounds
+on `acceptance` and `unit_acceptance`. Imported by bench.placement only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import csr_matrix
+
+from bench.placement.traces import Trace
+
+
+@dataclass(frozen=True)
+class BoundResult:
+    """Upper bounds on acceptance and unit acceptance, and how they were obtained."""
+
+    acceptance: float
+    unit_acceptance: float
+    method: str
+    rows: int
+
+
+def _rows(begin: np.ndarray, end: np.ndarray, max_rows: int | None) -> csr_matrix:
+    """Return the 0/1 matrix: a row per maximal set of overlapping cores, a column per core."""
+    order = np.argsort(begin, kind="stable")
+    sorted_begin = begin[order]
+    sorted_end = np.sort(end)
+    # A core start is the left end of a maximal set when some core ends before the next start
+    # (else the next start's set contains this one); the last start always is.
+    next_begin = np.append(sorted_begin[1:], np.inf)
+    ended_before = np.searchsorted(sorted_end, sorted_begin, side="right")
+    ended_by_next = np.searchsorted(sorted_end, next_begin, side="right")
+    points = sorted_begin[ended_by_next > ended_before]
+    if max_rows is not None and len(points) > max_rows:
+        # Dropping constraints only loosens the bound; it stays an upper bound.
+        points = points[np.linspace(0, len(points) - 1, max_rows).astype(int)]
+    indptr, columns = [0], []
+    for point in points:
+        started = order[: np.searchsorted(sorted_begin, point, side="right")]
+        active = np.sort(started[end[started] > point])
+        columns.append(active)
+        indptr.append(indptr[-1] + len(active))
+    indices = np.concatenate(columns) if columns else np.empty(0, dtype=np.int64)
+    return csr_matrix((np.ones(len(indices)), indices, np.array(indptr)), shape=(len(points), len(begin)))
+
+
+def upper_bound(
+    trace: Trace, *, integer: bool = True, time_limit_s: float = 20.0, max_rows: int | None = None
+) -> BoundResult:
+    """Bound acceptance and unit acceptance of any policy on the trace, in hindsight."""
+    begin = trace.arrival + trace.patience
+    end = trace.arrival + trace.duration
+    # Requests without a core (patience >= duration) are unconstrained: any policy might
+    # accept them, so the bound does.
+    cored = end > begin
+    columns = np.flatnonzero(cored)
+    pattern = _rows(begin[cored], end[cored], max_rows)
+    matrix = pattern.multiply(trace.gpu_cost[cored][np.newaxis, :]).tocsr()
+    constraint = LinearConstraint(matrix, -np.inf, float(trace.gpus))
+    method = "ilp-dual-bound" if integer else "lp"
+    results = []
+    for weight in (np.ones(len(trace)), trace.units.astype(float)):
+        objective = np.where(trace.measured, weight, 0.0)
+        res = milp(
+            -objective[columns],
+            constraints=[constraint],
+            bounds=Bounds(0.0, 1.0),
+            integrality=np.ones(len(columns)) if integer else None,
+            options={"time_limit": time_limit_s, "disp": False},
+        )
+        if res.status not in (0, 1) or res.x is None:
+            raise RuntimeError(f"bound: the solver failed: {res.message}")
+        # The ILP's dual bound, not its incumbent: it is >= the optimum even when the time
+        # limit stopped the search, so it stays an upper bound.
+        best = -float(res.mip_dual_bound) if integer else -float(res.fun)
+        if integer and res.status == 1:
+            method = "ilp-dual-bound (time limit)"
+        results.append((best + float(objective[~cored].sum())) / float(objective.sum()))
+    return BoundResult(
+        acceptance=min(1.0, results[0]),
+        unit_acceptance=min(1.0, results[1]),
+        method=method,
+        rows=pattern.shape[0],
+    )

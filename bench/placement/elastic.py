@@ -1,0 +1,256 @@
+"""The `elastic` policy: a node-level simulation driving leases.placement.place.
+
+Nodes start in an even split. Every arrival, and every waiting request after a lease ends or a
+move finishes, gets a decision from `place` (timed: that is the decision latency), which the
+simulation applies like the placer workflow would: reserve and start the lease's pods, start a
+move (the node is cordoned and serves nothing for `move_time_s`), or mark a node draining
+(no new lease on its capacity, PreferNoSchedule). Pods of a lease (one per unit, running for
+the whole lease) are packed onto the fullest nodes of the pool, as the scheduler's
+MostAllocated scoring for `nvidia.com/gpu` does, draining nodes last, so that nodes empty and
+can move. Imported by
+bench.placement only.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.placement.outcome import Outcome, use_from_starts
+from bench.placement.traces import GPUS_PER_NODE, MODEL, TIER_NAMES, TIERS, Trace
+from leases.capacity import NodeState
+from leases.moves import stale_drains
+from leases.placement import PlaceAfterMove, PlacementRequest, PlaceNow, Refuse, place
+
+_ARRIVE, _END, _MOVED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ElasticConfig:
+    """Knobs of the elastic policy: how long a move takes, how many may run at once."""
+
+    move_time_s: float = 300.0
+    max_in_flight: int = 1
+
+
+@dataclass
+class _Node:
+    name: str
+    tier: str | None
+    used: int = 0
+    schedulable: bool = True
+    moving: bool = False
+    target: str | None = None
+    ends: dict[int, float] | None = None  # lease → expiry, of leases with pods here
+
+    def state(self) -> NodeState:
+        spec = TIERS.get(self.tier or "")
+        return NodeState(
+            name=self.name,
+            gpu_model=MODEL,
+            gpus=GPUS_PER_NODE,
+            tier=self.tier,
+            schedulable=self.schedulable,
+            allocatable_gpu=GPUS_PER_NODE * spec.units_per_gpu if spec else 0,
+            gpu_pods=self.used,
+            mig_config=spec.node_config if spec else "all-disabled",
+            config_state="pending" if self.moving else "success",
+            target_tier=self.target,
+            empties_at=max(self.ends.values()) if self.ends else None,
+        )
+
+
+class ElasticSim:
+    """One run of the elastic policy over a trace."""
+
+    def __init__(self, trace: Trace, *, split: tuple[int, ...], config: ElasticConfig) -> None:
+        self.trace = trace
+        self.config = config
+        self.move_time_s = config.move_time_s
+        self.max_in_flight = config.max_in_flight
+        names = [name for name, n in zip(TIER_NAMES, split, strict=True) for _ in range(n)]
+        self.nodes = [_Node(f"node-{i:03d}", tier) for i, tier in enumerate(names)]
+        self.index = {node.name: i for i, node in enumerate(self.nodes)}
+        self.states = [node.state() for node in self.nodes]
+        self.reserved = dict.fromkeys(TIER_NAMES, 0)
+        self.queued = dict.fromkeys(TIER_NAMES, 0)
+        self.waiting: list[int] = []
+        self.pods: dict[int, list[tuple[int, int]]] = {}
+        self.start = np.full(len(trace), np.nan)
+        self.events: list[tuple[float, int, int, int]] = []
+        self.seq = itertools.count()
+        self.outcome = Outcome(start=self.start, use_times=np.empty(0), use_gpus=np.empty(0))
+
+    def run(self) -> Outcome:
+        """Simulate the whole trace and return what happened."""
+        trace = self.trace
+        for i in range(len(trace)):
+            self._push(float(trace.arrival[i]), _ARRIVE, i)
+        while self.events:
+            now, _, kind, item = heapq.heappop(self.events)
+            if kind == _ARRIVE:
+                self._expire(now)
+                self._arrive(now, item)
+                if self._undrain():
+                    self._sweep(now)
+            elif kind == _END:
+                self._end(item)
+                self._sweep(now)
+            else:
+                self._moved(item)
+                self._sweep(now)
+        self.outcome.use_times, self.outcome.use_gpus = use_from_starts(trace, self.start)
+        return self.outcome
+
+    def _push(self, when: float, kind: int, item: int) -> None:
+        heapq.heappush(self.events, (when, next(self.seq), kind, item))
+
+    def _touch(self, k: int) -> None:
+        self.states[k] = self.nodes[k].state()
+
+    def _decide(self, i: int, waiting: dict[str, int]):
+        trace = self.trace
+        request = PlacementRequest(
+            TIER_NAMES[trace.tier[i]],
+            int(trace.units[i]),
+            wait_until=float(trace.arrival[i] + trace.patience[i]),
+        )
+        began = time.perf_counter_ns()
+        decision = place(
+            inventory=self.states,
+            reservations=self.reserved,
+            request=request,
+            tiers=TIERS,
+            in_flight=sum(node.moving for node in self.nodes),
+            max_in_flight=self.max_in_flight,
+            waiting=waiting,
+        )
+        self.outcome.decision_ns.append(time.perf_counter_ns() - began)
+        return decision
+
+    def _arrive(self, now: float, i: int) -> None:
+        decision = self._decide(i, self.queued)
+        if isinstance(decision, PlaceNow):
+            self._place(now, i, decision.tier)
+            return
+        if isinstance(decision, Refuse):
+            return
+        self._act(now, decision)
+        tier = TIER_NAMES[self.trace.tier[i]]
+        self.waiting.append(i)
+        self.queued[tier] += int(self.trace.units[i])
+
+    def _act(self, now: float, decision) -> None:
+        if isinstance(decision, PlaceAfterMove):
+            self._start_moves(now, decision.plan.moves)
+            return
+        drain = getattr(decision, "drain", None)
+        if drain is not None:
+            self._start_drains([drain])
+
+    def _start_moves(self, now: float, moves) -> None:
+        for move in moves:
+            k = self.index[move.node]
+            node = self.nodes[k]
+            assert node.used == 0, "placement moved a node with GPU pods"
+            node.schedulable, node.moving, node.target = False, True, move.to_tier
+            self._touch(k)
+            self.outcome.moves += 1
+            self._push(now + self.move_time_s, _MOVED, k)
+
+    def _start_drains(self, drains) -> None:
+        for drain in drains:
+            k = self.index[drain.node]
+            assert self.nodes[k].schedulable and self.nodes[k].target is None
+            self.nodes[k].target = drain.to_tier
+            self._touch(k)
+            self.outcome.drains += 1
+
+    def _place(self, now: float, i: int, tier: str) -> None:
+        units = int(self.trace.units[i])
+        per_node = GPUS_PER_NODE * TIERS[tier].units_per_gpu
+        serving = [k for k, node in enumerate(self.nodes) if node.tier == tier and node.schedulable]
+        serving.sort(key=lambda k: (self.nodes[k].target is not None, -self.nodes[k].used))
+        taken, left = [], units
+        for k in serving:
+            room = min(per_node - self.nodes[k].used, left)
+            if room > 0:
+                self.nodes[k].used += room
+                self.nodes[k].ends = (self.nodes[k].ends or {}) | {i: now + float(self.trace.duration[i])}
+                self._touch(k)
+                taken.append((k, room))
+                left -= room
+            if not left:
+                break
+        assert left == 0, f"placement over-committed {tier}"
+        self.pods[i] = taken
+        self.reserved[tier] += units
+        self.start[i] = now
+        self._push(now + float(self.trace.duration[i]), _END, i)
+
+    def _end(self, i: int) -> None:
+        for k, units in self.pods.pop(i):
+            self.nodes[k].used -= units
+            del self.nodes[k].ends[i]
+            self._touch(k)
+        self.reserved[TIER_NAMES[self.trace.tier[i]]] -= int(self.trace.units[i])
+
+    def _moved(self, k: int) -> None:
+        node = self.nodes[k]
+        node.tier, node.target = node.target, None
+        node.schedulable, node.moving = True, False
+        self._touch(k)
+
+    def _expire(self, now: float) -> None:
+        trace = self.trace
+        kept = []
+        for i in self.waiting:
+            if trace.arrival[i] + trace.patience[i] < now:
+                self.queued[TIER_NAMES[trace.tier[i]]] -= int(trace.units[i])
+            else:
+                kept.append(i)
+        self.waiting = kept
+
+    def _sweep(self, now: float) -> None:
+        """Give every waiting request, oldest first, a new decision."""
+        self._expire(now)
+        blocked: dict[str, int] = {}
+        placed = set()
+        for i in self.waiting:
+            tier, units = TIER_NAMES[self.trace.tier[i]], int(self.trace.units[i])
+            # Nothing changes between two refusals in a sweep, so a request no smaller than
+            # one that could not be placed cannot be placed either.
+            if units >= blocked.get(tier, 1 << 30):
+                continue
+            others = dict(self.queued)
+            others[tier] -= units
+            decision = self._decide(i, others)
+            if isinstance(decision, PlaceNow):
+                self._place(now, i, decision.tier)
+                placed.add(i)
+                self.queued[tier] -= units
+            else:
+                self._act(now, decision)
+                blocked[tier] = units
+        if placed:
+            self.waiting = [i for i in self.waiting if i not in placed]
+        self._undrain()
+
+    def _undrain(self) -> bool:
+        stale = stale_drains(
+            inventory=self.states, reservations=self.reserved, tiers=TIERS, waiting=self.queued
+        )
+        for name in stale:
+            k = self.index[name]
+            self.nodes[k].target = None
+            self._touch(k)
+        return bool(stale)
+
+
+def simulate(trace: Trace, *, split: tuple[int, ...], config: ElasticConfig) -> Outcome:
+    """Run the elastic policy over the trace from an initial split of nodes."""
+    return ElasticSim(trace, split=split, config=config).run()
