@@ -32,7 +32,8 @@ def use_from_starts(trace: Trace, start: np.ndarray) -> tuple[np.ndarray, np.nda
     cost = trace.gpu_cost[placed]
     times = np.concatenate([start[placed], start[placed] + trace.duration[placed]])
     deltas = np.concatenate([cost, -cost])
-    order = np.argsort(times, kind="stable")
+    # At equal times ends come first: a lease placed when another ends takes its GPUs.
+    order = np.lexsort((deltas, times))
     return times[order], np.cumsum(deltas[order])
 
 

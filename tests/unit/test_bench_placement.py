@@ -1,0 +1,121 @@
+"""Smoke test of the placement benchmark's pieces on small traces (not a timed test)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from bench.placement.__main__ import targets
+from bench.placement.bound import upper_bound
+from bench.placement.elastic import ElasticConfig, simulate
+from bench.placement.outcome import mean_use, metrics, use_from_starts
+from bench.placement.plot import plot_utilisation
+from bench.placement.static import best_split, even_split, outcome_of_split, pool_table
+from bench.placement.traces import MIXES, TIER_NAMES, TraceConfig, generate
+
+SMALL = TraceConfig(requests=600)
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return generate(mix="shifting", load=0.9, gpus=3 * 8, seed=7, config=SMALL)
+
+
+def test_traces_are_seeded_and_offer_the_asked_load():
+    a = generate(mix="balanced", load=0.7, gpus=64, seed=1, config=TraceConfig(requests=4000))
+    b = generate(mix="balanced", load=0.7, gpus=64, seed=1, config=TraceConfig(requests=4000))
+    assert np.array_equal(a.arrival, b.arrival) and np.array_equal(a.tier, b.tier)
+    assert np.all(np.diff(a.arrival) >= 0) and np.all(a.patience < a.duration)
+    offered = float(np.sum(a.gpu_cost * a.duration)) / float(a.arrival[-1] - a.arrival[0]) / a.gpus
+    assert offered == pytest.approx(0.7, rel=0.15)
+    assert set(MIXES) == {"small-heavy", "balanced", "large-heavy", "adversarial", "shifting"}
+
+
+def test_shifting_changes_its_mix_halfway():
+    t = generate(mix="shifting", load=0.9, gpus=64, seed=3, config=TraceConfig(requests=4000))
+    full = TIER_NAMES.index("h100-full")
+    first, second = t.tier[:2000], t.tier[2000:]
+    assert np.mean(first == full) < 0.1 < 0.4 < np.mean(second == full)
+
+
+def test_best_split_is_the_best_of_every_split(trace):
+    nodes = 3
+    table, starts = pool_table(trace, nodes)
+    split = best_split(table, nodes)
+    assert sum(split) == nodes
+    every = [s for s in itertools.product(range(nodes + 1), repeat=5) if sum(s) == nodes]
+    accepted = {s: sum(table[t, n] for t, n in enumerate(s)) for s in every}
+    assert accepted[split] == max(accepted.values())
+    # The table agrees with the assembled outcome of that split.
+    outcome = outcome_of_split(trace, starts, split)
+    placed = ~np.isnan(outcome.start) & trace.measured
+    assert placed.sum() == accepted[split]
+
+
+def _check_schedule(trace, outcome):
+    placed = ~np.isnan(outcome.start)
+    wait = outcome.start[placed] - trace.arrival[placed]
+    assert np.all(wait >= 0) and np.all(wait <= trace.patience[placed] + 1e-6)
+    times, gpus = use_from_starts(trace, outcome.start)
+    assert np.all(gpus <= trace.gpus + 1e-9), "more GPUs reserved than the cluster has"
+
+
+def test_every_policy_respects_arrival_patience_and_cluster_size(trace):
+    nodes = 3
+    table, starts = pool_table(trace, nodes)
+    static = outcome_of_split(trace, starts, best_split(table, nodes))
+    first_fit = outcome_of_split(trace, starts, even_split(nodes))
+    elastic = simulate(trace, split=even_split(nodes), config=ElasticConfig(move_time_s=300.0))
+    for outcome in (static, first_fit, elastic):
+        _check_schedule(trace, outcome)
+    assert elastic.moves > 0 and len(elastic.decision_ns) >= len(trace)
+    bound = upper_bound(trace)
+    for outcome in (static, first_fit, elastic):
+        measured = metrics(trace, outcome)
+        assert measured["acceptance"] <= bound.acceptance + 1e-9
+        assert measured["unit_acceptance"] <= bound.unit_acceptance + 1e-9
+    assert upper_bound(trace, integer=False).acceptance >= bound.acceptance - 1e-9
+
+
+def test_bound_counts_overlapping_cores_against_the_cluster():
+    # Two whole-GPU requests of 8 GPUs on an 8-GPU cluster, overlapping in their cores: one fits.
+    t = generate(
+        mix="large-heavy", load=0.5, gpus=8, seed=2, config=TraceConfig(requests=2, warmup_fraction=0)
+    )
+    t.tier[:] = TIER_NAMES.index("h100-full")
+    t.units[:] = 8
+    t.arrival[:] = [0.0, 10.0]
+    t.duration[:] = [1000.0, 1000.0]
+    t.patience[:] = [100.0, 100.0]
+    assert upper_bound(t).acceptance == pytest.approx(0.5)
+    t.arrival[1] = 2000.0  # no overlap: both fit
+    assert upper_bound(t).acceptance == pytest.approx(1.0)
+
+
+def test_metrics_and_mean_use():
+    assert mean_use(np.array([0.0, 10.0]), np.array([4.0, 0.0]), 0.0, 20.0) == pytest.approx(2.0)
+    t = generate(mix="balanced", load=0.5, gpus=16, seed=5, config=SMALL)
+    outcome = simulate(t, split=even_split(2), config=ElasticConfig())
+    row = metrics(t, outcome)
+    for key in ("acceptance", "unit_acceptance", "utilization", "wait_p50_s", "wait_p95_s", "moves_per_100"):
+        assert row[key] is not None
+    assert 0 < row["utilization"] <= 1 and row["decision_p99_ms"] >= row["decision_p50_ms"]
+
+
+def test_targets_read_the_rows():
+    def row(policy, acceptance, mix="shifting", load=0.9):
+        return {"cluster": "M", "mix": mix, "load": load, "policy": policy, "acceptance": acceptance}
+
+    checks = targets(
+        [row("elastic", 0.9), row("static", 0.75), row("elastic", 0.8, load=0.7), row("bound", 1.0, load=0.7)]
+    )
+    assert checks["M_shifting_0.9_elastic_over_static_ge_1.15"] == {"ratio": 1.2, "met": True}
+    assert checks["M_elastic_over_bound_at_0.7_ge_0.9"]["shifting"] == {"ratio": 0.8, "met": False}
+
+
+def test_plot_writes_a_png(tmp_path, trace):
+    outcome = simulate(trace, split=even_split(3), config=ElasticConfig())
+    path = plot_utilisation(trace=trace, outcomes={"elastic": outcome}, path=tmp_path / "u.png", title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
