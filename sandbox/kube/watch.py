@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from . import tables
 from .errors import bad_request, status_body
 from .selectors import fields_match, matches, parse_fields, parse_labels
 from .store import Expired, Store
@@ -51,6 +52,7 @@ def watch_response(store: Store, req: Request, target: Target, bookmark_interval
         bookmarks=req.flag("allowWatchBookmarks"),
         bookmark_interval=bookmark_interval,
         deadline=time.monotonic() + timeout,
+        as_table=tables.wants_table(req),
     )
     return StreamResponse(200, watcher.run())
 
@@ -67,6 +69,8 @@ class _Watcher:
         self.bookmarks = opts["bookmarks"]
         self.interval = opts["bookmark_interval"]
         self.deadline = opts["deadline"]
+        self.as_table = opts["as_table"]
+        self.header_sent = False
 
     def _selected(self, obj: dict[str, Any] | None) -> bool:
         if obj is None:
@@ -79,9 +83,15 @@ class _Watcher:
         return matches(self.labels, m.get("labels")) and fields_match(self.fields, obj)
 
     def _line(self, kind: str, obj: dict[str, Any]) -> bytes:
-        obj = dict(obj)
-        obj["apiVersion"] = self.target.api_version
-        obj["kind"] = self.target.rt.kind
+        obj = {"apiVersion": self.target.api_version, "kind": self.target.rt.kind, **obj}
+        if self.as_table:
+            # kubectl get -w: one-row Tables; column definitions only in the first event.
+            obj = tables.table(
+                self.target.rt, [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            )
+            if self.header_sent:
+                obj["columnDefinitions"] = []
+            self.header_sent = True
         return (json.dumps({"type": kind, "object": obj}) + "\n").encode()
 
     def _bookmark(self, rv: int, initial_end: bool = False) -> bytes:

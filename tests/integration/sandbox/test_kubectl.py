@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from sandbox.kube import KubeSandbox
 
+from .rawhttp import send
 from .waiting import wait_until
 
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
@@ -181,3 +183,30 @@ def test_delete_protected_namespace_is_refused(kubectl):
 def test_wait_helper_is_bounded():
     with pytest.raises(AssertionError):
         wait_until(lambda: False, timeout=0.05)
+
+
+def test_get_watch_prints_changes(kube, tmp_path):
+    kube.create("namespaces", {"metadata": {"name": "watched"}})
+    command = [
+        KUBECTL,
+        "--kubeconfig=/dev/null",
+        f"--server={kube.url}",
+        f"--cache-dir={tmp_path}",
+        "get",
+        "ns",
+        "watched",
+        "-w",
+        "--output-watch-events",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    killer = threading.Timer(20, process.kill)  # bounds the blocking reads below
+    killer.start()
+    try:
+        assert process.stdout.readline().split() == ["EVENT", "NAME", "STATUS", "AGE"]
+        assert process.stdout.readline().split()[:3] == ["ADDED", "watched", "Active"]
+        send(kube.url, "DELETE", "/api/v1/namespaces/watched")
+        assert process.stdout.readline().split()[:3] == ["MODIFIED", "watched", "Terminating"]
+    finally:
+        killer.cancel()
+        process.kill()
+        process.wait(timeout=10)

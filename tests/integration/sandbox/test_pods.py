@@ -371,3 +371,24 @@ def test_mutating_policy_with_generate_name(kube, api_client, core):
     created = core.create_namespaced_pod("gen", gpu_pod(None))
     assert created.metadata.name.startswith("job-")
     assert node_of(kube, "gen", created.metadata.name).startswith("gpu-l40s-")
+
+
+def test_concurrent_creates_never_exceed_the_quota(kube, core):
+    from concurrent.futures import ThreadPoolExecutor
+
+    pinned(core, "race", "h100-1g")
+    core.create_namespaced_resource_quota(
+        "race", {"metadata": {"name": "q"}, "spec": {"hard": {"requests.nvidia.com/gpu": "3"}}}
+    )
+
+    def create(i: int) -> int:
+        try:
+            core.create_namespaced_pod("race", gpu_pod(f"p{i}"))
+            return 201
+        except ApiException as err:
+            return err.status
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(create, range(10)))
+    assert sorted(results) == [201] * 3 + [403] * 7
+    assert core.read_namespaced_resource_quota("q", "race").status.used == {"requests.nvidia.com/gpu": "3"}
