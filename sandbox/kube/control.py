@@ -88,6 +88,8 @@ class KubeSandbox:
         bookmark_interval: float = 1.0,
         history_limit: int = 10_000,
     ) -> None:
+        # Read the cluster first: a bad file must fail before any thread or socket exists.
+        self.cluster = cluster.load(cluster_file)
         self.store = Store(history_limit=history_limit)
         self.timers = TimerQueue()
         self.access = Access()
@@ -120,7 +122,6 @@ class KubeSandbox:
         self._http = HttpServer(self.server, host, port)
         self.host = host
         self.server.address = f"{host}:{self._http.port}"
-        self.cluster = cluster.load(cluster_file)
         self._seed()
         for spec in self.cluster.nodes:
             self.add_node(spec)

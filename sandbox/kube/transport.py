@@ -204,10 +204,13 @@ class HttpServer:
         self._thread.start()
 
     def serve_forever(self) -> None:
-        self._server.serve_forever()
+        self._served = True
+        self._server.serve_forever(0.02)
 
     def stop(self) -> None:
-        self._server.shutdown()
+        # shutdown() waits for serve_forever to end, so only call it once serving began.
+        if self._thread is not None or getattr(self, "_served", False):
+            self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()
         if self._thread:
