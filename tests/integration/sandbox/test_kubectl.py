@@ -210,3 +210,66 @@ def test_get_watch_prints_changes(kube, tmp_path):
         killer.cancel()
         process.kill()
         process.wait(timeout=10)
+
+
+POLICY = """\
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicy
+metadata:
+  name: gpulease-tier-pinning
+spec:
+  matchConstraints:
+    resourceRules:
+    - apiGroups: [""]
+      apiVersions: [v1]
+      operations: [CREATE]
+      resources: [pods]
+  failurePolicy: Fail
+  reinvocationPolicy: Never
+  mutations:
+  - patchType: ApplyConfiguration
+    applyConfiguration:
+      expression: >
+        Object{spec: Object.spec{nodeSelector: {"gpulease.io/tier":
+        namespaceObject.metadata.labels["gpulease.io/tier"]}}}
+---
+apiVersion: admissionregistration.k8s.io/v1beta1
+kind: MutatingAdmissionPolicyBinding
+metadata:
+  name: gpulease-tier-pinning
+spec:
+  policyName: gpulease-tier-pinning
+  matchResources:
+    namespaceSelector:
+      matchExpressions: [{key: gpulease.io/tier, operator: Exists}]
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: pinned
+  labels: {gpulease.io/tier: h100-3g}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: trainer
+  namespace: pinned
+spec:
+  containers:
+  - name: c
+    image: cuda
+    resources:
+      limits: {nvidia.com/gpu: 1}
+"""
+
+
+def test_apply_mutating_admission_policy_and_a_pinned_pod(kube, kubectl, tmp_path):
+    manifest = tmp_path / "policy.yaml"
+    manifest.write_text(POLICY)
+    out = kubectl("apply", "--server-side", "-f", str(manifest)).stdout
+    assert (
+        "mutatingadmissionpolicy.admissionregistration.k8s.io/gpulease-tier-pinning serverside-applied" in out
+    )
+    pod = json.loads(kubectl("get", "pod", "trainer", "-n", "pinned", "-o", "json").stdout)
+    assert pod["spec"]["nodeSelector"] == {"gpulease.io/tier": "h100-3g"}
+    assert pod["spec"]["nodeName"] == "gpu-h100-3g-0"
