@@ -3,7 +3,8 @@
 The half of placement that decides which node changes tier (DESIGN §4): only idle nodes
 (no GPU pods) of the target tier's GPU model move; a donor pool must still hold its
 reservations, and the demand already waiting for it, without the node; the cheapest move wins.
-When no idle node can be spared, `choose_drain` names a busy node to cordon so it empties.
+When no idle node can be spared, `choose_drain` names a busy node to drain: it keeps serving the
+leases already on its pool but takes no new one, so it empties (`stale_drains` gives drains back).
 Pure functions over plain data; leases.placement is the caller, bench reads the summary.
 Imports only leases.capacity (and through it config).
 """
@@ -74,7 +75,8 @@ class MovePlan:
 
 @dataclass(frozen=True)
 class NodeDrain:
-    """Cordon `node` (annotated with its target tier) so it empties, then move it."""
+    """Drain `node` for `to_tier`: annotate it with the target tier and taint it PreferNoSchedule,
+    so its pool admits no new lease on it and it empties; then it can move."""
 
     node: str
     from_tier: str

@@ -61,7 +61,7 @@ class PlaceAfterMove:
 
 @dataclass(frozen=True)
 class Waitlist:
-    """Wait for capacity; cordon `drain.node` so it empties, when given."""
+    """Wait for capacity; when `drain` is given, drain that node so it empties for the tier."""
 
     reason: str
     drain: NodeDrain | None = None
