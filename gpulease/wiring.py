@@ -10,7 +10,10 @@ import threading
 from pathlib import Path
 
 from kubernetes.client import ApiClient
+from slack_sdk import WebClient
 
+from bot.client import make_client
+from bot.notifier import SlackNotifier
 from config.policy import Policy, load_policy
 from config.settings import Settings, SettingsError
 from leases.ports import Notifier
@@ -51,6 +54,14 @@ class KubeClients:
             self._clients.clear()
 
 
+def make_notifier(settings: Settings, policy: Policy, *, client: WebClient | None = None) -> Notifier:
+    """Return the Slack notifier when a bot token is set (sharing `client` if given), else the log."""
+    if settings.slack_bot_token is None:
+        return LoggingNotifier()
+    client = client or make_client(settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url)
+    return SlackNotifier(client, approvals_channel=policy.approvals.channel, admins=policy.admins.users)
+
+
 def build_runtime(
     settings: Settings, *, policy: Policy | None = None, notifier: Notifier | None = None, clock=utc_now
 ) -> Runtime:
@@ -69,7 +80,7 @@ def build_runtime(
     return Runtime(
         engine=engine,
         policy=policy,
-        notifier=notifier or LoggingNotifier(),
+        notifier=notifier or make_notifier(settings, policy),
         kube=KubeClients(settings, policy),
         retry=retry_policy(settings=settings),
         clock=clock,

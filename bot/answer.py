@@ -1,0 +1,36 @@
+"""Telling the person who clicked what their click did, wherever they clicked.
+
+A button in a message answers through the message's response_url (ephemeral, the message
+stays as it is); a button on App Home re-renders Home with the answer on top.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Respond
+from slack_sdk import WebClient
+
+from . import home
+from .deps import BotDeps
+
+
+def user_of(body: dict[str, Any]) -> str | None:
+    """Return who acted, whatever Slack sent (command form, interactivity payload or event)."""
+    user = body.get("user")
+    if isinstance(user, dict):
+        return user.get("id")
+    return body.get("user_id") or (body.get("event") or {}).get("user")
+
+
+def tell(body: dict[str, Any], respond: Respond | None, client: WebClient, deps: BotDeps, text: str) -> None:
+    """Answer a command or a click with `text`, where the user is looking."""
+    user = user_of(body)
+    if user is None:
+        return  # nobody to tell (not an interaction); the caller has logged what happened
+    if (body.get("view") or {}).get("type") == "home":
+        home.publish(client, deps, user, notice=text)
+    elif respond is not None and body.get("response_url"):
+        respond(text=text, response_type="ephemeral", replace_original=False)
+    else:
+        client.chat_postMessage(channel=user, text=text)

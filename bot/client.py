@@ -1,0 +1,40 @@
+"""The one Slack Web API client: every call the bot and the notifier make goes through it.
+
+slack_sdk turns on only a connection-error retry by default; Slack asks clients to honour
+429 Retry-After, and its 5xx are usually brief, so this client retries all three, a bounded
+number of times. Imported by bot.app, bot.notifier and the composition root.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+SLACK_API_URL = "https://slack.com/api/"
+# Bounded: a listener's follow-up or an outbox send gives up and lets the outbox (which
+# retries every sweep) or the user try again, rather than holding a thread for minutes.
+CONNECTION_RETRIES = 2
+RATE_LIMIT_RETRIES = 3
+SERVER_ERROR_RETRIES = 2
+TIMEOUT_S = 10
+
+
+def make_client(token: str, *, base_url: str = SLACK_API_URL, timeout: int = TIMEOUT_S) -> WebClient:
+    """Return a WebClient that retries connection errors, 429 (after Retry-After) and 5xx."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=timeout,
+        logger=logging.getLogger("bot.slack_api"),
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+            RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
+            ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
+        ],
+    )

@@ -1,0 +1,97 @@
+"""The one place where a listener's failure becomes a message, with a correlation id.
+
+Listeners never catch-and-log: a `DomainError` (not an approver, already decided, over
+quota...) propagates here and is shown as is; anything else is logged with its traceback and
+the user sees only the reference to quote. The answer goes where the user acted
+(bot.answer): the response_url of a command or message button, App Home re-rendered, else a
+DM (a modal has neither).
+
+Every listener is wrapped by `reported(deps)`, which hands its failure to `handle` itself
+instead of letting it reach Bolt: Bolt's thread runner, when a listener raises right after
+ack(), resets the ack it has not sent yet, so the request would wait 3 s and answer 404.
+Bolt's own error handler is registered too, for failures outside listeners (middleware).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.kwargs_injection import Args
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from leases.errors import AlreadyDecided, DomainError, NotAuthorised
+
+from . import answer, metrics
+from .deps import BotDeps
+
+logger = logging.getLogger(__name__)
+
+
+def correlation_id() -> str:
+    """Return a short id to find a failure in the logs from what the user saw."""
+    return secrets.token_hex(4)
+
+
+def user_message(error: BaseException, ref: str) -> str:
+    """Return what the user is told about a failure."""
+    if isinstance(error, AlreadyDecided):
+        return f"ℹ️ {error.message} Nothing changed. (ref {ref})"
+    if isinstance(error, NotAuthorised):
+        return f"⛔ {error.message.rstrip('.')}. Nothing changed. (ref {ref})"
+    if isinstance(error, DomainError):
+        return f"⚠️ {error.message} (ref {ref})"
+    return f"💥 Something went wrong on our side. Quote ref {ref} to the platform team."
+
+
+def handle(error: BaseException, body: dict[str, Any], respond: Any, client: WebClient, deps: BotDeps) -> str:
+    """Log a listener's failure, tell the user where they acted; return the correlation id."""
+    ref = correlation_id()
+    kind = type(error).__name__
+    metrics.LISTENER_ERRORS.labels(kind).inc()
+    fields = {"event": "slack.listener_error", "ref": ref, "error": kind, "user": answer.user_of(body)}
+    if isinstance(error, DomainError):
+        logger.info("slack.refused ref=%s error=%s: %s", ref, kind, error.message, extra=fields)
+    else:
+        logger.error("slack.listener_error ref=%s error=%s", ref, kind, exc_info=error, extra=fields)
+    try:
+        answer.tell(body, respond, client, deps, user_message(error, ref))
+    except (SlackApiError, SlackClientError, DomainError) as exc:
+        # The user cannot be told; the log line above (same ref) is the record.
+        logger.error("slack.error_not_delivered ref=%s error=%s", ref, exc,
+                     extra={"event": "slack.error_not_delivered", "ref": ref})
+    return ref
+
+
+def reported(deps: BotDeps) -> Callable[[Callable[..., None]], Callable[[Args], None]]:
+    """Wrap a listener so any failure goes to `handle` (see the module docstring for why)."""
+
+    def decorate(listener: Callable[..., None]) -> Callable[[Args], None]:
+        wanted = tuple(inspect.signature(listener).parameters)
+
+        def run(args: Args) -> None:
+            try:
+                listener(**{name: getattr(args, name) for name in wanted})
+            except Exception as error:  # noqa: BLE001 - routed to the one handler, never dropped
+                if args.ack is not None and args.ack.response is None:
+                    args.ack()  # failed before acking: answer Slack now rather than time out
+                handle(error, args.body, args.respond, args.client, deps)
+
+        # Bolt injects arguments by parameter name: `run` asks for `args` only.
+        run.__name__ = run.__qualname__ = listener.__name__
+        return run
+
+    return decorate
+
+
+def register(app: App, deps: BotDeps) -> None:
+    """Report failures outside listeners (middleware) the same way."""
+
+    @app.error
+    def on_error(error: Exception, body: dict[str, Any], respond: Any, client: WebClient) -> None:
+        handle(error, body, respond, client, deps)

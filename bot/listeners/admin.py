@@ -1,0 +1,49 @@
+"""/gpu-admin capacity | leases | revoke NS [reason] | reclaim NS at TIME | drain NODE.
+
+Admins only: refused here before anything is read, and again by every admin function of
+workflows.api, which is the authority.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from leases.errors import NotAuthorised
+from workflows import api
+
+from .. import ids, parsing
+from ..blocks import replies
+from ..blocks.kit import when
+from ..deps import BotDeps
+from ..errors import reported
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.command(ids.ADMIN_COMMAND)
+    @reported(deps)
+    def admin_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        ack()
+        actor = deps.actor(command["user_id"])
+        if not api.is_admin(actor.user, actor.groups):
+            raise NotAuthorised("/gpu-admin is for gpulease admins only", field="actor")
+        who = {"actor": actor.user, "actor_groups": actor.groups}
+        match parsing.admin_command(command.get("text") or "", now=datetime.now(UTC)):
+            case parsing.Capacity():
+                respond(**replies.capacity(api.capacity()))
+            case parsing.AllLeases():
+                respond(**replies.lease_list(api.leases(live=True), title="Live leases", owner=True,
+                                             empty="No live leases."))
+            case parsing.Revoke(namespace, reason):
+                api.revoke(namespace=namespace, reason=reason, **who)
+                respond(**replies.text(f"🧹 Revoking `{namespace}`; its owner is told when it is gone."))
+            case parsing.Reclaim(namespace, at):
+                api.schedule_reclaim(namespace=namespace, at=at, **who)
+                respond(**replies.text(f"📅 `{namespace}` will be reclaimed at {when(at)}; its owner was told."))
+            case parsing.Drain(node):
+                api.drain(node=node, **who)
+                respond(**replies.text(f"🚧 Draining `{node}`: cordoned, it empties as its leases end."))
+            case parsing.Help(problem):
+                respond(**replies.usage(replies.ADMIN_USAGE, problem))

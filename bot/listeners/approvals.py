@@ -1,0 +1,108 @@
+"""Approval cards: Approve, Deny (asks for a reason in a modal), and the same for extensions.
+
+workflows.api.decide checks that the clicker is an approver for the tier and not the
+requester, and refuses a second decision naming who decided; those refusals reach the
+clicker through bot.errors and the card stays as it is. The card is rewritten by the
+workflow's outbox, so two replicas never race to edit it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from leases.errors import AlreadyDecided, DomainError
+from workflows import api
+
+from .. import buttons, ids
+from ..blocks import cards
+from ..blocks.forms import deny_modal
+from ..deps import BotDeps
+from ..errors import reported
+from ..forms import deny_reason
+from .commands import extended_text
+
+UNDECIDED = ("requested", "pending_approval")
+RUNNING = ("active", "expiring")
+
+
+def _clicked(body: dict[str, Any]) -> buttons.LeaseButton:
+    return buttons.decode(body["actions"][0].get("value"))
+
+
+def _extension_still_open(lease: dict[str, Any], ref: buttons.LeaseButton) -> None:
+    if ref.by is None or ref.extensions is None:
+        raise DomainError("this button is out of date; use /gpu-namespace list")
+    # The card was rendered at extension count `ref.extensions`; any extension since then
+    # (this one granted by another click, or the requester's own) answers it.
+    if lease.get("state") not in RUNNING or int(lease.get("extensions") or 0) != ref.extensions:
+        raise AlreadyDecided(
+            f"this extension request for {lease.get('namespace')} was answered already "
+            f"(the lease is {lease.get('state')}, extended {lease.get('extensions')} time(s))."
+        )
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.action(ids.APPROVE)
+    @reported(deps)
+    def approve(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        ref = _clicked(body)
+        actor = deps.actor(body["user"]["id"])
+        api.decide(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups, approve=True)
+
+    @app.action(ids.DENY)
+    @reported(deps)
+    def deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
+        ack()
+        ref = _clicked(body)
+        lease = api.lease_details(ref.lease_id)
+        if lease["state"] not in UNDECIDED:
+            raise AlreadyDecided(f"{lease['namespace']} was decided already (it is {lease['state']}).")
+        # Checked here too so a non-approver is told at once instead of after typing a reason.
+        deps.require_approver(deps.actor(body["user"]["id"]), tier=lease["tier"], requester=lease["requester"])
+        client.views_open(trigger_id=body["trigger_id"], view=deny_modal(
+            lease_id=ref.lease_id, namespace=lease["namespace"], requester=lease["requester"]))
+
+    @app.view(ids.DENY_VIEW)
+    @reported(deps)
+    def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        lease_id, reason = deny_reason(view)
+        if not reason:
+            ack(response_action="errors", errors={ids.REASON: "say why; the requester reads it"})
+            return
+        ack()
+        actor = deps.actor(body["user"]["id"])
+        api.decide(lease_id=lease_id, approver=actor.user, approver_groups=actor.groups, approve=False,
+                   reason=reason)
+
+    @app.action(ids.APPROVE_EXTENSION)
+    @reported(deps)
+    def approve_extension(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        ref = _clicked(body)
+        lease = api.lease_details(ref.lease_id)
+        _extension_still_open(lease, ref)
+        actor = deps.actor(body["user"]["id"])
+        result = api.decide_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups,
+                                      by=ref.by)
+        line = f"✅ *Extension allowed* by <@{actor.user}>. {extended_text(lease['namespace'], result)}"
+        respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
+
+    @app.action(ids.DENY_EXTENSION)
+    @reported(deps)
+    def deny_extension(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        ref = _clicked(body)
+        lease = api.lease_details(ref.lease_id)
+        _extension_still_open(lease, ref)
+        actor = deps.actor(body["user"]["id"])
+        deps.require_approver(actor, tier=lease["tier"], requester=lease["requester"])
+        line = f"❌ *Extension denied* by <@{actor.user}>."
+        respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
+        client.chat_postMessage(channel=lease["requester"],
+                                text=f"<@{actor.user}> did not allow extending `{lease['namespace']}`; "
+                                     "it ends as planned.")
+

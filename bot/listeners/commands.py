@@ -1,0 +1,53 @@
+"""/gpu-namespace: open the request form, or list | status NS | extend NS 3d | release NS | help.
+
+Acks at once (empty), then answers through the command's response_url, visible only to the
+person who typed it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from workflows import api
+
+from .. import ids, parsing
+from ..blocks import replies
+from ..blocks.kit import when
+from ..deps import BotDeps
+from ..errors import reported
+from .request_form import open_form
+
+
+def extended_text(namespace: str, result: Any) -> str:
+    """Say what an extension did (done, or sent to an approver)."""
+    if result.outcome == "extended":
+        return f"➕ `{namespace}` now runs until {when(result.expires_at)}."
+    return f"⏳ {result.message}. I asked the approvers; you will hear from me."
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.command(ids.NAMESPACE_COMMAND)
+    @reported(deps)
+    def namespace_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        user = command["user_id"]
+        match parsing.namespace_command(command.get("text") or ""):
+            case parsing.OpenForm():
+                open_form(client, deps, trigger_id=command["trigger_id"], user=user)
+            case parsing.ListLeases():
+                respond(**replies.lease_list(api.leases_of(user), title="Your leases"))
+            case parsing.Status(namespace):
+                respond(**replies.lease_status(api.lease_by_namespace(namespace)))
+            case parsing.Extend(namespace, by):
+                result = api.extend(namespace=namespace, actor=user, by=by)
+                respond(**replies.text(extended_text(namespace, result)))
+            case parsing.Release(namespace):
+                actor = deps.actor(user)
+                api.release(namespace=namespace, actor=user, actor_groups=actor.groups)
+                respond(**replies.text(f"🧹 Releasing `{namespace}`; you will get a receipt when it is gone."))
+            case parsing.Help(problem):
+                respond(**replies.usage(replies.NAMESPACE_USAGE, problem))
+

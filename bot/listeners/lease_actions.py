@@ -1,0 +1,90 @@
+"""Buttons on a requester's messages and App Home: Extend, Release, Cancel, Take another tier,
+It's in use.
+
+Each click is checked against the lease as it is now, so a second click on the same button
+changes nothing and says so: Extend carries the extension count it was rendered with,
+Release and Cancel look at the state. workflows.api re-checks who may act.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk import WebClient
+
+from leases.errors import AlreadyDecided
+from workflows import api
+
+from .. import buttons, ids
+from ..answer import tell
+from ..blocks.kit import when
+from ..deps import BotDeps
+from ..errors import reported
+from .commands import extended_text
+
+GONE = ("reclaiming", "reclaimed", "cancelled", "denied", "failed", "expired_unapproved")
+
+
+def _clicked(body: dict[str, Any]) -> tuple[buttons.LeaseButton, dict[str, Any]]:
+    ref = buttons.decode(body["actions"][0].get("value"))
+    return ref, api.lease_details(ref.lease_id)
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.action(ids.EXTEND)
+    @reported(deps)
+    def extend(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        ref, lease = _clicked(body)
+        if ref.extensions is not None and int(lease.get("extensions") or 0) != ref.extensions:
+            raise AlreadyDecided(
+                f"`{lease['namespace']}` was extended since this message (it runs until "
+                f"{when(lease.get('expires_at'))}). Use `/gpu-namespace extend {lease['namespace']} 1d` for more."
+            )
+        result = api.extend(lease_id=ref.lease_id, actor=body["user"]["id"], by=deps.extend_step)
+        tell(body, respond, client, deps, extended_text(lease["namespace"], result))
+
+    @app.action(ids.RELEASE)
+    @reported(deps)
+    def release(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        ref, lease = _clicked(body)
+        if lease["state"] in GONE:
+            raise AlreadyDecided(f"`{lease['namespace']}` is {lease['state']} already.")
+        actor = deps.actor(body["user"]["id"])
+        api.release(lease_id=ref.lease_id, actor=actor.user, actor_groups=actor.groups)
+        tell(body, respond, client, deps,
+             f"🧹 Releasing `{lease['namespace']}`; you will get a receipt when it is gone.")
+
+    @app.action(ids.CANCEL)
+    @reported(deps)
+    def cancel(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        ref, lease = _clicked(body)
+        if lease["state"] in GONE:
+            raise AlreadyDecided(f"`{lease['namespace']}` is {lease['state']} already.")
+        actor = deps.actor(body["user"]["id"])
+        api.cancel(lease_id=ref.lease_id, actor=actor.user, actor_groups=actor.groups)
+        tell(body, respond, client, deps, f"↩️ `{lease['namespace']}` is withdrawn.")
+
+    @app.action(re.compile(re.escape(ids.ACCEPT_FALLBACK) + r":\d+"))
+    @reported(deps)
+    def accept_fallback(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        ref, lease = _clicked(body)
+        if ref.tier is None:
+            raise AlreadyDecided("this button is out of date; use /gpu-namespace list")
+        if lease["tier"] == ref.tier:
+            raise AlreadyDecided(f"`{lease['namespace']}` is on {ref.tier} already.")
+        api.accept_fallback(lease_id=ref.lease_id, tier=ref.tier, actor=body["user"]["id"])
+        tell(body, respond, client, deps, f"🔀 `{lease['namespace']}` moves to {ref.tier}; placing it now.")
+
+    @app.action(ids.MARK_BUSY)
+    @reported(deps)
+    def mark_busy(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
+        ack()
+        ref, lease = _clicked(body)
+        api.mark_busy(lease_id=ref.lease_id, actor=body["user"]["id"])
+        tell(body, respond, client, deps, f"👍 Noted: `{lease['namespace']}` is in use; it will not be reclaimed as idle for now.")

@@ -1,0 +1,61 @@
+"""The request form: opened from /gpu-namespace (or App Home) with the trigger, and its
+submission checked against the policy before the ack, so refusals come back as field errors.
+
+The policy check reads the store only (team usage, live namespaces); recording the request
+happens after the ack. Its idempotency key is the modal's id, so a double submit records one
+request.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from leases.errors import DomainError
+from workflows import api
+
+from .. import ids
+from ..blocks.forms import request_modal
+from ..deps import BotDeps
+from ..errors import reported
+from ..forms import block_errors, parse_request
+
+
+def open_form(client: WebClient, deps: BotDeps, *, trigger_id: str, user: str) -> None:
+    """Open the request form for `user` (after the caller acked, within the trigger's 3 s)."""
+    teams = deps.teams(deps.actor(user))
+    if not teams:
+        raise DomainError("you are not in any team of the GPU policy; ask a platform admin to add you")
+    client.views_open(trigger_id=trigger_id, view=request_modal(deps.policy, teams))
+
+
+def register(app: App, deps: BotDeps) -> None:
+    @app.view(ids.REQUEST_VIEW)
+    @reported(deps)
+    def request_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        form, errors = parse_request(view)
+        if form is None:
+            ack(response_action="errors", errors=errors)
+            return
+        user = body["user"]["id"]
+        request = api.SubmitRequest(
+            requester=user,
+            team=form.team,
+            tier=form.tier,
+            units=form.units,
+            namespace=form.namespace,
+            duration=form.duration,
+            reason=form.reason,
+            requester_groups=deps.actor(user).groups,
+            idempotency_key=f"slack-view:{view['id']}",
+        )
+        verdict = api.validate(request)
+        if not verdict.allowed:
+            ack(response_action="errors", errors=block_errors(verdict.errors, view))
+            return
+        ack()
+        # The requester hears from the workflow (DM thread) whether it was approved or waits.
+        api.submit(dataclasses.replace(request, requester_email=deps.directory.email_of(user)))

@@ -1,0 +1,156 @@
+"""Slash command text parsed into typed commands, before anything is asked of the workflows.
+
+    /gpu-namespace [list | status NS | extend NS 3d | release NS | help]
+    /gpu-admin capacity | leases | revoke NS [reason] | reclaim NS at TIME | drain NODE
+
+Pure functions: a wrong command becomes `Help(problem=...)`, shown with the usage. Imported
+by the command listeners and their tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from config.durations import parse_duration
+
+
+@dataclass(frozen=True)
+class OpenForm:
+    """No arguments: open the request modal."""
+
+
+@dataclass(frozen=True)
+class ListLeases:
+    """The user's live leases."""
+
+
+@dataclass(frozen=True)
+class Status:
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Extend:
+    namespace: str
+    by: timedelta
+
+
+@dataclass(frozen=True)
+class Release:
+    namespace: str
+
+
+@dataclass(frozen=True)
+class Help:
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Pools: capacity, reserved and free units."""
+
+
+@dataclass(frozen=True)
+class AllLeases:
+    """Every live lease."""
+
+
+@dataclass(frozen=True)
+class Revoke:
+    namespace: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Reclaim:
+    namespace: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Drain:
+    node: str
+
+
+NamespaceCommand = OpenForm | ListLeases | Status | Extend | Release | Help
+AdminCommand = Capacity | AllLeases | Revoke | Reclaim | Drain | Help
+
+
+def _words(text: str) -> list[str]:
+    return text.strip().split()
+
+
+def namespace_command(text: str) -> NamespaceCommand:
+    """Parse the text after /gpu-namespace."""
+    words = _words(text)
+    if not words:
+        return OpenForm()
+    verb, args = words[0].lower(), words[1:]
+    if verb in ("help", "-h", "--help", "?"):
+        return Help()
+    if verb == "list" and not args:
+        return ListLeases()
+    if verb in ("status", "release") and len(args) == 1:
+        return Status(args[0]) if verb == "status" else Release(args[0])
+    if verb == "extend" and len(args) == 2:
+        try:
+            return Extend(args[0], parse_duration(args[1]))
+        except ValueError as exc:
+            return Help(str(exc))
+    if verb in ("list", "status", "release", "extend"):
+        return Help(f"`{verb}` takes {_ARGS[verb]}")
+    return Help(f"unknown command `{verb}`")
+
+
+_ARGS = {
+    "list": "no arguments",
+    "status": "a namespace: `status NS`",
+    "release": "a namespace: `release NS`",
+    "extend": "a namespace and a duration: `extend NS 3d`",
+    "revoke": "a namespace and optionally a reason: `revoke NS [reason]`",
+    "reclaim": "a namespace and a time: `reclaim NS at 2026-03-05T18:00` or `reclaim NS at +6h`",
+    "drain": "a node name: `drain NODE`",
+}
+
+
+def admin_command(text: str, *, now: datetime) -> AdminCommand:
+    """Parse the text after /gpu-admin (relative times count from `now`)."""
+    words = _words(text)
+    if not words or words[0].lower() in ("help", "-h", "--help", "?"):
+        return Help()
+    verb, args = words[0].lower(), words[1:]
+    if verb == "capacity" and not args:
+        return Capacity()
+    if verb == "leases" and not args:
+        return AllLeases()
+    if verb == "revoke" and args:
+        return Revoke(args[0], " ".join(args[1:]))
+    if verb == "drain" and len(args) == 1:
+        return Drain(args[0])
+    if verb == "reclaim" and len(args) >= 3 and args[1].lower() == "at":
+        try:
+            return Reclaim(args[0], parse_time(" ".join(args[2:]), now=now))
+        except ValueError as exc:
+            return Help(str(exc))
+    if verb in _ARGS:
+        return Help(f"`{verb}` takes {_ARGS[verb]}")
+    return Help(f"unknown command `{verb}`")
+
+
+def parse_time(text: str, *, now: datetime) -> datetime:
+    """Parse `2026-03-05T18:00` (UTC unless an offset is given), or `+6h` / `in 6h` from now."""
+    value = text.strip()
+    relative = value.removeprefix("+").removeprefix("in ").strip()
+    if relative != value or relative[:1].isdigit() and relative[-1:].isalpha():
+        try:
+            return now + parse_duration(relative)
+        except ValueError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "T", 1) if "T" not in value else value)
+    except ValueError:
+        raise ValueError(
+            f"not a time: {text!r} (write 2026-03-05T18:00 in UTC, an ISO time with an offset, or +6h)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,100 @@
+"""Steps users take, as helpers: open the form, fill it in, find the approval card, wait for
+a DM. Each acts only through signed requests and reads only what the Slack sandbox saw."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.slack import SignedClient, SlackSandbox, dm_channel_id, payloads
+from workflows import api
+
+from .conftest import eventually
+
+APPROVALS = "C0APPROVALS"
+ACK_LIMIT_S = 3.0
+
+
+def open_form(to_bot: SignedClient, slack: SlackSandbox, user: str) -> dict[str, Any]:
+    """Type /gpu-namespace and return the modal it opened."""
+    answer = to_bot.slash_command("/gpu-namespace", user_id=user)
+    assert answer.status == 200 and answer.elapsed < ACK_LIMIT_S
+    return eventually(lambda: (slack.views(user) or [None])[-1], what=f"the request form for {user}")
+
+
+def values(namespace: str, *, tier: str = "h100-3g", units: int | str = 1, duration: str | None = "2d",
+           reason: str = "fine-tuning a 7B model", team: str | None = None) -> dict[str, dict[str, Any]]:
+    """Return the form's input as the user filled it in."""
+    filled: dict[str, dict[str, Any]] = {
+        "namespace": {"value": namespace},
+        "tier": {"value": payloads.radio_buttons(tier)},
+        "units": {"value": payloads.number_input(units)},
+        "duration": {"value": duration},
+        "reason": {"value": reason},
+    }
+    if team is not None:
+        filled["team"] = {"value": payloads.static_select(team)}
+    return filled
+
+
+def submit(to_bot: SignedClient, slack: SlackSandbox, user: str, namespace: str, **fields: Any):
+    """Open the form, submit it filled in; return the app's answer to the submission."""
+    form = open_form(to_bot, slack, user)
+    answer = to_bot.view_submission(form, values(namespace, **fields), user_id=user)
+    assert answer.status == 200 and answer.elapsed < ACK_LIMIT_S
+    return answer
+
+
+def card(slack: SlackSandbox, namespace: str) -> dict[str, Any]:
+    """Return the approval card about `namespace` once it was posted."""
+    def find() -> dict[str, Any] | None:
+        return next((m for m in slack.messages(APPROVALS) if f"as {namespace} " in m.get("text", "")
+                     or f"extend {namespace} " in m.get("text", "")), None)
+
+    return eventually(find, what=f"the approval card for {namespace}")
+
+
+def current(slack: SlackSandbox, message: dict[str, Any], channel: str = APPROVALS) -> dict[str, Any]:
+    """Return a message as it is now (after chat.update)."""
+    return next(m for m in slack.messages(channel) if m["ts"] == message["ts"])
+
+
+def dms(slack: SlackSandbox, user: str) -> list[dict[str, Any]]:
+    """Return every message the bot sent the user: thread parents and replies, in order."""
+    channel = dm_channel_id(user)
+    found = []
+    for parent in slack.messages(channel):
+        found.append(parent)
+        found += [m for m in slack.messages(channel, parent["ts"]) if m["ts"] != parent["ts"]]
+    return found
+
+
+def dm_about(slack: SlackSandbox, user: str, fragment: str, *, timeout: float = 10.0) -> dict[str, Any]:
+    """Return the first DM to `user` whose text contains `fragment`, once it arrived."""
+    return eventually(lambda: next((m for m in dms(slack, user) if fragment in m.get("text", "")), None),
+                      timeout=timeout, what=f"a DM to {user} saying {fragment!r}")
+
+
+def lease_id_of(namespace: str) -> str:
+    """Return the id of the live lease holding `namespace`."""
+    return eventually(lambda: _live(namespace), what=f"a lease for {namespace}")
+
+
+def _live(namespace: str) -> str | None:
+    return next((lease.id for lease in api.leases(live=True) if lease.namespace == namespace), None)
+
+
+def active(to_bot: SignedClient, slack: SlackSandbox, user: str, namespace: str) -> dict[str, Any]:
+    """Request a small auto-approved lease and return the 'is ready' DM once it is active."""
+    submit(to_bot, slack, user, namespace, tier="h100-1g", duration="8h")
+    return dm_about(slack, user, f"{namespace} is ready", timeout=20)
+
+
+def ephemeral(slack: SlackSandbox, user: str, fragment: str) -> dict[str, Any]:
+    """Return the ephemeral message shown to `user` containing `fragment`, once shown."""
+    return eventually(lambda: next((e for e in slack.ephemerals(user=user) if fragment in e.get("text", "")), None),
+                      what=f"an ephemeral to {user} saying {fragment!r}")
+
+
+def lease_id_of_any(namespace: str) -> str:
+    """Return the id of the newest lease (live or not) that asked for `namespace`."""
+    return next(lease.id for lease in api.leases(live=False) if lease.namespace == namespace)
