@@ -54,6 +54,7 @@ def watch_response(store: Store, req: Request, target: Target, bookmark_interval
         deadline=time.monotonic() + timeout,
         as_table=tables.wants_table(req),
     )
+    watcher.snapshot()
     return StreamResponse(200, watcher.run())
 
 
@@ -112,22 +113,27 @@ class _Watcher:
             + "\n"
         ).encode()
 
-    def run(self) -> Iterator[bytes]:
+    def snapshot(self) -> None:
+        """Fix where the watch starts, while the request is handled (not when the first
+        chunk is written), so a change made right after the request is never missed."""
         with self.store.lock:
-            last = self.store.resource_version if self.send_initial else self.start
-            initial = (
+            self.last = self.store.resource_version if self.send_initial else self.start
+            self.initial = (
                 self.store.list(self.target.rt.key, self.target.namespace or None)
                 if self.send_initial
                 else []
             )
             try:
-                self.store.events_after(last)
+                self.store.events_after(self.last)
             except Expired as exc:
-                first_error: bytes | None = self._expired(exc)
+                self.first_error: bytes | None = self._expired(exc)
             else:
-                first_error = None
-        if first_error:
-            yield first_error
+                self.first_error = None
+
+    def run(self) -> Iterator[bytes]:
+        last, initial = self.last, self.initial
+        if self.first_error:
+            yield self.first_error
             return
         for obj in initial:
             if self._selected(obj):

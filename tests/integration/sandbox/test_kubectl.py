@@ -204,6 +204,8 @@ def test_get_watch_prints_changes(kube, tmp_path):
     try:
         assert process.stdout.readline().split() == ["EVENT", "NAME", "STATUS", "AGE"]
         assert process.stdout.readline().split()[:3] == ["ADDED", "watched", "Active"]
+        # kubectl prints the object it read, then starts its watch: change it only after that.
+        wait_until(lambda: any(r.param("watch") and r.status for r in kube.requests("GET")))
         send(kube.url, "DELETE", "/api/v1/namespaces/watched")
         assert process.stdout.readline().split()[:3] == ["MODIFIED", "watched", "Terminating"]
     finally:
