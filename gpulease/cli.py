@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gpulease import cli_cluster, cli_db, cli_policy, cli_services
+from gpulease import cli_cluster, cli_db, cli_policy, cli_serve, cli_services
 
 app = typer.Typer(
     name="gpulease",
@@ -18,6 +18,8 @@ app.add_typer(cli_db.leases_app, name="leases")
 app.command("inventory")(cli_cluster.inventory)
 app.command("worker")(cli_services.worker)
 app.command("beat")(cli_services.beat)
+app.command("serve")(cli_serve.serve)
+app.command("socket")(cli_serve.socket)
 
 
 def main() -> None:

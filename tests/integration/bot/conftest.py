@@ -52,15 +52,19 @@ def eventually(predicate: Callable[[], Any], *, timeout: float = 10.0, what: str
 
 
 class BackgroundQueue:
-    """Runs enqueued steps in order on one daemon thread, through the real Celery task
-    functions (Task.apply: retries and compensation included, no broker)."""
+    """Runs enqueued steps on a few daemon threads, as a thread-pool worker would, through the
+    real Celery task functions (Task.apply: retries and compensation included, no broker).
 
-    def __init__(self) -> None:
+    Daemon threads: a step stuck on a slow sandbox when a test ends is abandoned, not joined.
+    """
+
+    def __init__(self, threads: int = 4) -> None:
         self._jobs: queue.Queue[tuple[str, tuple]] = queue.Queue()
         self.done: list[tuple[str, tuple]] = []
         self.failures: list[str] = []
-        self._busy = threading.Event()
-        threading.Thread(target=self._run, name="bot-test-queue", daemon=True).start()
+        self.closed = False
+        for n in range(threads):
+            threading.Thread(target=self._run, name=f"bot-test-queue-{n}", daemon=True).start()
 
     def __call__(self, name: str, *args: object) -> None:
         self._jobs.put((name, args))
@@ -70,7 +74,9 @@ class BackgroundQueue:
 
         while True:
             name, args = self._jobs.get()
-            self._busy.set()
+            if self.closed:  # the test is over: later tests install other runtimes
+                self._jobs.task_done()
+                continue
             try:
                 result = TASKS[name].apply(args=args, throw=False)
                 if result.failed():
@@ -79,8 +85,11 @@ class BackgroundQueue:
                 self.failures.append(f"{name}{args}: {traceback.format_exc()}")
             finally:
                 self.done.append((name, args))
-                self._busy.clear()
                 self._jobs.task_done()
+
+    def close(self) -> None:
+        """Drop whatever is still queued (a step already running finishes on its own)."""
+        self.closed = True
 
     def idle(self) -> bool:
         """Say whether nothing is queued or running."""
@@ -139,6 +148,7 @@ def runtime(tmp_path, kube: KubeSandbox, slack_client) -> Iterator[Runtime]:
     rt.queue = work  # type: ignore[attr-defined]
     runtime_module.install(rt)
     yield rt
+    work.close()
     engine.dispose()
 
 

@@ -59,13 +59,14 @@ def current(slack: SlackSandbox, message: dict[str, Any], channel: str = APPROVA
 
 
 def dms(slack: SlackSandbox, user: str) -> list[dict[str, Any]]:
-    """Return every message the bot sent the user: thread parents and replies, in order."""
+    """Return every message the bot sent the user: thread parents and replies, each once."""
     channel = dm_channel_id(user)
-    found = []
+    found: dict[str, dict[str, Any]] = {}
     for parent in slack.messages(channel):
-        found.append(parent)
-        found += [m for m in slack.messages(channel, parent["ts"]) if m["ts"] != parent["ts"]]
-    return found
+        found.setdefault(parent["ts"], parent)
+        for reply in slack.messages(channel, parent["ts"]):
+            found.setdefault(reply["ts"], reply)  # a broadcast reply is also a top-level message
+    return list(found.values())
 
 
 def dm_about(slack: SlackSandbox, user: str, fragment: str, *, timeout: float = 10.0) -> dict[str, Any]:

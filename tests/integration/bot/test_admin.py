@@ -1,0 +1,56 @@
+"""/gpu-admin capacity | leases | revoke NS | reclaim NS at TIME | drain NODE, for admins only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from workflows import api
+
+from . import flows
+from .conftest import eventually
+
+
+def admin(to_bot, slack, text: str, fragment: str, *, user: str = "U0ADMIN") -> dict:
+    answer = to_bot.slash_command("/gpu-admin", text, user_id=user)
+    assert answer.status == 200 and answer.elapsed < flows.ACK_LIMIT_S
+    return flows.ephemeral(slack, user, fragment)
+
+
+@pytest.mark.parametrize("text", ["capacity", "leases", "revoke alice-x", "drain gpu-h100-1g-0"])
+def test_non_admins_are_refused_before_anything_happens(to_bot, slack, kube, text):
+    refused = admin(to_bot, slack, text, "for gpulease admins only", user="U0APPROVER1")
+    assert refused["text"].startswith("⛔") and "ref " in refused["text"]
+    assert kube.get("nodes", "gpu-h100-1g-0")["spec"].get("unschedulable") is not True
+
+
+def test_capacity_leases_reclaim_and_revoke(to_bot, slack, kube):
+    flows.active(to_bot, slack, "U0ALICE", "alice-adm")
+    pools = admin(to_bot, slack, "capacity", "GPU pools")
+    assert "h100-1g" in str(pools["blocks"])
+    listed = admin(to_bot, slack, "leases", "Live leases")
+    assert "alice-adm" in str(listed["blocks"]) and "<@U0ALICE>" in str(listed["blocks"])
+
+    at = (datetime.now(UTC) + timedelta(hours=6)).replace(microsecond=0)
+    admin(to_bot, slack, f"reclaim alice-adm at {at.strftime('%Y-%m-%dT%H:%M:%S')}", "will be reclaimed at")
+    flows.dm_about(slack, "U0ALICE", "scheduled alice-adm to be reclaimed")
+    admin(to_bot, slack, "reclaim alice-adm at 2001-01-01T00:00", "in the past")
+    admin(to_bot, slack, "reclaim alice-adm at someday", "not a time")
+
+    admin(to_bot, slack, "revoke alice-adm over budget", "Revoking `alice-adm`")
+    flows.dm_about(slack, "U0ALICE", "Receipt", timeout=20)
+    eventually(lambda: kube.get("namespaces", "alice-adm") is None, what="the namespace deleted")
+    assert api.leases(live=True) == []
+
+
+def test_drain_cordons_the_node(to_bot, slack, kube):
+    admin(to_bot, slack, "drain gpu-h100-full-0", "Draining `gpu-h100-full-0`")
+    eventually(lambda: kube.get("nodes", "gpu-h100-full-0")["spec"].get("unschedulable") is True,
+               what="the node cordoned")
+
+
+def test_help_for_admins(to_bot, slack):
+    usage = admin(to_bot, slack, "", "/gpu-admin capacity")
+    assert "drain NODE" in str(usage["blocks"])
+    admin(to_bot, slack, "revoke", "`revoke` takes a namespace")

@@ -1,0 +1,80 @@
+"""Buttons on the requester's DMs and on App Home: Extend, Release, Cancel. Each is checked
+on the server (only the requester), and a second click changes nothing and says so."""
+
+from __future__ import annotations
+
+from sandbox.slack import dm_channel_id
+from workflows import api
+
+from . import flows
+from .conftest import eventually
+
+
+def click_in_dm(to_bot, user: str, message: dict, action: str, *, clicker: str | None = None):
+    answer = to_bot.block_action(action, user_id=clicker or user, channel=dm_channel_id(user), message=message)
+    assert answer.status == 200 and answer.elapsed < flows.ACK_LIMIT_S
+    return answer
+
+
+def test_extend_from_the_ready_message_once(to_bot, slack):
+    ready = flows.active(to_bot, slack, "U0ALICE", "alice-ext")
+    before = api.lease_by_namespace("alice-ext").expires_at
+    click_in_dm(to_bot, "U0ALICE", ready, "lease.extend", clicker="U0BOB")
+    flows.ephemeral(slack, "U0BOB", "only the requester can extend")
+    click_in_dm(to_bot, "U0ALICE", ready, "lease.extend")
+    flows.ephemeral(slack, "U0ALICE", "now runs until")
+    click_in_dm(to_bot, "U0ALICE", ready, "lease.extend")
+    flows.ephemeral(slack, "U0ALICE", "was extended since this message")
+    assert (api.lease_by_namespace("alice-ext").expires_at - before).days == 1
+    assert api.lease_details(flows.lease_id_of("alice-ext"))["extensions"] == 1
+
+
+def test_release_from_the_ready_message_once(to_bot, slack, kube):
+    ready = flows.active(to_bot, slack, "U0ALICE", "alice-rel")
+    lease_id = flows.lease_id_of("alice-rel")
+    click_in_dm(to_bot, "U0ALICE", ready, "lease.release", clicker="U0CAROL")
+    flows.ephemeral(slack, "U0CAROL", "only the requester or an admin")
+    click_in_dm(to_bot, "U0ALICE", ready, "lease.release")
+    flows.ephemeral(slack, "U0ALICE", "Releasing `alice-rel`")
+    receipt = flows.dm_about(slack, "U0ALICE", "Receipt", timeout=20)
+    assert "GPU-hours reserved" in str(receipt["blocks"])
+    click_in_dm(to_bot, "U0ALICE", ready, "lease.release")
+    flows.ephemeral(slack, "U0ALICE", "is reclaimed already")
+    assert api.lease_details(lease_id)["state"] == "reclaimed"
+    assert kube.get("namespaces", "alice-rel") is None
+
+
+def test_cancel_a_pending_request_rewrites_its_card(to_bot, slack):
+    flows.submit(to_bot, slack, "U0ALICE", "alice-cancel")
+    card = flows.card(slack, "alice-cancel")
+    waiting = flows.dm_about(slack, "U0ALICE", "waiting for an approver")
+    click_in_dm(to_bot, "U0ALICE", waiting, "lease.cancel")
+    flows.ephemeral(slack, "U0ALICE", "withdrawn")
+    eventually(lambda: "Cancelled" in str(flows.current(slack, card)["blocks"]), what="the card saying so")
+    click_in_dm(to_bot, "U0ALICE", waiting, "lease.cancel")
+    flows.ephemeral(slack, "U0ALICE", "is cancelled already")
+
+
+def test_app_home_lists_leases_and_its_buttons_answer_there(to_bot, slack):
+    flows.active(to_bot, slack, "U0ALICE", "alice-home")
+    opened = to_bot.app_home_opened("U0ALICE")
+    assert opened.status == 200
+    home = eventually(lambda: slack.home("U0ALICE"), what="the Home tab")
+    text = str(home["blocks"])
+    assert "alice-home" in text and "left (until" in text
+    to_bot.block_action("lease.extend", user_id="U0ALICE", view=home)
+    extended = eventually(lambda: "now runs until" in str(slack.home("U0ALICE")["blocks"]) and slack.home("U0ALICE"),
+                          what="Home re-rendered with the outcome")
+    to_bot.block_action("lease.release", user_id="U0ALICE", view=extended)
+    eventually(lambda: "Releasing" in str(slack.home("U0ALICE")["blocks"]), what="the release noted on Home")
+    to_bot.block_action("lease.release", user_id="U0ALICE", view=extended)
+    eventually(lambda: "already" in str(slack.home("U0ALICE")["blocks"]), what="the second click answered on Home")
+
+
+def test_app_home_request_button_opens_the_form(to_bot, slack):
+    to_bot.app_home_opened("U0BOB")
+    home = eventually(lambda: slack.home("U0BOB"), what="the Home tab")
+    assert "You hold no leases" in str(home["blocks"])
+    to_bot.block_action("home.request", user_id="U0BOB", view=home)
+    form = eventually(lambda: (slack.views("U0BOB") or [None])[-1], what="the request form")
+    assert form["callback_id"] == "gpulease.request"
