@@ -17,16 +17,20 @@ from provisioners.kube.client import request
 from provisioners.kube.retry import RetryPolicy
 
 PLUGIN_CONFIG = "nvidia.com/device-plugin.config"
+DRAIN_TAINT = "gpulease.io/draining"
 STRATEGIC = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
 __all__ = [
     "MIG_CONFIG",
     "MIG_CONFIG_STATE",
     "PLUGIN_CONFIG",
     "TARGET_TIER_ANNOTATION",
     "TIER_LABEL",
+    "clear_draining",
     "get_node",
     "gpu_pods_on",
     "patch_node",
+    "set_draining",
 ]
 
 
@@ -74,3 +78,50 @@ def gpu_pods_on(api: ApiClient, name: str, *, retry: RetryPolicy) -> int:
         what=f"list pods on node {name}",
     )
     return sum(1 for pod in pods.get("items") or [] if pod_uses_gpu(pod))
+
+
+def _taints_without_drain(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != DRAIN_TAINT]
+
+
+def _write_taints(
+    api: ApiClient,
+    node: dict[str, Any],
+    taints: list[dict[str, Any]],
+    target: str | None,
+    *,
+    retry: RetryPolicy,
+) -> dict[str, Any]:
+    meta = node["metadata"]
+    body = {
+        # resourceVersion makes this a compare-and-swap: a taint someone added meanwhile is
+        # not lost (409, retried with a fresh read by the caller's retry of the whole step).
+        "metadata": {
+            "resourceVersion": meta.get("resourceVersion"),
+            "annotations": {TARGET_TIER_ANNOTATION: target},
+        },
+        "spec": {"taints": taints or None},
+    }
+    return retry.call(
+        request,
+        api,
+        "PATCH",
+        f"/api/v1/nodes/{meta['name']}",
+        body=body,
+        content_type=MERGE,
+        what=f"patch node {meta['name']}",
+    )
+
+
+def set_draining(api: ApiClient, name: str, *, to_tier: str, retry: RetryPolicy) -> dict[str, Any]:
+    """Drain a node for another tier: annotate the target and taint it PreferNoSchedule, so the
+    leases on its pool keep their room but no new lease lands on it, and it empties."""
+    node = get_node(api, name, retry=retry)
+    taint = {"key": DRAIN_TAINT, "value": to_tier, "effect": "PreferNoSchedule"}
+    return _write_taints(api, node, [*_taints_without_drain(node), taint], to_tier, retry=retry)
+
+
+def clear_draining(api: ApiClient, name: str, *, retry: RetryPolicy) -> dict[str, Any]:
+    """Give a drained (or moved) node back: drop the target-tier annotation and the drain taint."""
+    node = get_node(api, name, retry=retry)
+    return _write_taints(api, node, _taints_without_drain(node), None, retry=retry)

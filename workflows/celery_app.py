@@ -40,6 +40,7 @@ def configure(*, broker_url: str, visibility_timeout: int = 3600) -> Celery:
         task_routes={
             "gpulease.move_node": {"queue": Queue.MOVES.value},
             "gpulease.drain_node": {"queue": Queue.MOVES.value},
+            "gpulease.undrain_node": {"queue": Queue.MOVES.value},
             "gpulease.sweep": {"queue": Queue.SWEEPS.value},
             "gpulease.reconcile": {"queue": Queue.SWEEPS.value},
             "gpulease.deliver": {"queue": Queue.SWEEPS.value},

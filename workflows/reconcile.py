@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 from sqlmodel import col, select
 
+from config.policy import PinningMechanism
 from leases.errors import InfrastructureError
 from leases.models import Lease
 from leases.ports import Notice
 from leases.states import LIVE_STATES
 from leases.store import session_scope
-from provisioners.bundle import OwnershipError
+from provisioners.bundle import OwnershipError, apply_cluster_objects, render_cluster_objects
 from provisioners.kube.client import request
 from workflows import outbox
 from workflows.runtime import Runtime
@@ -77,6 +78,12 @@ def reconcile_cluster(rt: Runtime, cluster: str, report: ReconcileReport | None 
         present = managed_namespaces(rt, cluster)
     else:
         present = {ns: lease_id for ns, (lease_id, _, spec) in live.items() if spec is not None}
+    if rt.gitops_dir is None and rt.policy.pinning_for(cluster) is PinningMechanism.MUTATING_ADMISSION_POLICY:
+        # The cluster-wide admission policy may have been deleted by hand; apply it again.
+        try:
+            apply_cluster_objects(rt.kube(cluster), render_cluster_objects(), retry=rt.retry, force=True)
+        except InfrastructureError as exc:
+            report.errors.append(f"cluster objects: {exc}")
     notices: list[tuple[str, Notice]] = []
     for namespace, lease_id in sorted(present.items()):
         holder = live.get(namespace)

@@ -92,6 +92,12 @@ def drain_node(self: Task, cluster: str, node: str, to_tier: str):
     return _retrying(self, moving.drain, cluster, node, to_tier)
 
 
+@app.task(bind=True, name="gpulease.undrain_node", acks_late=True)
+def undrain_node(self: Task, cluster: str, node: str):
+    """Give a drained node back to its pool."""
+    return _retrying(self, moving.undrain, cluster, node)
+
+
 @app.task(bind=True, name="gpulease.deliver", acks_late=True)
 def deliver(self: Task):
     """Send unsent notifications."""
@@ -126,6 +132,7 @@ TASKS = {
     "refresh": refresh,
     "move_node": move_node,
     "drain_node": drain_node,
+    "undrain_node": undrain_node,
     "deliver": deliver,
     "wake_waitlist": wake_waitlist,
     "sweep": sweep,
@@ -144,7 +151,10 @@ def enqueue_with_celery(name: str, *args: object) -> None:
         TASKS[name].si(*args).apply_async()
     except (KombuError, OSError) as exc:
         logger.warning(
-            "task.enqueue_failed task=%s args=%s error=%s (the sweep will retry)", name, args, exc,
+            "task.enqueue_failed task=%s args=%s error=%s (the sweep will retry)",
+            name,
+            args,
+            exc,
             extra={"event": "task.enqueue_failed", "task": name, "task_args": [str(a) for a in args]},
         )
 

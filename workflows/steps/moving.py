@@ -155,13 +155,9 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
         )
     if (mig_config is None or state == "success") and allocatable == expected:
         nodes.patch_node(
-            api,
-            node,
-            retry=rt.retry,
-            unschedulable=False,
-            labels={nodes.TIER_LABEL: target.name},
-            annotations={nodes.TARGET_TIER_ANNOTATION: None},
+            api, node, retry=rt.retry, unschedulable=False, labels={nodes.TIER_LABEL: target.name}
         )
+        nodes.clear_draining(api, node, retry=rt.retry)
         return _finish(rt, move_id, "done", f"{node} serves {target.name} with {allocatable} units")
     if rt.now() - started > rt.move_timeout:
         return _rollback(
@@ -187,9 +183,9 @@ def _rollback(rt: Runtime, move_id: int, api, node: str, reason: str) -> MovePro
         node,
         retry=rt.retry,
         labels=labels,
-        annotations={nodes.TARGET_TIER_ANNOTATION: None},
         unschedulable=bool(previous.get("unschedulable", False)),
     )
+    nodes.clear_draining(api, node, retry=rt.retry)
     return _finish(rt, move_id, "rolled_back", reason)
 
 
@@ -219,20 +215,35 @@ def _finish(rt: Runtime, move_id: int, step: str, reason: str) -> MoveProgress:
 
 
 def drain(rt: Runtime, cluster: str, node: str, to_tier: str) -> None:
-    """Cordon a busy node, marked for `to_tier`, so it empties and can then be moved."""
-    nodes.patch_node(
-        rt.kube(cluster),
-        node,
-        retry=rt.retry,
-        unschedulable=True,
-        annotations={nodes.TARGET_TIER_ANNOTATION: to_tier},
-    )
+    """Drain a node: for `to_tier` (taint and annotate, so it empties and can move), or, with no
+    tier, cordon it for maintenance (an admin's drain)."""
+    api = rt.kube(cluster)
+    if to_tier:
+        nodes.set_draining(api, node, to_tier=to_tier, retry=rt.retry)
+        why = f"emptying for {to_tier}"
+    else:
+        nodes.patch_node(api, node, retry=rt.retry, unschedulable=True)
+        why = "cordoned by an admin"
     with session_scope(rt.engine) as session:
         record_event(
             session,
             actor=SYSTEM,
             action="node.drain",
             now=rt.now(),
-            reason=f"emptying for {to_tier}",
-            data={"cluster": cluster, "node": node, "to_tier": to_tier},
+            reason=why,
+            data={"cluster": cluster, "node": node, "to_tier": to_tier or None},
+        )
+
+
+def undrain(rt: Runtime, cluster: str, node: str) -> None:
+    """Give a drained node back to its pool (its destination no longer needs it)."""
+    nodes.clear_draining(rt.kube(cluster), node, retry=rt.retry)
+    with session_scope(rt.engine) as session:
+        record_event(
+            session,
+            actor=SYSTEM,
+            action="node.undrain",
+            now=rt.now(),
+            reason="drain no longer needed",
+            data={"cluster": cluster, "node": node},
         )

@@ -16,6 +16,7 @@ from leases.capacity import NodeState, pool_capacity
 from leases.errors import CapacityExceeded
 from leases.lifecycle import transition
 from leases.models import Lease, NodeMoveRecord, Pool, Reservation
+from leases.moves import stale_drains
 from leases.placement import (
     OfferFallback,
     PlaceAfterMove,
@@ -118,6 +119,13 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
             waiting=_waiting(session, cluster, besides=lease.id),
         )
         log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
+        for node in stale_drains(
+            inventory=inventory,
+            reservations=_held(session, cluster),
+            tiers=rt.tiers,
+            waiting=_waiting(session, cluster, besides=""),
+        ):
+            follow_up.append(("undrain_node", (cluster, node)))
         if isinstance(decision, PlaceNow):
             state = _place_now(session, rt, lease, decision, follow_up)
         elif isinstance(decision, PlaceAfterMove):

@@ -124,6 +124,7 @@ class InlineQueue:
             "deliver": outbox.deliver_pending,
             "wake_waitlist": sweeps.wake_waitlist,
             "drain_node": moving.drain,
+            "undrain_node": moving.undrain,
             "reconcile": reconciler.reconcile_all,
         }
         done = []
@@ -132,8 +133,11 @@ class InlineQueue:
                 return done
             name, args = self.pending.popleft()
             if name == "move_node":
-                while moving.advance_move(self.rt, *args).again:
-                    pass
+                for _ in range(1000):
+                    if not moving.advance_move(self.rt, *args).again:
+                        break
+                else:
+                    raise AssertionError(f"node move {args} did not finish")
             else:
                 steps[name](self.rt, *args)
             done.append((name, args))
@@ -142,8 +146,16 @@ class InlineQueue:
 
 
 @pytest.fixture
-def kube() -> Iterator[KubeSandbox]:
-    with KubeSandbox(port=0, namespace_delay=0.0) as sandbox:
+def empty_cluster(tmp_path_factory) -> str:
+    """A sandbox cluster file with no nodes: each test adds the GPU nodes it needs."""
+    path = tmp_path_factory.mktemp("cluster") / "empty.yaml"
+    path.write_text("name: sandbox\nnodes: []\n")
+    return str(path)
+
+
+@pytest.fixture
+def kube(empty_cluster) -> Iterator[KubeSandbox]:
+    with KubeSandbox(empty_cluster, port=0, namespace_delay=0.0) as sandbox:
         yield sandbox
 
 

@@ -224,3 +224,20 @@ def test_notifications_are_sent_once_even_if_steps_repeat(make_runtime):
         events = session.exec(select(AuditEvent.action).where(AuditEvent.lease_id == s.lease_id)).all()
         assert events.count("lease.active") == 1
     assert kinds(rt, "requester") == ["lease.approved", "lease.active"]
+
+
+def test_expiry_frees_capacity_for_the_waitlist_with_an_injected_clock(make_runtime, clock):
+    from workflows.sweeps import sweep
+
+    rt = make_runtime(policy=roomy_policy(), nodes=(("h100-full-0", "h100-full", 1),))  # one whole GPU
+    first = api.submit(request(tier="h100-full", namespace="first", duration=timedelta(hours=2)))
+    second = api.submit(request(tier="h100-full", namespace="second", duration=timedelta(hours=2)))
+    for s in (first, second):
+        api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
+    rt.queue.drain()
+    assert (state_of(rt, first.lease_id), state_of(rt, second.lease_id)) == (LeaseState.ACTIVE, LeaseState.WAITLISTED)
+    clock.advance(timedelta(hours=2))
+    assert sweep(rt).expired == [first.lease_id]
+    rt.queue.drain()
+    assert state_of(rt, first.lease_id) is LeaseState.RECLAIMED
+    assert state_of(rt, second.lease_id) is LeaseState.ACTIVE

@@ -80,7 +80,11 @@ def test_stuck_step_is_resumed_by_the_sweep(make_runtime, clock):
 
 def test_idle_lease_is_warned_then_reclaimed_unless_busy(make_runtime, clock):
     with PrometheusSandbox() as prom:
-        rt = make_runtime(policy=roomy_policy(idle_after="2h", idle_threshold_percent=5), prometheus_url=prom.url)
+        rt = make_runtime(
+            policy=roomy_policy(idle_after="2h", idle_threshold_percent=5),
+            prometheus_url=prom.url,
+            nodes=(("h100-full-0", "h100-full"),),
+        )
         idle = api.submit(request(namespace="idle-nb", duration=timedelta(days=3), tier="h100-full"))
         busy = api.submit(request(namespace="busy-nb", duration=timedelta(days=3), tier="h100-full"))
         marked = api.submit(request(namespace="marked-nb", duration=timedelta(days=3), tier="h100-full"))

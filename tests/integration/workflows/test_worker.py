@@ -78,7 +78,7 @@ class Worker:
 
 
 @pytest.fixture
-def stack(db_url, redis_url, tmp_path) -> Iterator[dict]:
+def stack(db_url, redis_url, tmp_path, empty_cluster) -> Iterator[dict]:
     """Sandbox cluster, private Redis, migrated PostgreSQL, a policy, and a runtime here."""
     upgrade(db_url)
     data = yaml.safe_load(EXAMPLE_POLICY.read_text())
@@ -88,7 +88,7 @@ def stack(db_url, redis_url, tmp_path) -> Iterator[dict]:
     policy_file = tmp_path / "policy.yaml"
     policy_file.write_text(yaml.safe_dump(data))
     redis = PrivateRedis(workdir=tmp_path).start()
-    with KubeSandbox(port=0, namespace_delay=0.0) as kube:
+    with KubeSandbox(empty_cluster, port=0, namespace_delay=0.0) as kube:
         for i in range(4):
             kube.create("nodes", gpu_node(f"h100-1g-{i}", "h100-1g"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("GPULEASE_")}
