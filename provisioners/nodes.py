@@ -84,44 +84,27 @@ def _taints_without_drain(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != DRAIN_TAINT]
 
 
-def _write_taints(
-    api: ApiClient,
-    node: dict[str, Any],
-    taints: list[dict[str, Any]],
-    target: str | None,
-    *,
-    retry: RetryPolicy,
-) -> dict[str, Any]:
-    meta = node["metadata"]
+def _rewrite_taints(api: ApiClient, name: str, add: dict[str, Any] | None, target: str | None) -> dict[str, Any]:
+    # Read and write in one attempt: on a 409 (the GPU Operator or another controller changed
+    # the node meanwhile) the retry policy runs both again, on the fresh object.
+    node = request(api, "GET", f"/api/v1/nodes/{name}")
+    taints = _taints_without_drain(node) + ([add] if add else [])
     body = {
-        # resourceVersion makes this a compare-and-swap: a taint someone added meanwhile is
-        # not lost (409, retried with a fresh read by the caller's retry of the whole step).
-        "metadata": {
-            "resourceVersion": meta.get("resourceVersion"),
-            "annotations": {TARGET_TIER_ANNOTATION: target},
-        },
+        # resourceVersion makes this a compare-and-swap, so taints set by others are kept.
+        "metadata": {"resourceVersion": node["metadata"].get("resourceVersion"),
+                     "annotations": {TARGET_TIER_ANNOTATION: target}},
         "spec": {"taints": taints or None},
     }
-    return retry.call(
-        request,
-        api,
-        "PATCH",
-        f"/api/v1/nodes/{meta['name']}",
-        body=body,
-        content_type=MERGE,
-        what=f"patch node {meta['name']}",
-    )
+    return request(api, "PATCH", f"/api/v1/nodes/{name}", body=body, content_type=MERGE)
 
 
 def set_draining(api: ApiClient, name: str, *, to_tier: str, retry: RetryPolicy) -> dict[str, Any]:
     """Drain a node for another tier: annotate the target and taint it PreferNoSchedule, so the
     leases on its pool keep their room but no new lease lands on it, and it empties."""
-    node = get_node(api, name, retry=retry)
     taint = {"key": DRAIN_TAINT, "value": to_tier, "effect": "PreferNoSchedule"}
-    return _write_taints(api, node, [*_taints_without_drain(node), taint], to_tier, retry=retry)
+    return retry.call(_rewrite_taints, api, name, taint, to_tier, what=f"patch node {name}")
 
 
 def clear_draining(api: ApiClient, name: str, *, retry: RetryPolicy) -> dict[str, Any]:
     """Give a drained (or moved) node back: drop the target-tier annotation and the drain taint."""
-    node = get_node(api, name, retry=retry)
-    return _write_taints(api, node, _taints_without_drain(node), None, retry=retry)
+    return retry.call(_rewrite_taints, api, name, None, None, what=f"patch node {name}")

@@ -109,6 +109,8 @@ class InlineQueue:
     def __init__(self) -> None:
         self.pending: deque[tuple[str, tuple]] = deque()
         self.ran: list[tuple[str, tuple]] = []
+        self.run_moves = True  # False: node moves are held in `held_moves` for the test to step
+        self.held_moves: list[int] = []
         self.rt: Runtime | None = None
 
     def __call__(self, name: str, *args: object) -> None:
@@ -132,7 +134,9 @@ class InlineQueue:
             if not self.pending:
                 return done
             name, args = self.pending.popleft()
-            if name == "move_node":
+            if name == "move_node" and not self.run_moves:
+                self.held_moves.append(args[0])
+            elif name == "move_node":
                 for _ in range(1000):
                     if not moving.advance_move(self.rt, *args).again:
                         break

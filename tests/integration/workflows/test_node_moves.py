@@ -1,0 +1,130 @@
+"""Elastic pools for real: a node moves between tiers through the sandbox's GPU Operator, and a
+failed or timed-out reconfiguration rolls back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from leases.models import AuditEvent, NodeMoveRecord
+from leases.states import LeaseState
+from leases.store import session_scope
+from sandbox.kube import KubeSandbox
+from tests.integration.workflows.conftest import roomy_policy
+from tests.integration.workflows.test_pipeline import request, state_of
+from workflows import api
+from workflows.steps import moving
+
+# Idle donors of the same GPU model: the placer picks the one whose pool keeps the most slack.
+DONORS = ("gpu-h100-1g-0", "gpu-h100-1g-1", "gpu-h100-3g-0")
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeSandbox]:
+    """The default sandbox cluster (real GFD labels and the GPU Operator simulation)."""
+    with KubeSandbox(port=0, namespace_delay=0.0, operator_delay=0.0) as sandbox:
+        yield sandbox
+
+
+def _whole_gpus(rt, name: str):
+    s = api.submit(request(tier="h100-full", units=8, namespace=name, duration=timedelta(days=1)))
+    api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
+    return s.lease_id
+
+
+def _moves(rt) -> list[NodeMoveRecord]:
+    with session_scope(rt.engine) as session:
+        return list(session.exec(select(NodeMoveRecord).order_by(NodeMoveRecord.id)).all())
+
+
+def _policy():
+    data_policy = roomy_policy()
+    return data_policy.model_copy(update={"tiers": [t.model_copy(update={"max_units": 8}) for t in data_policy.tiers]})
+
+
+def test_a_short_tier_gets_an_idle_node_through_the_gpu_operator(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    first = _whole_gpus(rt, "train-a")
+    rt.queue.drain()
+    assert state_of(rt, first) is LeaseState.ACTIVE
+    second = _whole_gpus(rt, "train-b")  # the full pool is used up: an idle node must move
+    rt.queue.drain()
+    assert state_of(rt, second) is LeaseState.ACTIVE
+    [move] = _moves(rt)
+    assert (move.node, move.from_tier, move.to_tier, move.step) == ("gpu-h100-1g-0", "h100-1g", "h100-full", "done")
+    node = kube.get("nodes", move.node)
+    labels = node["metadata"]["labels"]
+    assert labels["gpulease.io/tier"] == "h100-full"
+    assert labels["nvidia.com/mig.config"] == "all-disabled"
+    assert labels["nvidia.com/mig.config.state"] == "success"
+    assert node["status"]["allocatable"]["nvidia.com/gpu"] == "8"
+    assert not node["spec"].get("unschedulable")
+    assert "gpulease.io/target-tier" not in (node["metadata"].get("annotations") or {})
+    with session_scope(rt.engine) as session:
+        steps = session.exec(
+            select(AuditEvent.action).where(AuditEvent.action.like("node_move.%")).order_by(AuditEvent.id)
+        ).all()
+    assert steps == ["node_move.cordoned", "node_move.reconfiguring", "node_move.done"]
+
+
+def test_a_failed_reconfiguration_rolls_back(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    _whole_gpus(rt, "train-a")
+    rt.queue.drain()
+    for donor in DONORS:
+        kube.set_faulty(donor, True)
+    waiting = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    moves = _moves(rt)
+    assert moves[0].step == "rolled_back" and "failed" in moves[0].reason
+    node = kube.get("nodes", moves[0].node)
+    assert node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g"
+    assert node["metadata"]["labels"]["nvidia.com/mig.config"] == "all-1g.10gb"
+    assert not node["spec"].get("unschedulable")
+    assert state_of(rt, waiting) is LeaseState.WAITLISTED
+    assert "admin.node_move_rolled_back" in rt.notifier.kinds("admins")
+
+
+def test_a_reconfiguration_past_the_timeout_rolls_back(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(), nodes=())
+    _whole_gpus(rt, "train-a")
+    rt.queue.drain()
+    for donor in DONORS:
+        kube.set_hang(donor, True)
+    rt.queue.run_moves = False
+    waiting = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves
+    steps = [moving.advance_move(rt, move_id).step for _ in range(4)]
+    assert steps == ["cordoned", "reconfiguring", "reconfiguring", "reconfiguring"]  # pending, hung
+    clock.advance(rt.move_timeout + timedelta(seconds=1))
+    steps.append(moving.advance_move(rt, move_id).step)
+    assert steps[-1] == "rolled_back"
+    assert "no success within" in _moves(rt)[0].reason
+    labels = kube.get("nodes", _moves(rt)[0].node)["metadata"]["labels"]
+    assert labels["nvidia.com/mig.config"] == "all-1g.10gb" and labels["gpulease.io/tier"] == "h100-1g"
+    rt.queue.drain()
+    assert state_of(rt, waiting) is LeaseState.WAITLISTED
+
+
+def test_a_node_with_gpu_pods_is_never_moved(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    _whole_gpus(rt, "train-a")
+    rt.queue.drain()
+    # A GPU pod on every donor node: no move may touch them.
+    for node in DONORS:
+        kube.create("pods", {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"busy-{node}", "namespace": "default"},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "cuda",
+                                                      "resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+        })
+    waiting = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    assert state_of(rt, waiting) is LeaseState.WAITLISTED
+    assert all(m.step != "done" for m in _moves(rt))
+    for node in DONORS:
+        assert kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/mig.config"] != "all-disabled"
