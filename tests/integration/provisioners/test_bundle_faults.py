@@ -51,7 +51,12 @@ def test_transient_faults_are_recovered_within_the_bound(
     # the server makes our next create meet AlreadyExists, and the adoption costs one read.
     adopted = 0 if result.namespace_created else 1
     assert case == "timeout-on-create" or not adopted
-    assert len(kube.requests()) == NEW_NAMESPACE_REQUESTS + times + adopted
+    if case == "timeout-on-create" and times > 1:
+        # Timed-out creates keep running at the server; whether a later retry meets
+        # AlreadyExists (one adoption read) or times out too depends on which lands first.
+        assert NEW_NAMESPACE_REQUESTS + times <= len(kube.requests()) <= NEW_NAMESPACE_REQUESTS + times + 1
+    else:
+        assert len(kube.requests()) == NEW_NAMESPACE_REQUESTS + times + adopted
     assert len(kube.requests()) <= NEW_NAMESPACE_REQUESTS + retry.attempts
     assert len(slept.calls) == times
     if fault.get("retry_after"):
