@@ -18,6 +18,7 @@ app.add_typer(cli_db.leases_app, name="leases")
 app.command("inventory")(cli_cluster.inventory)
 app.command("worker")(cli_services.worker)
 app.command("beat")(cli_services.beat)
+app.command("doctor")(cli_services.doctor)
 app.command("serve")(cli_serve.serve)
 app.command("socket")(cli_serve.socket)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 
 from celery.contrib.testing.worker import start_worker
@@ -44,10 +45,29 @@ def _after_fork(**_: object) -> None:
             rt.kube.reset()
 
 
+def serve_metrics(rt: Runtime, port: int) -> None:
+    """Serve Prometheus metrics on `port`: the store's figures plus this process's counters.
+
+    With PROMETHEUS_MULTIPROC_DIR set (prefork workers), the children's counters are merged.
+    """
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess, start_http_server
+
+    from gpulease.metrics import StoreCollector
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    registry.register(StoreCollector(rt.engine))
+    start_http_server(port, registry=registry)
+
+
 def run_worker(settings: Settings, *, queues: tuple[str, ...] = ALL, concurrency: int = 2,
-               pool: str = "prefork", loglevel: str = "INFO") -> None:
+               pool: str = "prefork", loglevel: str = "INFO", metrics_port: int | None = None) -> None:
     """Run a Celery worker in this process until it is stopped."""
-    install_runtime(settings)
+    rt = install_runtime(settings)
+    if metrics_port:
+        serve_metrics(rt, metrics_port)
     argv = ["worker", "-Q", ",".join(queues), "-c", str(concurrency), "-P", pool, "-l", loglevel,
             "--without-gossip", "--without-mingle"]
     app.worker_main(argv)

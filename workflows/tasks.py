@@ -9,6 +9,7 @@ record of work.
 from __future__ import annotations
 
 import logging
+import time
 
 from celery import Task
 from kombu.exceptions import KombuError
@@ -16,6 +17,7 @@ from kombu.exceptions import KombuError
 from leases.errors import DomainError, TemporaryError
 from workflows import outbox, sweeps
 from workflows.celery_app import app
+from workflows.metrics import STEP_OUTCOMES, STEP_SECONDS
 from workflows.runtime import Runtime, current
 from workflows.steps import moving, placing, provisioning, reclaiming
 
@@ -29,24 +31,32 @@ def _backoff(task: Task, exc: TemporaryError) -> float:
 
 
 def _retrying(task: Task, fn, *args):
+    step = task.name.removeprefix("gpulease.")
+    started = time.perf_counter()
     try:
-        return fn(current(), *args)
+        result = fn(current(), *args)
     except TemporaryError as exc:
         if task.request.retries >= MAX_RETRIES:
+            STEP_OUTCOMES.labels(step, "failed").inc()
             raise
+        STEP_OUTCOMES.labels(step, "retried").inc()
         logger.warning(
-            "task.retry task=%s args=%s attempt=%d error=%s",
-            task.name,
-            args,
-            task.request.retries + 1,
-            exc,
+            "task.retry task=%s args=%s attempt=%d error=%s", task.name, args, task.request.retries + 1, exc,
             extra={"event": "task.retry", "task": task.name, "task_args": list(args)},
         )
         raise task.retry(exc=exc, countdown=_backoff(task, exc), max_retries=MAX_RETRIES) from exc
     except DomainError as exc:
         # A refusal is an outcome, not a failure: the step has recorded it.
+        STEP_OUTCOMES.labels(step, "refused").inc()
         logger.info("task.refused task=%s args=%s reason=%s", task.name, args, exc.message)
         return None
+    except Exception:
+        STEP_OUTCOMES.labels(step, "failed").inc()
+        raise
+    finally:
+        STEP_SECONDS.labels(step).observe(time.perf_counter() - started)
+    STEP_OUTCOMES.labels(step, "ok").inc()
+    return result
 
 
 @app.task(bind=True, name="gpulease.place", acks_late=True)

@@ -32,6 +32,7 @@ from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception
 
 from config.settings import Settings
 from leases.errors import PermanentError, TemporaryError
+from provisioners.kube.metrics import KUBE_FAILURES, KUBE_RETRIES
 
 logger = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ class RetryPolicy:
                 "attempt": state.attempt_number,
                 "delay": round(state.upcoming_sleep, 3),
             }
+            KUBE_RETRIES.labels(verb, fields["status"]).inc()
             logger.warning(
                 "kube.retry method=%s object=%r status=%s attempt=%d delay=%.3fs",
                 fields["method"], what, fields["status"], state.attempt_number, state.upcoming_sleep,
@@ -197,11 +199,13 @@ class RetryPolicy:
             last = exc.last_attempt.exception()
             attempts = exc.last_attempt.attempt_number
             elapsed = self.clock() - start
+            KUBE_FAILURES.labels(verb, _status_of(last)).inc()
             raise TemporaryError(
                 f"{what}: still failing after {attempts} attempt(s) in {elapsed:.1f}s: {_describe(last)}",
                 delay=retry_after(last) if last is not None else None,
             ) from last
         except ApiException as exc:
+            KUBE_FAILURES.labels(verb, str(exc.status)).inc()
             raise api_error(exc, what=what) from exc
 
     def wrap(self, *, what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
