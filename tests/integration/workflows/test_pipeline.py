@@ -241,3 +241,21 @@ def test_expiry_frees_capacity_for_the_waitlist_with_an_injected_clock(make_runt
     rt.queue.drain()
     assert state_of(rt, first.lease_id) is LeaseState.RECLAIMED
     assert state_of(rt, second.lease_id) is LeaseState.ACTIVE
+
+
+def test_reclaim_exports_the_namespace_objects_first(make_runtime, tmp_path):
+    import json
+
+    rt = make_runtime(export_dir=tmp_path / "exports")
+    s = api.submit(request())
+    rt.queue.drain()
+    api.release(namespace="alice-nb", actor="U0ALICE")
+    rt.queue.drain()
+    assert state_of(rt, s.lease_id) is LeaseState.RECLAIMED
+    [export] = list((tmp_path / "exports").glob("*.json"))
+    saved = json.loads(export.read_text())
+    assert saved["lease"] == s.lease_id
+    kinds = sorted(item["kind"] for item in saved["items"])
+    assert kinds == ["LimitRange", "Namespace", "NetworkPolicy", "ResourceQuota", "RoleBinding"]
+    receipt = rt.notifier.sent[-1].notice
+    assert receipt.data["exported"] == str(export)
