@@ -82,6 +82,12 @@ def _policy_file(tmp: Path) -> Path:
     return path
 
 
+def _empty_cluster(tmp: Path) -> Path:
+    path = tmp / "cluster.yaml"
+    path.write_text("name: sandbox\nnodes: []\n")
+    return path
+
+
 def _node(name: str) -> dict:
     labels = {
         "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3-MIG-1g.10gb",
@@ -124,7 +130,7 @@ def pipeline(n_burst: int, n_paced: int, rate: float) -> dict:
 
     tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"gpulease-bench-{uuid.uuid4().hex[:6]}"
     tmp.mkdir(parents=True)
-    with Schema() as schema, PrivateRedis(workdir=tmp) as redis, KubeSandbox(port=0, namespace_delay=0.0) as kube:
+    with Schema() as schema, PrivateRedis(workdir=tmp) as redis, KubeSandbox(_empty_cluster(tmp), port=0, namespace_delay=0.0) as kube:
         for i in range(8):
             kube.create("nodes", _node(f"h100-{i}"))
         policy = _policy_file(tmp)
