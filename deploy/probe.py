@@ -95,8 +95,8 @@ def check_fresh(path: str, *, max_age: float, now: float | None = None) -> str |
     return None if age <= max_age else f"{path} last written {age:.0f}s ago (more than {max_age:.0f}s)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one probe; return the exit status."""
+def build_parser() -> argparse.ArgumentParser:
+    """Return the command line parser (the manifests' probe commands are checked against it)."""
     parser = argparse.ArgumentParser(prog="gpulease-probe", description=(__doc__ or "").split("\n\n")[0])
     sub = parser.add_subparsers(dest="probe", required=True)
     http = sub.add_parser("http", help="GET a URL, healthy on 2xx")
@@ -107,7 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     fresh = sub.add_parser("fresh", help="a file written within --max-age seconds")
     fresh.add_argument("path")
     fresh.add_argument("--max-age", type=float, required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one probe; return the exit status."""
+    args = build_parser().parse_args(argv)
     if args.probe == "http":
         problem = check_http(args.url, timeout=args.timeout)
     elif args.probe == "broker":
