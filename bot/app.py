@@ -25,9 +25,10 @@ from .deps import BotDeps
 from .directory import Directory, policy_groups
 from .listeners import register_all
 
-# Listeners run here after their ack returns the HTTP response. Bolt's default is 5 threads;
-# a burst of clicks would then wait for a free thread before even acking.
-LISTENER_THREADS = 32
+# The work after each ack (bot.listen) runs on this pool. Acks do not need it: they run in
+# the request's thread. Kept small so, under a burst, the work queues here instead of every
+# request thread fighting it for the GIL.
+LISTENER_THREADS = 8
 
 
 def build_app(*, client: WebClient, signing_secret: str | None, policy: Policy,
@@ -40,6 +41,8 @@ def build_app(*, client: WebClient, signing_secret: str | None, policy: Policy,
     """
     app = App(
         client=client,
+        # Acks are sent when the ack function returns; the work is a lazy listener (bot.listen).
+        process_before_response=True,
         signing_secret=signing_secret if not socket_mode else None,
         request_verification_enabled=not socket_mode,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),

@@ -6,10 +6,10 @@ the user sees only the reference to quote. The answer goes where the user acted
 (bot.answer): the response_url of a command or message button, App Home re-rendered, else a
 DM (a modal has neither).
 
-Every listener is wrapped by `reported(deps)`, which hands its failure to `handle` itself
-instead of letting it reach Bolt: Bolt's thread runner, when a listener raises right after
-ack(), resets the ack it has not sent yet, so the request would wait 3 s and answer 404.
-Bolt's own error handler is registered too, for failures outside listeners (middleware).
+Every listener is wrapped by `reported(deps)` (bot.listen does it), which hands its failure
+to `handle` itself instead of letting it reach Bolt, which would only log a lazy listener's
+failure, and answer 500 for an ack function's. Bolt's own error handler is registered too,
+for failures outside listeners (middleware).
 """
 
 from __future__ import annotations
@@ -68,8 +68,9 @@ def handle(error: BaseException, body: dict[str, Any], respond: Any, client: Web
     return ref
 
 
-def reported(deps: BotDeps) -> Callable[[Callable[..., None]], Callable[[Args], None]]:
-    """Wrap a listener so any failure goes to `handle` (see the module docstring for why)."""
+def reported(deps: BotDeps, *, acks: bool = False) -> Callable[[Callable[..., None]], Callable[[Args], None]]:
+    """Wrap a listener so any failure goes to `handle`; an ack function (`acks`) that failed
+    before acking still answers Slack, so the user is not left waiting for a timeout."""
 
     def decorate(listener: Callable[..., None]) -> Callable[[Args], None]:
         wanted = tuple(inspect.signature(listener).parameters)
@@ -78,8 +79,8 @@ def reported(deps: BotDeps) -> Callable[[Callable[..., None]], Callable[[Args], 
             try:
                 listener(**{name: getattr(args, name) for name in wanted})
             except Exception as error:  # noqa: BLE001 - routed to the one handler, never dropped
-                if args.ack is not None and args.ack.response is None:
-                    args.ack()  # failed before acking: answer Slack now rather than time out
+                if acks and args.ack is not None and args.ack.response is None:
+                    args.ack()
                 handle(error, args.body, args.respond, args.client, deps)
 
         # Bolt injects arguments by parameter name: `run` asks for `args` only.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 
 from leases.errors import NotAuthorised
 from workflows import api
@@ -18,14 +18,11 @@ from .. import ids, parsing
 from ..blocks import replies
 from ..blocks.kit import when
 from ..deps import BotDeps
-from ..errors import reported
+from ..listen import listen
 
 
 def register(app: App, deps: BotDeps) -> None:
-    @app.command(ids.ADMIN_COMMAND)
-    @reported(deps)
-    def admin_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
-        ack()
+    def admin_command(command: dict[str, Any], respond: Respond) -> None:
         actor = deps.actor(command["user_id"])
         if not api.is_admin(actor.user, actor.groups):
             raise NotAuthorised("/gpu-admin is for gpulease admins only", field="actor")
@@ -44,6 +41,8 @@ def register(app: App, deps: BotDeps) -> None:
                 respond(**replies.text(f"📅 `{namespace}` will be reclaimed at {when(at)}; its owner was told."))
             case parsing.Drain(node):
                 api.drain(node=node, **who)
-                respond(**replies.text(f"🚧 Draining `{node}`: cordoned, it empties as its leases end."))
+                respond(**replies.text(f"🚧 Draining `{node}`: cordoned, it takes no new leases."))
             case parsing.Help(problem):
                 respond(**replies.usage(replies.ADMIN_USAGE, problem))
+
+    listen(app.command(ids.ADMIN_COMMAND), deps, admin_command)

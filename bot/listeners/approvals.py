@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 
 from leases.errors import AlreadyDecided, DomainError
@@ -20,12 +20,13 @@ from .. import buttons, ids
 from ..blocks import cards
 from ..blocks.forms import deny_modal
 from ..deps import BotDeps
-from ..errors import reported
 from ..forms import deny_reason
+from ..listen import listen
 from .commands import extended_text
 
 UNDECIDED = ("requested", "pending_approval")
 RUNNING = ("active", "expiring")
+DENIAL = "gpulease_denial"  # context key: (lease id, reason) from a complete Deny modal
 
 
 def _clicked(body: dict[str, Any]) -> buttons.LeaseButton:
@@ -45,18 +46,12 @@ def _extension_still_open(lease: dict[str, Any], ref: buttons.LeaseButton) -> No
 
 
 def register(app: App, deps: BotDeps) -> None:
-    @app.action(ids.APPROVE)
-    @reported(deps)
-    def approve(ack: Ack, body: dict[str, Any]) -> None:
-        ack()
+    def approve(body: dict[str, Any]) -> None:
         ref = _clicked(body)
         actor = deps.actor(body["user"]["id"])
         api.decide(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups, approve=True)
 
-    @app.action(ids.DENY)
-    @reported(deps)
-    def deny(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        ack()
+    def deny(body: dict[str, Any], client: WebClient) -> None:
         ref = _clicked(body)
         lease = api.lease_details(ref.lease_id)
         if lease["state"] not in UNDECIDED:
@@ -66,22 +61,23 @@ def register(app: App, deps: BotDeps) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=deny_modal(
             lease_id=ref.lease_id, namespace=lease["namespace"], requester=lease["requester"]))
 
-    @app.view(ids.DENY_VIEW)
-    @reported(deps)
-    def deny_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def check_denial(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
         lease_id, reason = deny_reason(view)
         if not reason:
             ack(response_action="errors", errors={ids.REASON: "say why; the requester reads it"})
             return
+        context[DENIAL] = (lease_id, reason)
         ack()
+
+    def record_denial(body: dict[str, Any], context: BoltContext) -> None:
+        if context.get(DENIAL) is None:
+            return  # no reason given: the modal said so
+        lease_id, reason = context[DENIAL]
         actor = deps.actor(body["user"]["id"])
         api.decide(lease_id=lease_id, approver=actor.user, approver_groups=actor.groups, approve=False,
                    reason=reason)
 
-    @app.action(ids.APPROVE_EXTENSION)
-    @reported(deps)
-    def approve_extension(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def approve_extension(body: dict[str, Any], respond: Respond) -> None:
         ref = _clicked(body)
         lease = api.lease_details(ref.lease_id)
         _extension_still_open(lease, ref)
@@ -91,10 +87,7 @@ def register(app: App, deps: BotDeps) -> None:
         line = f"✅ *Extension allowed* by <@{actor.user}>. {extended_text(lease['namespace'], result)}"
         respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
 
-    @app.action(ids.DENY_EXTENSION)
-    @reported(deps)
-    def deny_extension(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def deny_extension(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref = _clicked(body)
         lease = api.lease_details(ref.lease_id)
         _extension_still_open(lease, ref)
@@ -106,3 +99,8 @@ def register(app: App, deps: BotDeps) -> None:
                                 text=f"<@{actor.user}> did not allow extending `{lease['namespace']}`; "
                                      "it ends as planned.")
 
+    listen(app.action(ids.APPROVE), deps, approve)
+    listen(app.action(ids.DENY), deps, deny)
+    listen(app.view(ids.DENY_VIEW), deps, record_denial, ack=check_denial)
+    listen(app.action(ids.APPROVE_EXTENSION), deps, approve_extension)
+    listen(app.action(ids.DENY_EXTENSION), deps, deny_extension)

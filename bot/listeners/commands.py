@@ -1,14 +1,14 @@
 """/gpu-namespace: open the request form, or list | status NS | extend NS 3d | release NS | help.
 
-Acks at once (empty), then answers through the command's response_url, visible only to the
-person who typed it.
+Acked at once (empty); the answer goes through the command's response_url, visible only to
+the person who typed it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from workflows import api
@@ -17,7 +17,7 @@ from .. import ids, parsing
 from ..blocks import replies
 from ..blocks.kit import when
 from ..deps import BotDeps
-from ..errors import reported
+from ..listen import listen
 from .request_form import open_form
 
 
@@ -29,10 +29,7 @@ def extended_text(namespace: str, result: Any) -> str:
 
 
 def register(app: App, deps: BotDeps) -> None:
-    @app.command(ids.NAMESPACE_COMMAND)
-    @reported(deps)
-    def namespace_command(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def namespace_command(command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         user = command["user_id"]
         match parsing.namespace_command(command.get("text") or ""):
             case parsing.OpenForm():
@@ -51,3 +48,4 @@ def register(app: App, deps: BotDeps) -> None:
             case parsing.Help(problem):
                 respond(**replies.usage(replies.NAMESPACE_USAGE, problem))
 
+    listen(app.command(ids.NAMESPACE_COMMAND), deps, namespace_command)

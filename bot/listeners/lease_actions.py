@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import App, Respond
 from slack_sdk import WebClient
 
 from leases.errors import AlreadyDecided
@@ -21,7 +21,7 @@ from .. import buttons, ids
 from ..answer import tell
 from ..blocks.kit import when
 from ..deps import BotDeps
-from ..errors import reported
+from ..listen import listen
 from .commands import extended_text
 
 GONE = ("reclaiming", "reclaimed", "cancelled", "denied", "failed", "expired_unapproved")
@@ -33,10 +33,7 @@ def _clicked(body: dict[str, Any]) -> tuple[buttons.LeaseButton, dict[str, Any]]
 
 
 def register(app: App, deps: BotDeps) -> None:
-    @app.action(ids.EXTEND)
-    @reported(deps)
-    def extend(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def extend(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref, lease = _clicked(body)
         if ref.extensions is not None and int(lease.get("extensions") or 0) != ref.extensions:
             raise AlreadyDecided(
@@ -46,10 +43,7 @@ def register(app: App, deps: BotDeps) -> None:
         result = api.extend(lease_id=ref.lease_id, actor=body["user"]["id"], by=deps.extend_step)
         tell(body, respond, client, deps, extended_text(lease["namespace"], result))
 
-    @app.action(ids.RELEASE)
-    @reported(deps)
-    def release(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def release(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref, lease = _clicked(body)
         if lease["state"] in GONE:
             raise AlreadyDecided(f"`{lease['namespace']}` is {lease['state']} already.")
@@ -58,10 +52,7 @@ def register(app: App, deps: BotDeps) -> None:
         tell(body, respond, client, deps,
              f"🧹 Releasing `{lease['namespace']}`; you will get a receipt when it is gone.")
 
-    @app.action(ids.CANCEL)
-    @reported(deps)
-    def cancel(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def cancel(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref, lease = _clicked(body)
         if lease["state"] in GONE:
             raise AlreadyDecided(f"`{lease['namespace']}` is {lease['state']} already.")
@@ -69,10 +60,7 @@ def register(app: App, deps: BotDeps) -> None:
         api.cancel(lease_id=ref.lease_id, actor=actor.user, actor_groups=actor.groups)
         tell(body, respond, client, deps, f"↩️ `{lease['namespace']}` is withdrawn.")
 
-    @app.action(re.compile(re.escape(ids.ACCEPT_FALLBACK) + r":\d+"))
-    @reported(deps)
-    def accept_fallback(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def accept_fallback(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref, lease = _clicked(body)
         if ref.tier is None:
             raise AlreadyDecided("this button is out of date; use /gpu-namespace list")
@@ -81,10 +69,13 @@ def register(app: App, deps: BotDeps) -> None:
         api.accept_fallback(lease_id=ref.lease_id, tier=ref.tier, actor=body["user"]["id"])
         tell(body, respond, client, deps, f"🔀 `{lease['namespace']}` moves to {ref.tier}; placing it now.")
 
-    @app.action(ids.MARK_BUSY)
-    @reported(deps)
-    def mark_busy(ack: Ack, body: dict[str, Any], respond: Respond, client: WebClient) -> None:
-        ack()
+    def mark_busy(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref, lease = _clicked(body)
         api.mark_busy(lease_id=ref.lease_id, actor=body["user"]["id"])
         tell(body, respond, client, deps, f"👍 Noted: `{lease['namespace']}` is in use; it will not be reclaimed as idle for now.")
+
+    listen(app.action(ids.EXTEND), deps, extend)
+    listen(app.action(ids.RELEASE), deps, release)
+    listen(app.action(ids.CANCEL), deps, cancel)
+    listen(app.action(re.compile(re.escape(ids.ACCEPT_FALLBACK) + r":\d+")), deps, accept_fallback)
+    listen(app.action(ids.MARK_BUSY), deps, mark_busy)

@@ -1,9 +1,9 @@
 """The request form: opened from /gpu-namespace (or App Home) with the trigger, and its
 submission checked against the policy before the ack, so refusals come back as field errors.
 
-The policy check reads the store only (team usage, live namespaces); recording the request
-happens after the ack. Its idempotency key is the modal's id, so a double submit records one
-request.
+The check reads the store only (team usage, live namespaces) and hands the accepted request
+to the work half through the request context; recording it happens after the ack. Its
+idempotency key is the modal's id, so a double submit records one request.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from leases.errors import DomainError
@@ -20,8 +20,10 @@ from workflows import api
 from .. import ids
 from ..blocks.forms import request_modal
 from ..deps import BotDeps
-from ..errors import reported
 from ..forms import block_errors, parse_request
+from ..listen import listen
+
+ACCEPTED = "gpulease_request"  # context key: the checked request, for the work half
 
 
 def open_form(client: WebClient, deps: BotDeps, *, trigger_id: str, user: str) -> None:
@@ -33,9 +35,7 @@ def open_form(client: WebClient, deps: BotDeps, *, trigger_id: str, user: str) -
 
 
 def register(app: App, deps: BotDeps) -> None:
-    @app.view(ids.REQUEST_VIEW)
-    @reported(deps)
-    def request_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+    def check_request(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
         form, errors = parse_request(view)
         if form is None:
             ack(response_action="errors", errors=errors)
@@ -56,6 +56,14 @@ def register(app: App, deps: BotDeps) -> None:
         if not verdict.allowed:
             ack(response_action="errors", errors=block_errors(verdict.errors, view))
             return
+        context[ACCEPTED] = request
         ack()
+
+    def record_request(context: BoltContext) -> None:
+        request = context.get(ACCEPTED)
+        if request is None:
+            return  # refused in the modal already
         # The requester hears from the workflow (DM thread) whether it was approved or waits.
-        api.submit(dataclasses.replace(request, requester_email=deps.directory.email_of(user)))
+        api.submit(dataclasses.replace(request, requester_email=deps.directory.email_of(request.requester)))
+
+    listen(app.view(ids.REQUEST_VIEW), deps, record_request, ack=check_request)

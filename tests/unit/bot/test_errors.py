@@ -63,15 +63,24 @@ def test_a_listener_failure_goes_to_the_handler_and_the_ack_stands(caplog):
     assert any(ref in record.getMessage() for record in caplog.records)
 
 
-def test_a_listener_that_fails_before_acking_still_answers_slack(caplog):
-    def listener(view):
+def test_an_ack_function_that_fails_before_acking_still_answers_slack(caplog):
+    def check(view):
         raise KeyError(view["missing"])
 
     given = args(view={})
     with caplog.at_level(logging.ERROR, logger="bot.errors"):
-        errors.reported(deps=None)(listener)(given)  # type: ignore[arg-type]
+        errors.reported(deps=None, acks=True)(check)(given)  # type: ignore[arg-type]
     assert given.ack.calls == 1 and "Something went wrong" in given.respond.sent[0]["text"]
     assert caplog.records[0].exc_info is not None  # the traceback is logged, not shown
+
+
+def test_work_after_the_ack_never_acks_again():
+    def work(view):
+        raise DomainError("no live lease holds namespace x")
+
+    given = args(view={})
+    errors.reported(deps=None)(work)(given)  # type: ignore[arg-type]
+    assert given.ack.calls == 0 and "no live lease" in given.respond.sent[0]["text"]
 
 
 def test_the_wrapper_asks_bolt_for_args_only():
