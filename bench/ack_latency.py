@@ -11,7 +11,8 @@ the time from sending a request to the app's HTTP answer: the ack. An error is a
 other than 200, a failed connection, or an ack slower than 3 s.
 
 Prints `{"p50_ms", "p99_ms", "errors", "n"}` (plus details) with --json. Goal: p99 < 100 ms,
-zero errors.
+zero errors. `failed_followups` counts the app's calls to Slack after the acks (answers through
+response_url, modals opened with the trigger) that failed: acking fast must not lose the work.
 """
 
 from __future__ import annotations
@@ -154,6 +155,7 @@ def run(*, clients: int, commands: int, clicks: int, threads: int) -> dict[str, 
             gc.freeze()
             done = _client(endpoint, slack.root_url, card, jobs, clients)
             results, wall = done["results"], done["end"] - done["start"]
+            failed_followups = _failed_followups(slack)
         finally:
             _stop(server)
             _stop(sandbox)
@@ -170,7 +172,22 @@ def run(*, clients: int, commands: int, clicks: int, threads: int) -> dict[str, 
         "p99_click_ms": round(_percentile(by_kind["click"], 99), 2),
         "clients": clients,
         "requests_per_s": round(len(results) / wall, 1),
+        "failed_followups": failed_followups,
     }
+
+
+def _failed_followups(slack: RemoteSandbox, *, settle: float = 0.5, bound: float = 20.0) -> int:
+    """Return how many of the app's calls to Slack failed (e.g. an expired trigger), once the
+    work after the acks has finished: no new call for `settle` seconds (at most `bound`)."""
+    deadline, seen, quiet_since = time.monotonic() + bound, -1, time.monotonic()
+    while time.monotonic() < deadline:
+        calls = slack.calls()
+        if len(calls) != seen:
+            seen, quiet_since = len(calls), time.monotonic()
+        elif time.monotonic() - quiet_since >= settle:
+            break
+        time.sleep(0.1)
+    return sum(1 for call in calls if not call["ok"])
 
 
 def _client(endpoint: str, sandbox_url: str, card: dict[str, Any], jobs: list[tuple[str, int]],

@@ -49,6 +49,7 @@ def register(app: App, deps: BotDeps) -> None:
             namespace=form.namespace,
             duration=form.duration,
             reason=form.reason,
+            # Teams may be Slack user groups: cached, so Slack is asked only on a miss.
             requester_groups=deps.actor(user).groups,
             idempotency_key=f"slack-view:{view['id']}",
         )
