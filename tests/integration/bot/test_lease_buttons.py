@@ -3,6 +3,7 @@ on the server (only the requester), and a second click changes nothing and says 
 
 from __future__ import annotations
 
+from leases.ports import Notice
 from sandbox.slack import dm_channel_id
 from workflows import api
 
@@ -78,3 +79,16 @@ def test_app_home_request_button_opens_the_form(to_bot, slack):
     to_bot.block_action("home.request", user_id="U0BOB", view=home)
     form = eventually(lambda: (slack.views("U0BOB") or [None])[-1], what="the request form")
     assert form["callback_id"] == "gpulease.request"
+
+
+def test_its_in_use_on_an_idle_warning_is_for_the_requester_only(to_bot, slack, runtime):
+    flows.active(to_bot, slack, "U0ALICE", "alice-idle")
+    lease = api.lease_details(flows.lease_id_of("alice-idle"))
+    warning = Notice("lease.idle_warning", "alice-idle has had no GPU use for 12h.", lease,
+                     actions=("mark_busy", "extend", "release"))
+    ref = runtime.notifier.to_requester(user="U0ALICE", thread=None, notice=warning)
+    message = next(m for m in slack.messages(ref.channel) if m["ts"] == ref.ts)
+    click_in_dm(to_bot, "U0ALICE", message, "lease.mark_busy", clicker="U0BOB")
+    flows.ephemeral(slack, "U0BOB", "only the requester can mark")
+    click_in_dm(to_bot, "U0ALICE", message, "lease.mark_busy")
+    flows.ephemeral(slack, "U0ALICE", "is in use")
