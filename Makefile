@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup services demo test lint unit clean
+.PHONY: setup services browser demo test lint unit clean
 
 setup: $(STAMP)
 
@@ -18,11 +18,14 @@ $(STAMP): pyproject.toml
 services:
 	./scripts/services.sh
 
+browser:
+	./scripts/browser.sh
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-test: setup services lint
+test: setup services browser lint
 	$(BIN)/python -m pytest
 
 unit: setup

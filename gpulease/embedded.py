@@ -98,7 +98,7 @@ def embedded(
         slack = stack.enter_context(SlackSandbox(port=0))
         settings = Settings(
             database_url=f"sqlite:///{db}",
-            broker_url="memory://",
+            broker_url="memory://localhost/",
             policy_file=EXAMPLE_POLICY,
             kube_api_url=kube.url,
             slack_api_url=slack.url,
@@ -113,7 +113,7 @@ def embedded(
         rt = install_runtime(settings, policy=policy, notifier=make_notifier(settings, policy, client=client),
                              clock=clock)
         rt.teardown_poll = 0.05
-        stack.enter_context(embedded_worker(rt, broker_url="memory://"))
+        stack.enter_context(embedded_worker(rt, broker_url=settings.broker_url))
         app = build_app(client=client, signing_secret=DEFAULT_SIGNING_SECRET, policy=policy)
         server = make_server("127.0.0.1", port, wsgi_app(app, health=lambda: {"store": "ok"}),
                              server_class=_Server, handler_class=_QuietHandler)

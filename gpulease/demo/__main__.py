@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
+from gpulease.console import out as console
 from gpulease.demo import report
 from gpulease.demo.scenario import StepFailed, Story, run
 from gpulease.embedded import embedded
@@ -18,8 +18,6 @@ from leases.capacity import assess_nodes
 from leases.reservations import pool_usage
 from leases.store import session_scope
 from provisioners.inventory import read_cluster
-
-console = Console()
 
 
 def capacity_rows(story: Story) -> list[dict]:

@@ -95,7 +95,7 @@ def _chart(story: Story, tier: str) -> str:
     )
     return (
         f'<div class="chart"><b>{html.escape(tier)}</b> <span class="ts">capacity (blue) / reserved (orange), '
-        f'max {top}</span><svg width="{w}" height="{h}" role="img" aria-label="{html.escape(tier)}">'
+        f'max {top}</span><br><svg width="{w}" height="{h}" role="img" aria-label="{html.escape(tier)}">'
         f'{line(caps, "#1264a3")}{line(held, "#e8912d")}{labels}</svg></div>'
     )
 
@@ -113,7 +113,7 @@ def write(story: Story, path: Path, *, failure: str | None, capacity: list[dict]
     outcome = (f'<p class="fail">FAILED — {html.escape(failure)}</p>' if failure
                else '<p class="ok">Every step happened as expected.</p>')
     tiers = sorted({t for s in story.snapshots for t in s.pools})
-    snapshots = "".join(f"<li>{i + 1}. {html.escape(s.label)} ({s.at:%H:%M})</li>" for i, s in enumerate(story.snapshots))
+    snapshots = "".join(f"<li>{html.escape(s.label)} ({s.at:%H:%M})</li>" for s in story.snapshots)
     cap_rows = "".join(
         f"<tr><td>{html.escape(c['tier'])}</td><td>{c['capacity']}</td><td>{c['reserved']}</td><td>{c['free']}</td>"
         f"<td>{html.escape(', '.join(c['nodes']))}</td></tr>" for c in capacity
