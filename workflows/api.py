@@ -37,6 +37,7 @@ __all__ = [
     "capacity",
     "decide",
     "decide_extension",
+    "deny_extension",
     "drain",
     "extend",
     "is_admin",
@@ -149,10 +150,8 @@ def extend(
     return reclaiming.extend(current(), lease_id=lease_id, actor=actor, by=by)
 
 
-def decide_extension(
-    *, lease_id: str, approver: str, approver_groups: frozenset[str] = frozenset(), by: timedelta
-) -> reclaiming.Extended:
-    """Grant an extension past the self-service caps, as an approver."""
+def _extension_approver(lease_id: str, approver: str, approver_groups: frozenset[str]) -> str:
+    """Check `approver` may decide the lease's extension; return the requester."""
     rt = current()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
@@ -160,8 +159,26 @@ def decide_extension(
     if not requests.may_approve(rt, tier=tier, user=approver, groups=approver_groups):
         raise NotAuthorised(f"<@{approver}> is not an approver for tier {tier}", field="approver")
     if approver == requester:
-        raise NotAuthorised("you cannot approve your own extension", field="approver")
-    return reclaiming.extend(rt, lease_id=lease_id, actor=requester, by=by, approved_by=approver)
+        raise NotAuthorised("you cannot decide your own extension", field="approver")
+    return requester
+
+
+def decide_extension(
+    *, lease_id: str, approver: str, approver_groups: frozenset[str] = frozenset(), by: timedelta,
+    expected_extensions: int | None = None,
+) -> reclaiming.Extended:
+    """Grant an extension past the self-service caps, as an approver (once per request)."""
+    requester = _extension_approver(lease_id, approver, approver_groups)
+    return reclaiming.extend(current(), lease_id=lease_id, actor=requester, by=by, approved_by=approver,
+                             expected_extensions=expected_extensions)
+
+
+def deny_extension(
+    *, lease_id: str, approver: str, approver_groups: frozenset[str] = frozenset(), by: timedelta
+) -> None:
+    """Refuse an extension past the caps, as an approver: recorded, and the requester is told."""
+    _extension_approver(lease_id, approver, approver_groups)
+    reclaiming.deny_extension(current(), lease_id=lease_id, approver=approver, by=by)
 
 
 def release(

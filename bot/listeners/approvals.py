@@ -83,7 +83,7 @@ def register(app: App, deps: BotDeps) -> None:
         _extension_still_open(lease, ref)
         actor = deps.actor(body["user"]["id"])
         result = api.decide_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups,
-                                      by=ref.by)
+                                      by=ref.by, expected_extensions=ref.extensions)
         line = f"✅ *Extension allowed* by <@{actor.user}>. {extended_text(lease['namespace'], result)}"
         respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
 
@@ -92,12 +92,9 @@ def register(app: App, deps: BotDeps) -> None:
         lease = api.lease_details(ref.lease_id)
         _extension_still_open(lease, ref)
         actor = deps.actor(body["user"]["id"])
-        deps.require_approver(actor, tier=lease["tier"], requester=lease["requester"])
+        api.deny_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups, by=ref.by)
         line = f"❌ *Extension denied* by <@{actor.user}>."
         respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
-        client.chat_postMessage(channel=lease["requester"],
-                                text=f"<@{actor.user}> did not allow extending `{lease['namespace']}`; "
-                                     "it ends as planned.")
 
     listen(app.action(ids.APPROVE), deps, approve)
     listen(app.action(ids.DENY), deps, deny)

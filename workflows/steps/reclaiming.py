@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from config.durations import format_duration
-from leases.errors import DomainError, NotAuthorised
+from leases.errors import AlreadyDecided, DomainError, NotAuthorised
 from leases.lifecycle import extend as extend_lease
 from leases.lifecycle import transition
 from leases.models import Lease
 from leases.policy import evaluate_extension
 from leases.ports import Notice
+from leases.records import record_event
 from leases.reservations import release
 from leases.states import LeaseState
 from leases.store import session_scope
@@ -41,12 +42,19 @@ class Extended:
 
 
 def extend(
-    rt: Runtime, *, lease_id: str, actor: str, by: timedelta, approved_by: str | None = None
+    rt: Runtime, *, lease_id: str, actor: str, by: timedelta, approved_by: str | None = None,
+    expected_extensions: int | None = None,
 ) -> Extended:
-    """Extend a running lease within the policy's caps, or ask an approver past them."""
+    """Extend a running lease within the policy's caps, or ask an approver past them.
+
+    `expected_extensions` is the count the clicked message showed: if the lease was extended
+    since, this click was answered already and changes nothing.
+    """
     now = rt.now()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
+        if expected_extensions is not None and lease.extensions != expected_extensions:
+            raise AlreadyDecided(f"{lease.namespace} was extended since this message; nothing changed")
         if lease.state not in RUNNING:
             raise DomainError(f"{lease.namespace} is {lease.state}; only a running lease can be extended")
         if approved_by is None and actor != lease.requester:
@@ -261,3 +269,21 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
     enqueue(rt, "deliver")
     enqueue(rt, "wake_waitlist", cluster)
     return state
+
+
+def deny_extension(rt: Runtime, *, lease_id: str, approver: str, by: timedelta) -> None:
+    """Record an approver's refusal of an extension past the caps, and tell the requester."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        record_event(session, actor=approver, action="lease.extension_denied", now=now, lease_id=lease.id,
+                     data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions})
+        outbox.add(
+            session, key=f"{lease.id}:extension_denied:{lease.extensions}", target="requester",
+            lease_id=lease.id, now=now,
+            notice=Notice(kind="lease.extension_denied",
+                          text=f"<@{approver}> did not allow extending {lease.namespace}; it ends as planned "
+                          f"({lease.expires_at.isoformat() if lease.expires_at else 'unknown'}).",
+                          lease=lease_view(rt, lease)),
+        )
+    enqueue(rt, "deliver")

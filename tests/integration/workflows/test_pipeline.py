@@ -259,3 +259,26 @@ def test_reclaim_exports_the_namespace_objects_first(make_runtime, tmp_path):
     assert kinds == ["LimitRange", "Namespace", "NetworkPolicy", "ResourceQuota", "RoleBinding"]
     receipt = rt.notifier.sent[-1].notice
     assert receipt.data["exported"] == str(export)
+
+
+def test_extension_decisions_past_the_caps_count_once_and_denials_are_recorded(make_runtime):
+    from leases.errors import AlreadyDecided
+
+    rt = make_runtime()
+    s = api.submit(request(duration=timedelta(hours=8)))
+    rt.queue.drain()
+    for _ in range(2):
+        api.extend(namespace="alice-nb", actor="U0ALICE", by=timedelta(hours=1))
+    assert api.extend(namespace="alice-nb", actor="U0ALICE", by=timedelta(days=1)).outcome == "approval-required"
+    api.decide_extension(lease_id=s.lease_id, approver="U0APPROVER1", by=timedelta(days=1), expected_extensions=2)
+    with pytest.raises(AlreadyDecided):  # a second click on the same card
+        api.decide_extension(lease_id=s.lease_id, approver="U0APPROVER1", by=timedelta(days=1),
+                             expected_extensions=2)
+    with pytest.raises(NotAuthorised):
+        api.deny_extension(lease_id=s.lease_id, approver="U0BOB", by=timedelta(days=1))
+    api.deny_extension(lease_id=s.lease_id, approver="U0APPROVER1", by=timedelta(days=2))
+    rt.queue.drain()
+    with session_scope(rt.engine) as session:
+        actions = session.exec(select(AuditEvent.action).where(AuditEvent.lease_id == s.lease_id)).all()
+        assert actions.count("lease.extended") == 3 and actions.count("lease.extension_denied") == 1
+    assert kinds(rt, "requester")[-1] == "lease.extension_denied"
