@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gpulease import cli_cluster, cli_db, cli_policy, cli_render, cli_serve, cli_services
+from gpulease import cli_cluster, cli_db, cli_dev, cli_policy, cli_render, cli_serve, cli_services
 
 app = typer.Typer(
     name="gpulease",
@@ -22,6 +22,7 @@ app.command("beat")(cli_services.beat)
 app.command("doctor")(cli_services.doctor)
 app.command("serve")(cli_serve.serve)
 app.command("socket")(cli_serve.socket)
+app.command("dev")(cli_dev.dev)
 
 
 def main() -> None:
