@@ -1,10 +1,11 @@
 """The dev page's HTTP server: the page at /, and small JSON endpoints under /api/.
 
-Standard library only (http.server), bound to 127.0.0.1. Every handler validates its input
-and answers JSON; an unexpected failure is logged with a correlation id and answered as a
-JSON error naming that id, never as a traceback. `running(workdir)` starts the embedded
-stack and this server together, for the CLI and for tests. Imported by gpulease.cli_dev and
-tests.
+Standard library only (http.server), bound to 127.0.0.1 and answering only requests addressed
+to it; POSTs must be JSON, which a foreign page cannot send without a CORS preflight this
+server never grants. Every handler validates its input and answers JSON; an unexpected
+failure is logged with a correlation id and answered as a JSON error naming that id, never as
+a traceback. `running(workdir)` starts the embedded stack and this server together, for the
+CLI and for tests. Imported by gpulease.cli_dev and tests.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gpulease.embedded import embedded
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
+LOCAL_NAMES = ("127.0.0.1", "localhost")
 
 Handler = Callable[[DevSession, dict[str, Any]], dict[str, Any]]
 
@@ -79,6 +81,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "gpulease-dev/1.0"
 
     def do_GET(self) -> None:  # noqa: N802 - the name http.server dispatches to
+        if not self._local():
+            return
         url = urlsplit(self.path)
         if url.path in ("/", "/index.html"):
             self._send(200, page.HTML.encode(), "text/html; charset=utf-8")
@@ -92,6 +96,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._run(handler, query)
 
     def do_POST(self) -> None:  # noqa: N802
+        if not self._local():
+            return
         path = urlsplit(self.path).path
         handler = POSTS.get(path)
         if handler is None:
@@ -103,6 +109,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(exc.status, exc.message)
             return
         self._run(handler, body)
+
+    def _local(self) -> bool:
+        """Refuse requests addressed to another name (a DNS-rebinding page reaching this port)."""
+        host = (self.headers.get("Host") or "").rsplit(":", 1)[0]
+        if host in LOCAL_NAMES:
+            return True
+        self._error(403, f"the dev page answers only at 127.0.0.1 or localhost, not {host!r}")
+        return False
 
     def _body(self) -> dict[str, Any]:
         try:

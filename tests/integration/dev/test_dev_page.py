@@ -3,9 +3,12 @@ headless Chromium."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -169,3 +172,20 @@ def test_an_unexpected_failure_is_a_json_error_with_an_id_not_a_traceback(page, 
     assert answer["error_id"] in answer["error"] and "Traceback" not in answer["error"]
     assert any(r.getMessage().startswith(f"dev.request.failed error_id={answer['error_id']}") and r.exc_info
                for r in caplog.records)
+
+
+def test_requests_addressed_to_another_host_name_are_refused(page):
+    request = urllib.request.Request(page.url + "/api/state?user=U0ALICE", headers={"Host": "evil.example:80"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code == 403 and "only at 127.0.0.1" in json.loads(refused.value.read())["error"]
+
+
+def test_the_app_home_request_button_opens_the_form(page):
+    page.post("/api/home", {"user": "U0ALICE"})
+    request = page.eventually(lambda: dict(page.buttons("U0ALICE", "home")).get("Request GPUs"), "Alice's App Home")
+    assert request["surface"] == "home" and request["view_id"].startswith("V")
+    before = page.state("U0ALICE")["modal_id"]
+    page.post("/api/click", {"user": "U0ALICE", **request})
+    view_id = page.modal("U0ALICE", other_than=before)["modal_id"]
+    page.post("/api/close", {"user": "U0ALICE", "view_id": view_id})
