@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     prometheus_url: str | None = Field(None, description="Prometheus for idle reclamation.")
     gitops_dir: Path | None = Field(None, description="Render bundles here instead of applying.")
+    export_dir: Path | None = Field(
+        None, description="Save each namespace's objects here (JSON) before it is reclaimed."
+    )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
     log_level: str = Field("INFO", description="Root log level.")
 

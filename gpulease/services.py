@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 from celery.contrib.testing.worker import start_worker
 from celery.signals import worker_process_init
@@ -55,7 +56,11 @@ def serve_metrics(rt: Runtime, port: int) -> None:
     from gpulease.metrics import StoreCollector
 
     registry = REGISTRY
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if shared:
+        # Files left by an earlier run in this directory would be counted again: start clean.
+        for stale in Path(shared).glob("*.db"):
+            stale.unlink(missing_ok=True)
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     registry.register(StoreCollector(rt.engine))

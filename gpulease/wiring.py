@@ -85,5 +85,6 @@ def build_runtime(
         retry=retry_policy(settings=settings),
         clock=clock,
         gitops_dir=settings.gitops_dir,
+        export_dir=settings.export_dir,
         prometheus_url=settings.prometheus_url,
     )

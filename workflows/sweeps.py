@@ -23,7 +23,7 @@ from workflows import outbox
 from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
-from workflows.steps.placing import place_lease
+from workflows.steps.placing import place_lease, read_inventory, sync_pools
 from workflows.steps.reclaiming import RUNNING, start_reclaim
 from workflows.views import lease_view
 
@@ -181,8 +181,17 @@ def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:
         )
 
 
+def sync_capacity(rt: Runtime, cluster: str) -> None:
+    """Write the cluster's pool capacity from its nodes (approval cards show free units from it)."""
+    inventory = read_inventory(rt, cluster)
+    with session_scope(rt.engine) as session:
+        sync_pools(session, rt, cluster=cluster, inventory=inventory)
+
+
 def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     """Try to place waitlisted leases, highest priority first, then oldest first."""
+    for name in [cluster] if cluster else [c.name for c in rt.policy.clusters]:
+        sync_capacity(rt, name)
     with session_scope(rt.engine) as session:
         query = select(Lease.id).where(Lease.state == LeaseState.WAITLISTED)
         if cluster:
