@@ -31,14 +31,16 @@ def _mentions(text: str) -> str:
     return _MENTION.sub(lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
 
 
-def _mrkdwn(text: str) -> str:
+def mrkdwn(text: str) -> str:
+    """Render Slack mrkdwn (mentions, *bold*, `code`) as HTML."""
     escaped = html.escape(_mentions(text))
     escaped = re.sub(r"\*([^*\n]+)\*", r"<b>\1</b>", escaped)
     escaped = re.sub(r"`([^`\n]+)`", r"<code>\1</code>", escaped)
     return escaped.replace("\n", "<br>")
 
 
-def _block_text(block: dict) -> list[str]:
+def block_text(block: dict) -> list[str]:
+    """Return the texts a Block Kit block shows (section text and fields, context elements)."""
     out = []
     if isinstance(block.get("text"), dict):
         out.append(block["text"].get("text", ""))
@@ -52,12 +54,12 @@ def _block_text(block: dict) -> list[str]:
 
 def _message(message: dict, *, reply: bool = False) -> str:
     blocks = message.get("blocks") or []
-    texts = [t for b in blocks for t in _block_text(b)] or [message.get("text", "")]
+    texts = [t for b in blocks for t in block_text(b)] or [message.get("text", "")]
     buttons = [
         e.get("text", {}).get("text", "") for b in blocks if b.get("type") == "actions"
         for e in b.get("elements") or [] if e.get("type") == "button"
     ]
-    body = "<br>".join(_mrkdwn(t) for t in texts if t)
+    body = "<br>".join(mrkdwn(t) for t in texts if t)
     if buttons:
         body += "<div>" + "".join(f'<span class="btn">{html.escape(b)}</span>' for b in buttons) + "</div>"
     edited = " (edited)" if message.get("edited") else ""
@@ -109,7 +111,7 @@ def write(story: Story, path: Path, *, failure: str | None, capacity: list[dict]
         if event.step != current:
             current = event.step
             rows.append(f'<tr class="step"><td colspan="2">{html.escape(event.step)}</td></tr>')
-        rows.append(f"<tr><td class=ts>{event.at:%H:%M:%S}</td><td>{_mrkdwn(event.text)}</td></tr>")
+        rows.append(f"<tr><td class=ts>{event.at:%H:%M:%S}</td><td>{mrkdwn(event.text)}</td></tr>")
     outcome = (f'<p class="fail">FAILED — {html.escape(failure)}</p>' if failure
                else '<p class="ok">Every step happened as expected.</p>')
     tiers = sorted({t for s in story.snapshots for t in s.pools})

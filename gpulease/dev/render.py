@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from gpulease.demo.report import _block_text, _mrkdwn
+from gpulease.demo.report import block_text, mrkdwn
 
 Ref = Mapping[str, str]  # which surface a button is in: {"surface": "message", "channel": ..., "ts": ...}
 # Slack's angle-bracket syntax, shown as Slack shows it: dates and links by their label.
@@ -31,7 +31,7 @@ def text(value: str) -> str:
         if n % 2 and n < len(parts) - 1:
             out.append(f"<pre>{html.escape(part.strip(chr(10)))}</pre>")
         else:
-            out.append(_mrkdwn(part if n % 2 == 0 else "```" + part))
+            out.append(mrkdwn(part if n % 2 == 0 else "```" + part))
     return "".join(out)
 
 
@@ -73,7 +73,7 @@ def block(item: Mapping[str, Any], ref: Ref) -> str:
     if kind == "actions":
         return '<div class="actions">' + "".join(_element(e, block_id, ref) for e in item.get("elements") or []) + "</div>"
     if kind == "context":
-        return '<div class="context">' + " · ".join(text(t) for t in _block_text(dict(item)) if t) + "</div>"
+        return '<div class="context">' + " · ".join(text(t) for t in block_text(dict(item)) if t) + "</div>"
     if kind == "section":
         body = text(_plain(item.get("text"))) if isinstance(item.get("text"), dict) else ""
         fields = "".join(f"<div>{text(_plain(f))}</div>" for f in item.get("fields") or [])
