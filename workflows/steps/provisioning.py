@@ -46,6 +46,14 @@ def apply_bundle(rt: Runtime, spec: BundleSpec) -> None:
         apply(rt.kube(spec.cluster), spec, retry=rt.retry)
 
 
+def remove_bundle(rt: Runtime, spec: BundleSpec) -> None:
+    """Delete the lease's namespace and wait until it is gone, or remove its GitOps files."""
+    if rt.gitops_dir is not None:
+        gitops.remove_bundle(spec, root=rt.gitops_dir)
+    else:
+        teardown(rt.kube(spec.cluster), spec, timeout=rt.teardown_timeout, poll=rt.teardown_poll, retry=rt.retry)
+
+
 def provision(rt: Runtime, lease_id: str) -> str:
     """Create the lease's namespace and objects and make the lease active."""
     with session_scope(rt.engine) as session:
@@ -95,16 +103,7 @@ def compensate(rt: Runtime, lease_id: str, *, reason: str) -> str:
         spec = bundle_spec(rt, lease)
     cleanup = "removed what was created"
     try:
-        if rt.gitops_dir is not None:
-            gitops.remove_bundle(spec, root=rt.gitops_dir)
-        else:
-            teardown(
-                rt.kube(spec.cluster),
-                spec,
-                timeout=rt.teardown_timeout,
-                poll=rt.teardown_poll,
-                retry=rt.retry,
-            )
+        remove_bundle(rt, spec)
     except OwnershipError as exc:
         cleanup = f"left the namespace alone: {exc}"  # not ours: never touched
     except (InfrastructureError, DomainError) as exc:

@@ -15,20 +15,18 @@ from config.durations import format_duration
 from leases.errors import AlreadyDecided, DomainError, NotAuthorised
 from leases.lifecycle import extend as extend_lease
 from leases.lifecycle import transition
-from leases.models import Lease
 from leases.policy import evaluate_extension
 from leases.ports import Notice
 from leases.records import record_event
 from leases.reservations import release
 from leases.states import LeaseState
 from leases.store import session_scope
-from provisioners import gitops
-from provisioners.bundle import OwnershipError, object_path, render, teardown
+from provisioners.bundle import BundleSpec, OwnershipError, object_path, render
 from provisioners.kube.client import request as kube_request
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
-from workflows.steps.provisioning import apply_bundle, bundle_spec
+from workflows.steps.provisioning import apply_bundle, bundle_spec, remove_bundle
 from workflows.views import gpu_hours, lease_view
 
 RUNNING = (LeaseState.ACTIVE, LeaseState.EXPIRING)
@@ -170,16 +168,15 @@ def schedule_reclaim(rt: Runtime, *, lease_id: str, at: datetime, actor: str) ->
     enqueue(rt, "deliver")
 
 
-def _export(rt: Runtime, lease: Lease) -> str | None:
+def _export(rt: Runtime, spec: BundleSpec) -> str | None:
     """Save the namespace's bundle objects as JSON before deletion, when configured."""
     if rt.export_dir is None:
         return None
-    spec = bundle_spec(rt, lease)
-    api = rt.kube(lease.cluster)
+    api = rt.kube(spec.cluster)
     objects = []
     for rendered in render(spec):
         meta = rendered["metadata"]
-        if meta.get("namespace") != lease.namespace and rendered["kind"] != "Namespace":
+        if meta.get("namespace") != spec.namespace and rendered["kind"] != "Namespace":
             continue
         try:
             objects.append(
@@ -188,8 +185,8 @@ def _export(rt: Runtime, lease: Lease) -> str | None:
         except Exception:  # noqa: BLE001 - a missing object is simply not exported
             continue
     rt.export_dir.mkdir(parents=True, exist_ok=True)
-    path = rt.export_dir / f"{lease.cluster}-{lease.namespace}-{lease.id}.json"
-    path.write_text(json.dumps({"lease": lease.id, "items": objects}, indent=2, sort_keys=True))
+    path = rt.export_dir / f"{spec.cluster}-{spec.namespace}-{spec.lease_id}.json"
+    path.write_text(json.dumps({"lease": spec.lease_id, "items": objects}, indent=2, sort_keys=True))
     return str(path)
 
 
@@ -200,19 +197,10 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
         if lease.state is not LeaseState.RECLAIMING:
             return str(lease.state)
         spec = bundle_spec(rt, lease)
-        exported = _export(rt, lease)
+    exported = _export(rt, spec)  # outside the transaction: no row lock held over API calls
     note = "namespace deleted"
     try:
-        if rt.gitops_dir is not None:
-            gitops.remove_bundle(spec, root=rt.gitops_dir)
-        else:
-            teardown(
-                rt.kube(spec.cluster),
-                spec,
-                timeout=rt.teardown_timeout,
-                poll=rt.teardown_poll,
-                retry=rt.retry,
-            )
+        remove_bundle(rt, spec)
     except OwnershipError as exc:
         note = f"namespace left alone: {exc}"
     now = rt.now()
