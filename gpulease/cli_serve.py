@@ -19,6 +19,7 @@ from typing import Any
 
 import typer
 from gunicorn.app.base import BaseApplication
+from prometheus_client import REGISTRY
 from slack_bolt import App
 
 from bot.app import build_app
@@ -27,6 +28,7 @@ from bot.web import wsgi_app
 from config.policy import PolicyError
 from config.settings import Settings, SettingsError, load_settings
 from gpulease.console import err
+from gpulease.metrics import StoreCollector
 from gpulease.services import embedded_worker, install_runtime
 from gpulease.wiring import load_checked_policy, make_notifier
 from workflows.runtime import Runtime
@@ -82,7 +84,19 @@ def build_bot(settings: Settings, *, socket_mode: bool = False) -> Bot:
         stack.enter_context(embedded_worker(rt, broker_url=settings.broker_url))
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = build_app(client=client, signing_secret=secret, policy=policy, socket_mode=socket_mode)
+    register_store_metrics(rt)
     return Bot(app, rt, stack)
+
+
+_store_metrics_registered = False
+
+
+def register_store_metrics(rt: Runtime) -> None:
+    """Expose leases by state and pool units on this process's /metrics (once per process)."""
+    global _store_metrics_registered
+    if not _store_metrics_registered:
+        REGISTRY.register(StoreCollector(rt.engine))
+        _store_metrics_registered = True
 
 
 class _Gunicorn(BaseApplication):

@@ -10,3 +10,7 @@ STEP_OUTCOMES = Counter(
     "gpulease_step_outcomes_total", "Workflow steps by how they ended (ok, retried, refused, failed).",
     ["step", "outcome"],
 )
+NOTIFY_FAILURES = Counter(
+    "gpulease_notify_failures_total", "Notifications that could not be delivered (Slack API errors), by target.",
+    ["target", "error"],
+)

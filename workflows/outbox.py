@@ -18,6 +18,7 @@ from sqlmodel import Session, col, select
 from leases.models import Lease, OutboxMessage
 from leases.ports import MessageRef, Notice, Notifier
 from leases.store import session_scope
+from workflows.metrics import NOTIFY_FAILURES
 from workflows.runtime import Runtime
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
             except Exception as exc:  # noqa: BLE001 - any delivery failure is retried later
                 row.attempts += 1
                 row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                NOTIFY_FAILURES.labels(row.payload.get("target", "?"), type(exc).__name__).inc()
                 if row.lease_id:
                     blocked.add(row.lease_id)
                 logger.warning(

@@ -83,6 +83,8 @@ def test_serve_runs_a_request_to_an_active_lease(served, slack, kube):
     assert status == 200
     assert 'gpulease_slack_requests_total{type="view_submission"} 1.0' in metrics
     assert 'gpulease_http_request_seconds_count{path="/slack/events",status="401"} 1.0' in metrics
+    assert 'gpulease_leases{state="active"} 1.0' in metrics  # read from the store at scrape time
+    assert 'gpulease_pool_units{cluster="sandbox",kind="reserved",tier="h100-1g"} 1.0' in metrics
     assert get(f"{served}/nowhere")[0] == 0  # 404 (urllib raises): only the three paths exist
 
 
