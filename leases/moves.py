@@ -5,14 +5,19 @@ The half of placement that decides which node changes tier (DESIGN §4): only id
 reservations, and the demand already waiting for it, without the node; the cheapest move wins.
 When no idle node can be spared, `choose_drain` names a busy node to drain: it keeps serving the
 leases already on its pool but takes no new one, so it empties (`stale_drains` gives drains back).
-Pure functions over plain data; leases.placement is the caller, bench reads the summary.
-Imports only leases.capacity (and through it config).
+
+With `Prices` (a valuation of pools, e.g. leases.rebalance.Demand learned from arrivals), a
+move or a drain must also gain the target tier more than it loses the donor, by a margin; the
+donor may then give up a node its own queue wants, when the node is worth more elsewhere.
+Pure functions over plain data; leases.placement and leases.rebalance are the callers, bench
+reads the summary. Imports only leases.capacity (and through it config).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from leases.capacity import (
     CONFIG_SUCCESS,
@@ -29,12 +34,36 @@ __all__ = [
     "NodeDrain",
     "NodeMove",
     "Pools",
+    "Prices",
+    "Valuation",
     "choose_drain",
+    "donor_loss",
+    "move_gain",
+    "move_of",
     "movable",
     "plan_move",
     "stale_drains",
     "summarise",
 ]
+
+
+class Valuation(Protocol):
+    """What a pool of `units` units of `tier` is worth (e.g. requests accepted per hour);
+    leases.rebalance.Demand is one."""
+
+    def value(self, tier: str, units: int) -> float: ...
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Price nodes with `valuation`: a move of an idle node must gain its new tier more than
+    (1 + `move_margin`) times what its pool loses, a drain (hours of a node serving only the
+    leases already on it) more than (1 + `drain_margin`) times. Gains and losses are taken
+    with the moves and drains under way counted where they are going."""
+
+    valuation: Valuation
+    move_margin: float = 0.1
+    drain_margin: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -100,6 +129,8 @@ class Pools:
 
     `capacity` counts nodes open to new leases; `draining` the units of draining nodes (live
     leases may still use them); `incoming` the units of nodes draining or moving toward a tier.
+    `held` is what each pool will have once the moves and drains under way are done (open
+    nodes plus nodes on their way to it): with `prices`, moves and drains are priced from it.
     """
 
     tiers: Mapping[str, TierSpec]
@@ -111,6 +142,8 @@ class Pools:
     idle: dict[str, list[Candidate]] = field(default_factory=dict)
     busy: dict[str, list[NodeState]] = field(default_factory=dict)
     gpus_by_model: dict[str, int] = field(default_factory=dict)
+    prices: Prices | None = None
+    held: dict[str, int] = field(default_factory=dict)
 
     def free(self, tier: str) -> int:
         """Return units of `tier` that new leases may reserve now."""
@@ -132,10 +165,12 @@ def summarise(
     reservations: Reservations,
     tiers: Mapping[str, TierSpec],
     waiting: Mapping[str, int] | None = None,
+    prices: Prices | None = None,
 ) -> Pools:
     """Summarise capacity, reservations, idle and busy nodes of every pool in one pass.
 
-    `waiting` is units per tier of requests in the waitlist.
+    `waiting` is units per tier of requests in the waitlist; `prices` prices moves and drains
+    (None: the donor rules alone decide).
     """
     pools = Pools(
         tiers=tiers,
@@ -144,6 +179,7 @@ def summarise(
         waiting=dict(waiting or {}),
         draining=dict.fromkeys(tiers, 0),
         incoming=dict.fromkeys(tiers, 0),
+        prices=prices,
     )
     for node in inventory:
         if node.gpu_model is not None:
@@ -170,6 +206,7 @@ def summarise(
             pools.draining[spec.name] += units
             if node.gpu_pods == 0:
                 pools.idle.setdefault(spec.gpu_model, []).append(Candidate(node, spec.name, 0, True))
+                pools.held[target.name] = pools.held.get(target.name, 0) + node.gpus * target.units_per_gpu
             else:
                 pools.incoming[target.name] += node.gpus * target.units_per_gpu
             continue
@@ -178,6 +215,8 @@ def summarise(
             pools.idle.setdefault(spec.gpu_model, []).append(Candidate(node, spec.name, units, False))
         else:
             pools.busy.setdefault(spec.gpu_model, []).append(node)
+    for tier in tiers:
+        pools.held[tier] = pools.held.get(tier, 0) + pools.capacity[tier] + pools.incoming[tier]
     return pools
 
 
@@ -191,7 +230,8 @@ def _blank_and_ready(node: NodeState) -> bool:
     )
 
 
-def _move(candidate: Candidate, target: TierSpec) -> NodeMove:
+def move_of(candidate: Candidate, target: TierSpec) -> NodeMove:
+    """Return the move of `candidate` to `target`."""
     return NodeMove(
         node=candidate.node.name,
         from_tier=candidate.from_tier,
@@ -203,18 +243,79 @@ def _move(candidate: Candidate, target: TierSpec) -> NodeMove:
     )
 
 
-def _cost(pools: Pools, candidate: Candidate, target: TierSpec) -> tuple | None:
-    """Order moves cheapest first; None when the donor cannot spare the node."""
+def _holder(candidate: Candidate) -> str | None:
+    """Return the tier whose `held` units count the candidate (a drained node: its target)."""
+    if candidate.lossless:
+        return candidate.node.target_tier if candidate.from_tier is not None else None
+    return candidate.from_tier
+
+
+def _units_for(pools: Pools, candidate: Candidate, tier: str) -> int:
+    spec = pools.tiers.get(tier)
+    return candidate.node.gpus * spec.units_per_gpu if spec is not None else 0
+
+
+def move_gain(pools: Pools, candidate: Candidate, target: TierSpec) -> float:
+    """Return what `target` gains, by the prices, from the candidate node (0 without prices)."""
+    if pools.prices is None or _holder(candidate) == target.name:
+        return 0.0
+    value = pools.prices.valuation.value
+    held = pools.held.get(target.name, 0)
+    return value(target.name, held + candidate.node.gpus * target.units_per_gpu) - value(target.name, held)
+
+
+def donor_loss(pools: Pools, candidate: Candidate) -> float:
+    """Return what the pool counting the candidate loses, by the prices, without it."""
+    holder = _holder(candidate)
+    if pools.prices is None or holder is None or holder not in pools.tiers:
+        return 0.0
+    value = pools.prices.valuation.value
+    held = pools.held.get(holder, 0)
+    return value(holder, held) - value(holder, held - _units_for(pools, candidate, holder))
+
+
+def _priced_loss(pools: Pools, candidate: Candidate, target: TierSpec, margin: float) -> float | None:
+    """Return what the candidate's pool loses without it, or None when `target` gains less
+    than (1 + `margin`) times that (and a hair: pools do not trade nodes on rounding)."""
+    if _holder(candidate) == target.name:
+        return 0.0  # drained for this very tier: the move only finishes what was decided
+    loss = donor_loss(pools, candidate)
+    if pools.prices is None:
+        return loss
+    if move_gain(pools, candidate, target) <= (1.0 + margin) * loss + 1e-9:
+        return None
+    return loss
+
+
+def _cost(pools: Pools, candidate: Candidate, target: TierSpec, margin: float | None = None) -> tuple | None:
+    """Order moves cheapest first; None when the donor cannot spare the node.
+
+    With prices, a move must also be worth it by `margin` (default: the prices' move margin).
+    """
     name = candidate.node.name
+    if pools.prices is not None and margin is None:
+        margin = pools.prices.move_margin
     if candidate.lossless:
         donor = candidate.from_tier
         if donor is not None and pools.capacity.get(donor, 0) < pools.reserved.get(donor, 0):
             return None  # drained, but the live leases of its pool do not fit without it yet
+        loss = _priced_loss(pools, candidate, target, margin or 0.0)
+        if loss is None:
+            return None
         # A node drained for this very tier was emptied for it; prefer it over one drained
         # for another tier, whose demand may still come back for it.
-        return (0, 0, 0 if candidate.node.target_tier == target.name else 1, name)
+        return (0, loss, 0 if candidate.node.target_tier == target.name else 1, name)
     donor = pools.tiers[candidate.from_tier]  # type: ignore[index]
     spare = pools.spare(donor.name, lost=candidate.units_held)
+    if pools.prices is not None:
+        # Priced: the donor keeps its reservations; whether its queue or the target's request
+        # is worth the node more is the prices' call.
+        if pools.capacity.get(donor.name, 0) - candidate.units_held < pools.reserved.get(donor.name, 0):
+            return None
+        loss = _priced_loss(pools, candidate, target, margin or 0.0)
+        if loss is None:
+            return None
+        return (1, loss, candidate.node.gpus, -spare / donor.units_per_gpu, name)
     if spare < 0:
         return None
     # Fewest GPUs taken from a serving pool, then the donor left with the most slack (in GPUs,
@@ -222,13 +323,13 @@ def _cost(pools: Pools, candidate: Candidate, target: TierSpec) -> tuple | None:
     return (1, candidate.node.gpus, -spare / donor.units_per_gpu, name)
 
 
-def movable(*, pools: Pools, target: TierSpec) -> list[tuple[tuple, Candidate]]:
+def movable(*, pools: Pools, target: TierSpec, margin: float | None = None) -> list[tuple[tuple, Candidate]]:
     """List the idle nodes that could move to `target` now, each with its cost."""
     costed = []
     for candidate in pools.idle.get(target.gpu_model, ()):
         if candidate.from_tier == target.name:
             continue
-        cost = _cost(pools, candidate, target)
+        cost = _cost(pools, candidate, target, margin)
         if cost is not None:
             costed.append((cost, candidate))
     return costed
@@ -245,24 +346,36 @@ def plan_move(*, pools: Pools, target: TierSpec, need: int, required: int, slots
     covering = [(cost, c) for cost, c in costed if c.node.gpus * per_gpu >= need]
     if covering:
         _, best = min(covering, key=lambda pair: pair[0])
-        return MovePlan(moves=(_move(best, target),))
+        return MovePlan(moves=(move_of(best, target),))
     # No single node covers the need: fewest nodes first (largest gain), then cheapest.
     costed.sort(key=lambda pair: (-pair[1].node.gpus, pair[0]))
     lost: dict[str, int] = {}
     chosen: list[NodeMove] = []
     gained = 0
-    for _, candidate in costed:
-        if len(chosen) >= slots or gained >= need:
-            break
-        donor = candidate.from_tier
-        if not candidate.lossless and donor is not None:
-            taken = lost.get(donor, 0) + candidate.units_held
-            if pools.spare(donor, lost=taken) < 0:
-                continue
-            lost[donor] = taken
-        move = _move(candidate, target)
-        chosen.append(move)
-        gained += move.units_gained
+    held = dict(pools.held)
+    try:
+        for _, candidate in costed:
+            if len(chosen) >= slots or gained >= need:
+                break
+            if chosen and _cost(pools, candidate, target) is None:
+                continue  # priced again with the nodes already chosen on their way
+            donor = candidate.from_tier
+            if not candidate.lossless and donor is not None:
+                taken = lost.get(donor, 0) + candidate.units_held
+                if pools.prices is None and pools.spare(donor, lost=taken) < 0:
+                    continue
+                if pools.capacity.get(donor, 0) - taken < pools.reserved.get(donor, 0):
+                    continue
+                lost[donor] = taken
+            move = move_of(candidate, target)
+            chosen.append(move)
+            gained += move.units_gained
+            holder = _holder(candidate)
+            if holder is not None:
+                pools.held[holder] = pools.held.get(holder, 0) - _units_for(pools, candidate, holder)
+            pools.held[target.name] = pools.held.get(target.name, 0) + move.units_gained
+    finally:
+        pools.held = held
     if not chosen or gained < required:
         return None
     return MovePlan(moves=tuple(chosen))
@@ -270,7 +383,8 @@ def plan_move(*, pools: Pools, target: TierSpec, need: int, required: int, slots
 
 def choose_drain(*, pools: Pools, target: TierSpec, wait_until: float | None = None) -> NodeDrain | None:
     """Choose a busy node to drain for `target`: its pool holds its reservations and queue
-    without it, and it empties soonest.
+    without it (with prices: the target gains more than the pool loses, by the drain margin),
+    and it empties soonest.
 
     A node known to empty only after `wait_until` (when the request stops waiting) is skipped:
     taking it out of its pool would serve nobody in time.
@@ -284,12 +398,19 @@ def choose_drain(*, pools: Pools, target: TierSpec, wait_until: float | None = N
         if wait_until is not None and node.empties_at is not None and node.empties_at > wait_until:
             continue
         spare = pools.spare(donor.name, lost=node.gpus * donor.units_per_gpu)
-        if spare < 0:
+        loss = 0.0
+        if pools.prices is not None:
+            candidate = Candidate(node, donor.name, node.gpus * donor.units_per_gpu, False)
+            priced = _priced_loss(pools, candidate, target, pools.prices.drain_margin)
+            if priced is None:
+                continue
+            loss = priced
+        elif spare < 0:
             continue
-        # Soonest empty (lease expiries, when known), then fewest pods, then the donor with the
-        # most slack left.
+        # Soonest empty (lease expiries, when known), then fewest pods, then the donor that
+        # misses it least.
         empties = node.empties_at if node.empties_at is not None else float("inf")
-        key = (empties, node.gpu_pods, -spare / donor.units_per_gpu, node.name)
+        key = (empties, node.gpu_pods, loss, -spare / donor.units_per_gpu, node.name)
         if best is None or key < best:
             best, chosen = key, node
     if chosen is None:
@@ -305,20 +426,39 @@ def stale_drains(
     reservations: Reservations,
     tiers: Mapping[str, TierSpec],
     waiting: Mapping[str, int],
+    prices: Prices | None = None,
 ) -> list[str]:
-    """List draining nodes to give back to their pool (clear the target-tier annotation):
-    nobody waits for their destination any more, and their own pool has a queue it cannot serve.
+    """List draining nodes to give back to their pool (clear the target-tier annotation).
 
-    Otherwise a drain is kept even when its demand is gone: once empty the node moves in
-    minutes to whichever tier needs one next, and its pool does not miss it.
+    Without prices: nobody waits for their destination any more, and their own pool has a
+    queue it cannot serve. Otherwise a drain is kept even when its demand is gone: once empty
+    the node moves in minutes to whichever tier needs one next, and its pool does not miss it.
+    With prices: when its own pool gains more from it back than its destination loses, by the
+    move margin (the estimate changed since the drain began).
     """
-    pools = summarise(inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting)
+    pools = summarise(
+        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
+    )
     stale = []
     for node in inventory:
-        if not node.schedulable or node.target_tier is None or waiting.get(node.target_tier, 0) > 0:
+        if not node.schedulable or node.target_tier is None:
             continue
         spec = tiers.get(node.tier) if node.tier is not None else None
         if spec is None or node_problem(node=node, spec=spec) is not None:
+            continue
+        target = tiers.get(node.target_tier)
+        if prices is not None and target is not None:
+            value = prices.valuation.value
+            back, away = node.gpus * spec.units_per_gpu, node.gpus * target.units_per_gpu
+            home, there = pools.held.get(spec.name, 0), pools.held.get(target.name, 0)
+            gain = value(spec.name, home + back) - value(spec.name, home)
+            loss = value(target.name, there) - value(target.name, there - away)
+            if gain > (1.0 + prices.move_margin) * loss + 1e-9:
+                stale.append(node.name)
+                # Given back: the next one is priced with this one home again.
+                pools.held[spec.name], pools.held[target.name] = home + back, there - away
+            continue
+        if waiting.get(node.target_tier, 0) > 0:
             continue
         if waiting.get(spec.name, 0) > pools.free(spec.name):
             stale.append(node.name)

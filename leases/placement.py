@@ -14,7 +14,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from leases.capacity import NodeState, Reservations, TierSpec
-from leases.moves import MovePlan, NodeDrain, Pools, choose_drain, movable, plan_move, summarise
+from leases.moves import (
+    MovePlan,
+    NodeDrain,
+    Pools,
+    Prices,
+    choose_drain,
+    movable,
+    plan_move,
+    summarise,
+)
 
 __all__ = [
     "Decision",
@@ -95,14 +104,20 @@ def place(
     in_flight: int,
     max_in_flight: int,
     waiting: Mapping[str, int] | None = None,
+    prices: Prices | None = None,
 ) -> Decision:
     """Decide where the request goes.
 
     `in_flight` counts nodes being reconfigured now (at most `max_in_flight`); `waiting` is
     units per tier of the other requests waiting (not this one), so moves are sized for the
-    queue and no pool gives away a node its own queue needs.
+    queue and no pool gives away a node its own queue needs. `prices` (optional: a valuation
+    of pools learned from recent arrivals, see leases.rebalance) makes a move or a drain happen
+    only when the request's tier gains more than the donor loses, by a margin; a donor may then
+    give up a node its own queue wants, when the node is worth more elsewhere.
     """
-    pools = summarise(inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting)
+    pools = summarise(
+        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
+    )
     return decide(pools=pools, request=request, in_flight=in_flight, max_in_flight=max_in_flight)
 
 

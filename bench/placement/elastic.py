@@ -7,8 +7,12 @@ move (the node is cordoned and serves nothing for `move_time_s`), or mark a node
 (no new lease on its capacity, PreferNoSchedule). Pods of a lease (one per unit, running for
 the whole lease) are packed onto the fullest nodes of the pool, as the scheduler's
 MostAllocated scoring for `nvidia.com/gpu` does, draining nodes last, so that nodes empty and
-can move. Imported by
-bench.placement only.
+can move.
+
+With `priced` (the default), every arrival also feeds a leases.rebalance.DemandTracker (tier,
+units and duration are known when a request arrives; nothing later is used), whose estimate
+is refreshed every `replan_s` (timed apart: `estimate_ns`) and prices the moves and drains of
+`place`. Imported by bench.placement only.
 """
 
 from __future__ import annotations
@@ -23,18 +27,28 @@ import numpy as np
 from bench.placement.outcome import Outcome, use_from_starts
 from bench.placement.traces import GPUS_PER_NODE, MODEL, TIER_NAMES, TIERS, Trace
 from leases.capacity import NodeState
-from leases.moves import stale_drains
+from leases.moves import Prices, stale_drains
 from leases.placement import PlaceAfterMove, PlacementRequest, PlaceNow, Refuse, place
+from leases.rebalance import DemandTracker, pool_limits
 
 _ARRIVE, _END, _MOVED = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class ElasticConfig:
-    """Knobs of the elastic policy: how long a move takes, how many may run at once."""
+    """Knobs of the elastic policy: how long a move takes, how many may run at once, and how
+    nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
+    `half_life_s`, none before `learn_s` of arrivals, re-estimated every `replan_s`; margins as
+    in leases.moves.Prices)."""
 
     move_time_s: float = 300.0
     max_in_flight: int = 1
+    priced: bool = True
+    half_life_s: float = 12 * 3600.0
+    learn_s: float = 12 * 3600.0
+    replan_s: float = 900.0
+    move_margin: float = 0.1
+    drain_margin: float = 0.5
 
 
 @dataclass
@@ -84,6 +98,10 @@ class ElasticSim:
         self.events: list[tuple[float, int, int, int]] = []
         self.seq = itertools.count()
         self.outcome = Outcome(start=self.start, use_times=np.empty(0), use_gpus=np.empty(0))
+        self.tracker = DemandTracker(half_life_s=config.half_life_s, learn_s=config.learn_s)
+        self.limits = pool_limits(self.states, TIERS)
+        self.prices: Prices | None = None
+        self.planned_at = -np.inf
 
     def run(self) -> Outcome:
         """Simulate the whole trace and return what happened."""
@@ -93,6 +111,7 @@ class ElasticSim:
         while self.events:
             now, _, kind, item = heapq.heappop(self.events)
             if kind == _ARRIVE:
+                self._observe(now, item)
                 self._expire(now)
                 self._arrive(now, item)
                 if self._undrain():
@@ -112,7 +131,30 @@ class ElasticSim:
     def _touch(self, k: int) -> None:
         self.states[k] = self.nodes[k].state()
 
-    def _decide(self, i: int, waiting: dict[str, int]):
+    def _observe(self, now: float, i: int) -> None:
+        """Learn from the arrival (its tier, units and duration are known when it arrives) and
+        re-estimate demand when the last estimate is `replan_s` old."""
+        if not self.config.priced:
+            return
+        trace = self.trace
+        self.tracker.observe(
+            tier=TIER_NAMES[trace.tier[i]],
+            units=int(trace.units[i]),
+            duration_s=float(trace.duration[i]),
+            at=now,
+        )
+        if now - self.planned_at < self.config.replan_s:
+            return
+        began = time.perf_counter_ns()
+        demand = self.tracker.estimate(now=now, tiers=TIERS, limits=self.limits)
+        if demand is not None:
+            self.prices = Prices(
+                demand.prepare(), move_margin=self.config.move_margin, drain_margin=self.config.drain_margin
+            )
+            self.planned_at = now
+            self.outcome.estimate_ns.append(time.perf_counter_ns() - began)
+
+    def _decide(self, now: float, i: int, waiting: dict[str, int]):
         trace = self.trace
         request = PlacementRequest(
             TIER_NAMES[trace.tier[i]],
@@ -128,12 +170,13 @@ class ElasticSim:
             in_flight=sum(node.moving for node in self.nodes),
             max_in_flight=self.max_in_flight,
             waiting=waiting,
+            prices=self.prices,
         )
         self.outcome.decision_ns.append(time.perf_counter_ns() - began)
         return decision
 
     def _arrive(self, now: float, i: int) -> None:
-        decision = self._decide(i, self.queued)
+        decision = self._decide(now, i, self.queued)
         if isinstance(decision, PlaceNow):
             self._place(now, i, decision.tier)
             return
@@ -228,7 +271,7 @@ class ElasticSim:
                 continue
             others = dict(self.queued)
             others[tier] -= units
-            decision = self._decide(i, others)
+            decision = self._decide(now, i, others)
             if isinstance(decision, PlaceNow):
                 self._place(now, i, decision.tier)
                 placed.add(i)
@@ -241,8 +284,14 @@ class ElasticSim:
         self._undrain()
 
     def _undrain(self) -> bool:
+        if all(node.target is None or node.moving for node in self.nodes):
+            return False  # nothing drains (a shortcut: stale_drains would say the same)
         stale = stale_drains(
-            inventory=self.states, reservations=self.reserved, tiers=TIERS, waiting=self.queued
+            inventory=self.states,
+            reservations=self.reserved,
+            tiers=TIERS,
+            waiting=self.queued,
+            prices=self.prices,
         )
         for name in stale:
             k = self.index[name]

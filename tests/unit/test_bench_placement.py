@@ -68,9 +68,18 @@ def test_every_policy_respects_arrival_patience_and_cluster_size(trace):
     static = outcome_of_split(trace, starts, best_split(table, nodes))
     first_fit = outcome_of_split(trace, starts, even_split(nodes))
     elastic = simulate(trace, split=even_split(nodes), config=ElasticConfig(move_time_s=300.0))
-    for outcome in (static, first_fit, elastic):
+    unpriced = simulate(
+        trace,
+        split=even_split(nodes),
+        config=ElasticConfig(priced=False),
+    )
+    for outcome in (static, first_fit, elastic, unpriced):
         _check_schedule(trace, outcome)
     assert elastic.moves > 0 and len(elastic.decision_ns) >= len(trace)
+    # Priced: demand is estimated now and then (never before 12 h of arrivals); unpriced, never.
+    assert elastic.estimate_ns
+    assert len(elastic.estimate_ns) <= (trace.arrival[-1] - trace.arrival[0]) / 900 + 1
+    assert not unpriced.estimate_ns
     bound = upper_bound(trace)
     for outcome in (static, first_fit, elastic):
         measured = metrics(trace, outcome)
@@ -113,6 +122,14 @@ def test_targets_read_the_rows():
     )
     assert checks["M_shifting_0.9_elastic_over_static_ge_1.15"] == {"ratio": 1.2, "met": True}
     assert checks["M_elastic_over_bound_at_0.7_ge_0.9"]["shifting"] == {"ratio": 0.8, "met": False}
+    # The background estimate is only shown.
+    latency = {"cluster": "L", "mix": "balanced", "load": 0.9, "policy": "elastic", "acceptance": 1.0}
+    row = latency | {"decision_p99_ms": 1.0, "estimate_p99_ms": 50.0}
+    assert targets([row])["L_decision_p99_ms_le_5"] == {
+        "worst_p99_ms": 1.0,
+        "met": True,
+        "worst_estimate_p99_ms": 50.0,
+    }
 
 
 def test_plot_writes_a_png(tmp_path, trace):

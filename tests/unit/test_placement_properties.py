@@ -3,7 +3,7 @@
 A small cluster runs random arrivals, departures, finished moves and waitlist sweeps; every
 decision of `place` is applied the way the placer workflow would (reserve and start pods,
 cordon and reconfigure a node, cordon a node to drain it) and the invariants are checked after
-every step.
+every step. Half the runs price nodes with a random valuation.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from leases.capacity import NodeState, pool_capacity
-from leases.moves import stale_drains
+from leases.moves import Prices, stale_drains
 from leases.placement import (
     OfferFallback,
     PlaceAfterMove,
@@ -57,11 +57,23 @@ class Node:
         )
 
 
+class Table:
+    """A random valuation: each tier's pool is worth `weight` per unit up to `cap` units."""
+
+    def __init__(self, weights: dict[str, tuple[float, int]]) -> None:
+        self.weights = weights
+
+    def value(self, tier: str, units: int) -> float:
+        weight, cap = self.weights.get(tier, (0.0, 0))
+        return weight * min(max(units, 0), cap)
+
+
 @dataclass
 class Cluster:
     nodes: dict[str, Node]
     max_in_flight: int
     spread: bool = False
+    prices: Prices | None = None
     reserved: dict[str, int] = field(default_factory=dict)
     leases: dict[int, tuple[str, int]] = field(default_factory=dict)
     waiting: list[tuple[int, PlacementRequest]] = field(default_factory=list)
@@ -82,6 +94,7 @@ class Cluster:
             in_flight=len(self.moves),
             max_in_flight=self.max_in_flight,
             waiting=ahead,
+            prices=self.prices,
         )
         return decision, {s.name: s for s in inventory}
 
@@ -174,6 +187,7 @@ class Cluster:
             reservations=self.reserved,
             tiers=TIERS,
             waiting=self._ahead(len(self.waiting)),
+            prices=self.prices,
         )
         for name in stale:
             assert self.nodes[name].target is not None and self.nodes[name].schedulable
@@ -225,13 +239,22 @@ ops = st.lists(
 )
 
 
+valuations = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(NAMES), st.tuples(st.floats(0.0, 10.0), st.integers(0, 64)), min_size=1
+    ).map(lambda weights: Prices(Table(weights))),
+)
+
+
 @settings(max_examples=300, deadline=None)
-@given(layout=nodes, trace=ops, max_in_flight=st.integers(0, 2), spread=st.booleans())
-def test_random_traces_never_over_commit_nor_move_busy_nodes(layout, trace, max_in_flight, spread):
+@given(layout=nodes, trace=ops, max_in_flight=st.integers(0, 2), spread=st.booleans(), prices=valuations)
+def test_random_traces_never_over_commit_nor_move_busy_nodes(layout, trace, max_in_flight, spread, prices):
     cluster = Cluster(
         nodes={f"n{i}": Node(f"n{i}", gpus, tier) for i, (gpus, tier) in enumerate(layout)},
         max_in_flight=max_in_flight,
         spread=spread,
+        prices=prices,
     )
     for op in trace:
         if op[0] == "arrive":

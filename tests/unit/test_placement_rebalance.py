@@ -1,0 +1,165 @@
+"""Demand-priced elastic pools: the value model, the tracker, priced moves and drains."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from leases.moves import Prices, stale_drains
+from leases.placement import PlaceAfterMove, Waitlist, place
+from leases.placement import PlacementRequest as Request
+from leases.rebalance import Demand, DemandTracker, TierDemand, accepted_rates, pool_limits
+from tests.unit.test_placement import SPECS, decide, node
+
+H = 3600.0
+
+
+class Linear:
+    """A pool is worth `per_unit[tier]` per unit, up to `cap[tier]` units."""
+
+    def __init__(self, per_unit: dict[str, float], cap: dict[str, int] | None = None) -> None:
+        self.per_unit, self.cap = per_unit, cap or {}
+
+    def value(self, tier: str, units: int) -> float:
+        return self.per_unit.get(tier, 0.0) * min(max(units, 0), self.cap.get(tier, 1 << 30))
+
+
+def erlang_b(servers: int, offered: float) -> float:
+    blocking = 1.0
+    for k in range(1, servers + 1):
+        blocking = offered * blocking / (k + offered * blocking)
+    return blocking
+
+
+def test_single_size_values_are_erlang_b():
+    demand = TierDemand(rate_per_s=6 / H, sizes=((1, 1.0),), mean_duration_s=2 * H)  # 12 erlangs
+    values = accepted_rates(demand, 40)
+    for servers in (1, 5, 12, 20):
+        assert values[servers] == pytest.approx(6 * (1 - erlang_b(servers, 12.0)), rel=1e-9)
+    assert values[0] == 0.0 and values[-1] == pytest.approx(6.0, rel=1e-6)
+    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+
+
+def test_kaufman_roberts_matches_the_product_form_and_blocks_big_leases_more():
+    # Leases of 1 and 2 units on 3 units: states (n1, n2) with n1 + 2 n2 <= 3; each class
+    # arrives at 0.5 per hour and holds for 3 hours, so 1.5 erlangs of leases each.
+    demand = TierDemand(rate_per_s=1 / H, sizes=((1, 0.5), (2, 0.5)), mean_duration_s=3 * H)
+    a1 = a2 = 1.5
+    states = [(n1, n2) for n1 in range(4) for n2 in range(2) if n1 + 2 * n2 <= 3]
+    weight = {s: a1 ** s[0] / math.factorial(s[0]) * a2 ** s[1] / math.factorial(s[1]) for s in states}
+    total = sum(weight.values())
+    free1 = sum(w for (n1, n2), w in weight.items() if n1 + 2 * n2 <= 2) / total
+    free2 = sum(w for (n1, n2), w in weight.items() if n1 + 2 * n2 <= 1) / total
+    assert accepted_rates(demand, 3)[3] == pytest.approx(0.5 * free1 + 0.5 * free2, rel=1e-9)
+    assert free2 < free1
+
+
+def test_values_stop_where_blocking_vanishes_and_respect_the_limit():
+    demand = TierDemand(rate_per_s=1 / H, sizes=((1, 0.7), (2, 0.3)), mean_duration_s=H)
+    values = accepted_rates(demand, 10_000)
+    assert len(values) < 100 and values[-1] == pytest.approx(1.0)
+    assert len(accepted_rates(demand, 3)) == 4
+    assert accepted_rates(TierDemand(0.0, ((1, 1.0),), H), 10) == [0.0]
+    table = Demand({"t": demand}, limits={"t": 3})
+    assert table.value("t", 2) == pytest.approx(values[2]) and table.value("t", 50) == table.value("t", 3)
+    assert table.value("other", 5) == 0.0 and table.value("t", 0) == 0.0
+
+
+def test_tracker_learns_rate_sizes_and_durations_from_arrivals_only():
+    tracker = DemandTracker(half_life_s=6 * H, learn_s=2 * H)
+    for k in range(600):  # one request of 1g every 6 minutes, every third one of 2 units
+        tracker.observe(tier="h100-1g", units=2 if k % 3 == 0 else 1, duration_s=4 * H, at=k * 360.0)
+        if k == 10:
+            assert tracker.estimate(now=k * 360.0) is None  # still learning
+    estimate = tracker.estimate(now=600 * 360.0, tiers=SPECS, limits={"h100-1g": 56})
+    assert estimate is not None
+    got = estimate.tiers["h100-1g"]
+    assert got.rate_per_s * H == pytest.approx(10.0, rel=0.05)
+    assert dict(got.sizes)[2] == pytest.approx(1 / 3, abs=0.02)
+    assert got.mean_duration_s == pytest.approx(4 * H)
+    # A tier nobody asked for lately fades away.
+    tracker.observe(tier="h100-3g", units=1, duration_s=H, at=600 * 360.0)
+    later = tracker.estimate(now=600 * 360.0 + 30 * H)
+    assert later is not None and later.tiers["h100-3g"].rate_per_s < 0.01 / H
+
+
+def test_priced_move_only_when_the_target_gains_more_than_the_donor_loses():
+    inventory = [node("a", "h100-full", pods=8), node("b", "h100-3g"), node("c", "h100-3g", pods=1)]
+    reserved = {"h100-full": 8, "h100-3g": 1}
+    # A 3g unit is worth 1, a whole GPU 1: the idle 3g node (16 units) beats 8 GPUs.
+    cheap = Prices(Linear({"h100-3g": 1.0, "h100-full": 1.0}))
+    assert isinstance(_decide(inventory, reserved, "h100-full", 1, prices=cheap), Waitlist)
+    dear = Prices(Linear({"h100-3g": 1.0, "h100-full": 3.0}))
+    moved = _decide(inventory, reserved, "h100-full", 1, prices=dear)
+    assert isinstance(moved, PlaceAfterMove) and moved.plan.nodes == ("b",)
+    # The margin: a gain of 24 against a loss of 16 passes 10 %, not 60 %.
+    assert isinstance(
+        _decide(inventory, reserved, "h100-full", 1, prices=Prices(dear.valuation, 0.6)), Waitlist
+    )
+
+
+def test_priced_donor_may_give_up_a_node_its_queue_wants_when_it_is_worth_more_elsewhere():
+    inventory = [node("a", "h100-full", pods=8), node("b", "h100-3g"), node("c", "h100-3g", pods=1)]
+    reserved, queued = {"h100-full": 8, "h100-3g": 1}, {"h100-3g": 16}
+    assert isinstance(decide(inventory, reserved, "h100-full", 1, waiting=queued), Waitlist)
+    prices = Prices(Linear({"h100-3g": 0.1, "h100-full": 1.0}))
+    decision = _decide(inventory, reserved, "h100-full", 1, waiting=queued, prices=prices)
+    assert isinstance(decision, PlaceAfterMove)
+    # ... but never its reservations: with 17 units reserved, c alone cannot hold them.
+    reserved["h100-3g"] = 17
+    assert isinstance(_decide(inventory, reserved, "h100-full", 1, prices=prices), Waitlist)
+
+
+def test_priced_drain_needs_the_drain_margin():
+    inventory = [node("a", "h100-full", pods=8), node("b", "h100-1g", pods=3), node("c", "h100-1g", pods=1)]
+    reserved = {"h100-full": 8, "h100-1g": 4}
+    # c gives 56 units of 1g or 8 GPUs: worth 56 x 0.05 = 2.8 against 8 x 1, a gain of 2.86x.
+    prices = Prices(Linear({"h100-1g": 0.05, "h100-full": 1.0}), drain_margin=0.5)
+    drained = _decide(inventory, reserved, "h100-full", 1, prices=prices)
+    assert isinstance(drained, Waitlist) and drained.drain is not None and drained.drain.node == "c"
+    strict = Prices(prices.valuation, drain_margin=2.0)
+    assert _decide(inventory, reserved, "h100-full", 1, prices=strict).drain is None
+
+
+def test_priced_drain_ignores_the_donors_queue_but_not_the_requests_patience():
+    inventory = [
+        node("a", "h100-full", pods=8),
+        node("b", "h100-1g", pods=3, empties_at=500.0),
+        node("c", "h100-1g", pods=1, empties_at=2000.0),
+    ]
+    reserved = {"h100-full": 8, "h100-1g": 60}  # 1g needs both nodes for its reservations
+    prices = Prices(Linear({"h100-1g": 0.01, "h100-full": 1.0}))
+    assert decide(inventory, reserved, "h100-full", 1).drain is None
+    drained = _decide(inventory, reserved, "h100-full", 1, prices=prices, wait_until=1000.0)
+    assert drained.drain is not None and drained.drain.node == "b"  # c empties too late
+    assert _decide(inventory, reserved, "h100-full", 1, prices=prices, wait_until=100.0).drain is None
+
+
+def test_priced_stale_drains_give_back_a_node_worth_more_at_home():
+    draining = node("b", "h100-1g", pods=2, target_tier="h100-full")
+    inventory = [node("a", "h100-1g", pods=50), draining, node("c", "h100-full", pods=8)]
+    reserved = {"h100-1g": 52, "h100-full": 8}
+    keep = Prices(Linear({"h100-1g": 0.01, "h100-full": 1.0}))
+    back = Prices(Linear({"h100-1g": 1.0, "h100-full": 1.0}))
+    args = {"inventory": inventory, "reservations": reserved, "tiers": SPECS, "waiting": {}}
+    assert stale_drains(**args, prices=keep) == []
+    assert stale_drains(**args, prices=back) == ["b"]
+
+
+def test_pool_limits_count_every_node_of_the_model():
+    limits = pool_limits([node("a", "h100-1g"), node("b", "h100-full", gpus=4)], SPECS)
+    assert limits["h100-1g"] == 12 * 7 and limits["h100-full"] == 12 and limits["l40s-full"] == 0
+
+
+def _decide(inventory, reserved, tier, units, *, prices, waiting=None, **request):
+    return place(
+        inventory=inventory,
+        reservations=reserved,
+        request=Request(tier, units, **request),
+        tiers=SPECS,
+        in_flight=0,
+        max_in_flight=1,
+        waiting=waiting,
+        prices=prices,
+    )
