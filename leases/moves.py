@@ -131,6 +131,8 @@ class Pools:
     leases may still use them); `incoming` the units of nodes draining or moving toward a tier.
     `held` is what each pool will have once the moves and drains under way are done (open
     nodes plus nodes on their way to it): with `prices`, moves and drains are priced from it.
+    `drain_busy` and `drain_empties` are the units of a pool's draining nodes that still hold
+    leases, and when the first of them empties.
     """
 
     tiers: Mapping[str, TierSpec]
@@ -144,10 +146,22 @@ class Pools:
     gpus_by_model: dict[str, int] = field(default_factory=dict)
     prices: Prices | None = None
     held: dict[str, int] = field(default_factory=dict)
+    drain_busy: dict[str, int] = field(default_factory=dict)
+    drain_empties: dict[str, float] = field(default_factory=dict)
 
     def free(self, tier: str) -> int:
         """Return units of `tier` that new leases may reserve now."""
         return max(0, self.capacity.get(tier, 0) - self.reserved.get(tier, 0))
+
+    def room_until(self, tier: str, ends_at: float | None) -> int:
+        """Return units of `tier` a lease ending at `ends_at` may reserve now: the free units,
+        plus those of the pool's busy draining nodes when the lease ends before every one of
+        them empties anyway (it then delays no move)."""
+        free = self.free(tier)
+        busy = self.drain_busy.get(tier, 0)
+        if ends_at is None or busy == 0 or ends_at > self.drain_empties.get(tier, float("-inf")):
+            return free
+        return max(free, self.capacity.get(tier, 0) + busy - self.reserved.get(tier, 0))
 
     def spare(self, tier: str, *, lost: int) -> int:
         """Return the units `tier` has beyond its reservations and queue after losing `lost`."""
@@ -209,6 +223,9 @@ def summarise(
                 pools.held[target.name] = pools.held.get(target.name, 0) + node.gpus * target.units_per_gpu
             else:
                 pools.incoming[target.name] += node.gpus * target.units_per_gpu
+                pools.drain_busy[spec.name] = pools.drain_busy.get(spec.name, 0) + units
+                empties = node.empties_at if node.empties_at is not None else float("-inf")
+                pools.drain_empties[spec.name] = min(pools.drain_empties.get(spec.name, empties), empties)
             continue
         pools.capacity[spec.name] += units
         if node.gpu_pods == 0:

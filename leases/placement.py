@@ -41,14 +41,16 @@ __all__ = [
 @dataclass(frozen=True)
 class PlacementRequest:
     """N units of a tier; `fallback` tiers to offer (default: the tier's own list), `accepts`,
-    tiers the requester takes without being asked when theirs is full, and `wait_until`, when
-    it leaves the waitlist (POSIX seconds, same clock as `NodeState.empties_at`; None: no limit)."""
+    tiers the requester takes without being asked when theirs is full, `wait_until`, when
+    it leaves the waitlist, and `ends_at`, when the lease would end if placed now (POSIX
+    seconds, same clock as `NodeState.empties_at`; None: no limit, unknown)."""
 
     tier: str
     units: int
     fallback: tuple[str, ...] = ()
     accepts: frozenset[str] = frozenset()
     wait_until: float | None = None
+    ends_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,13 @@ def decide(*, pools: Pools, request: PlacementRequest, in_flight: int, max_in_fl
     free = pools.free(tier)
     if free >= units:
         return PlaceNow(tier, f"{tier} has {free} free units")
+    room = pools.room_until(tier, request.ends_at)
+    if room >= units:
+        # Its draining nodes would sit half empty until their last lease ends: a lease that
+        # ends before that uses them without delaying any move.
+        return PlaceNow(
+            tier, f"{tier} has {room} units until its draining nodes empty, the lease ends before"
+        )
     incoming = pools.incoming.get(tier, 0)
     own_short = units - free - incoming
     need = own_short + pools.waiting.get(tier, 0)

@@ -12,7 +12,9 @@ can move.
 With `priced` (the default), every arrival also feeds a leases.rebalance.DemandTracker (tier,
 units and duration are known when a request arrives; nothing later is used), whose estimate
 is refreshed every `replan_s` (timed apart: `estimate_ns`) and prices the moves and drains of
-`place`. Imported by bench.placement only.
+`place`. A request
+carries when it would end (`ends_at`), so it may use a draining node's room if it ends before
+that node empties. Imported by bench.placement only.
 """
 
 from __future__ import annotations
@@ -39,11 +41,12 @@ class ElasticConfig:
     """Knobs of the elastic policy: how long a move takes, how many may run at once, and how
     nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
     `half_life_s`, none before `learn_s` of arrivals, re-estimated every `replan_s`; margins as
-    in leases.moves.Prices)."""
+    in leases.moves.Prices), `drain_backfill`: requests say when they end, so short ones may use draining nodes."""
 
     move_time_s: float = 300.0
     max_in_flight: int = 1
     priced: bool = True
+    drain_backfill: bool = True
     half_life_s: float = 12 * 3600.0
     learn_s: float = 12 * 3600.0
     replan_s: float = 900.0
@@ -160,6 +163,7 @@ class ElasticSim:
             TIER_NAMES[trace.tier[i]],
             int(trace.units[i]),
             wait_until=float(trace.arrival[i] + trace.patience[i]),
+            ends_at=now + float(trace.duration[i]) if self.config.drain_backfill else None,
         )
         began = time.perf_counter_ns()
         decision = place(
@@ -261,13 +265,23 @@ class ElasticSim:
     def _sweep(self, now: float) -> None:
         """Give every waiting request, oldest first, a new decision."""
         self._expire(now)
-        blocked: dict[str, int] = {}
+        # Per tier, the shortest duration refused so far for each lease size. Nothing changes
+        # between two refusals in a sweep, so a request no smaller than one that could not be
+        # placed (and no shorter, where draining nodes take short leases) cannot be placed
+        # either, and is skipped.
+        blocked: dict[str, dict[int, float]] = {}
         placed = set()
+        trace = self.trace
+        backfill = (
+            {node.tier for node in self.nodes if node.target and node.used and not node.moving}
+            if self.config.drain_backfill
+            else set()
+        )
         for i in self.waiting:
-            tier, units = TIER_NAMES[self.trace.tier[i]], int(self.trace.units[i])
-            # Nothing changes between two refusals in a sweep, so a request no smaller than
-            # one that could not be placed cannot be placed either.
-            if units >= blocked.get(tier, 1 << 30):
+            tier, units = TIER_NAMES[trace.tier[i]], int(trace.units[i])
+            duration = float(trace.duration[i]) if tier in backfill else 0.0
+            refused = blocked.get(tier)
+            if refused and any(u <= units and d <= duration for u, d in refused.items()):
                 continue
             others = dict(self.queued)
             others[tier] -= units
@@ -278,7 +292,8 @@ class ElasticSim:
                 self.queued[tier] -= units
             else:
                 self._act(now, decision)
-                blocked[tier] = units
+                refused = blocked.setdefault(tier, {})
+                refused[units] = min(refused.get(units, duration), duration)
         if placed:
             self.waiting = [i for i in self.waiting if i not in placed]
         self._undrain()

@@ -71,7 +71,7 @@ def test_every_policy_respects_arrival_patience_and_cluster_size(trace):
     unpriced = simulate(
         trace,
         split=even_split(nodes),
-        config=ElasticConfig(priced=False),
+        config=ElasticConfig(priced=False, drain_backfill=False),
     )
     for outcome in (static, first_fit, elastic, unpriced):
         _check_schedule(trace, outcome)

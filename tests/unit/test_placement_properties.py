@@ -1,9 +1,10 @@
 """Placement over random traces: never over-commit a pool, never move a node with GPU pods.
 
 A small cluster runs random arrivals, departures, finished moves and waitlist sweeps; every
-decision of `place` is applied the way the placer workflow would (reserve and start pods,
-cordon and reconfigure a node, cordon a node to drain it) and the invariants are checked after
-every step. Half the runs price nodes with a random valuation.
+decision of `place` is applied the way the placer workflow would (reserve and start pods, cordon and reconfigure a node, cordon a node to
+drain it) and the invariants are checked after every step. Half the runs price nodes with a
+random valuation; requests say when they would end, and nodes when they empty, so draining
+nodes take short leases.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Node:
     moving: bool = False
     target: str | None = None
     pods: dict[int, int] = field(default_factory=dict)  # lease id → pods (one unit each)
+    ends: dict[int, float] = field(default_factory=dict)  # lease id → when it ends
 
     def state(self) -> NodeState:
         spec = TIERS.get(self.tier or "")
@@ -54,6 +56,7 @@ class Node:
             # A reconfiguration in progress: the MIG manager has not reported success yet.
             config_state="pending" if self.moving else "success",
             target_tier=self.target,
+            empties_at=max(self.ends.values()) if self.ends else None,
         )
 
 
@@ -76,6 +79,7 @@ class Cluster:
     prices: Prices | None = None
     reserved: dict[str, int] = field(default_factory=dict)
     leases: dict[int, tuple[str, int]] = field(default_factory=dict)
+    ends: dict[int, float] = field(default_factory=dict)
     waiting: list[tuple[int, PlacementRequest]] = field(default_factory=list)
     moves: list[str] = field(default_factory=list)
     first_pods: dict[int, int] = field(default_factory=dict)  # pods a lease starts with
@@ -103,27 +107,41 @@ class Cluster:
         if isinstance(decision, PlaceNow):
             tier = decision.tier
             capacity = pool_capacity(inventory=self.inventory(), tiers=TIERS)[tier]
+            # A lease that ends before every busy draining node of its pool empties may also
+            # use those nodes' room; nothing else may.
+            busy_draining = [
+                n for n in seen.values() if n.tier == tier and n.target_tier is not None and n.gpu_pods
+            ]
+            if request.ends_at is not None and all(
+                n.empties_at is not None and request.ends_at <= n.empties_at for n in busy_draining
+            ):
+                capacity += sum(n.allocatable_gpu for n in busy_draining if n.schedulable)
             assert self.reserved.get(tier, 0) + request.units <= capacity, "over-committed"
             self.reserved[tier] = self.reserved.get(tier, 0) + request.units
             self.leases[lease] = (tier, request.units)
+            self.ends[lease] = request.ends_at if request.ends_at is not None else 1e9
             self._start_pods(lease, self.first_pods.pop(lease, request.units))
             return True
         if isinstance(decision, PlaceAfterMove):
-            assert len(self.moves) + len(decision.plan.moves) <= self.max_in_flight
-            for move in decision.plan.moves:
-                before = seen[move.node]
-                assert before.gpu_pods == 0, f"moved {move.node} with {before.gpu_pods} GPU pods"
-                assert move.node not in self.moves and move.to_tier == decision.tier
-                assert before.tier == move.from_tier
-                node = self.nodes[move.node]
-                node.schedulable, node.moving, node.target = False, True, move.to_tier
-                self.moves.append(move.node)
+            assert all(move.to_tier == decision.tier for move in decision.plan.moves)
+            self.start_moves(decision.plan.moves, seen)
         if isinstance(decision, Waitlist | OfferFallback) and decision.drain is not None:
             # A draining node stays schedulable for its pool's live leases (PreferNoSchedule).
             node = self.nodes[decision.drain.node]
             assert node.schedulable and node.target is None and node.tier == decision.drain.from_tier
             node.target = decision.drain.to_tier
         return False
+
+    def start_moves(self, moves, seen: dict[str, NodeState]) -> None:
+        assert len(self.moves) + len(moves) <= self.max_in_flight
+        for move in moves:
+            before = seen[move.node]
+            assert before.gpu_pods == 0, f"moved {move.node} with {before.gpu_pods} GPU pods"
+            assert move.node not in self.moves
+            assert before.tier == move.from_tier
+            node = self.nodes[move.node]
+            node.schedulable, node.moving, node.target = False, True, move.to_tier
+            self.moves.append(move.node)
 
     def _start_pods(self, lease: int, count: int) -> None:
         # One pod per unit, on nodes of the pool that are not cordoned, draining nodes last:
@@ -142,6 +160,7 @@ class Cluster:
             fresh = [n for n in open_nodes if n.target is None] or open_nodes
             node = min(fresh, key=used) if self.spread else max(fresh, key=used)
             node.pods[lease] = node.pods.get(lease, 0) + 1
+            node.ends[lease] = self.ends[lease]
             left -= 1
 
     def start(self, pick: int) -> None:
@@ -149,10 +168,10 @@ class Cluster:
         if self.leases:
             self._start_pods(sorted(self.leases)[pick % len(self.leases)], 64)
 
-    def arrive(self, tier: str, units: int, pods: int) -> None:
+    def arrive(self, tier: str, units: int, pods: int, ends: float | None) -> None:
         lease, self.next_id = self.next_id, self.next_id + 1
         self.first_pods[lease] = pods
-        request = PlacementRequest(tier, units)
+        request = PlacementRequest(tier, units, ends_at=ends)
         decision, seen = self.decide(request, self._ahead(len(self.waiting)))
         if not self.apply(lease, request, decision, seen) and not isinstance(decision, Refuse):
             self.waiting.append((lease, request))
@@ -180,6 +199,7 @@ class Cluster:
         self.reserved[tier] -= units
         for node in self.nodes.values():
             node.pods.pop(lease, None)
+            node.ends.pop(lease, None)
 
     def undrain(self) -> None:
         stale = stale_drains(
@@ -219,7 +239,11 @@ nodes = st.lists(
 # Most leases start every pod at once; arrivals weigh more than the rest so pools fill up and
 # moves and drains happen.
 arrival = st.tuples(
-    st.just("arrive"), st.sampled_from(NAMES), st.integers(1, 4), st.sampled_from([0, 1, 2, 4, 4, 4, 4])
+    st.just("arrive"),
+    st.sampled_from(NAMES),
+    st.integers(1, 4),
+    st.sampled_from([0, 1, 2, 4, 4, 4, 4]),
+    st.one_of(st.none(), st.floats(0.0, 100.0)),
 )
 ops = st.lists(
     st.one_of(
@@ -258,7 +282,7 @@ def test_random_traces_never_over_commit_nor_move_busy_nodes(layout, trace, max_
     )
     for op in trace:
         if op[0] == "arrive":
-            cluster.arrive(op[1], min(op[2], TIERS[op[1]].max_units), op[3])
+            cluster.arrive(op[1], min(op[2], TIERS[op[1]].max_units), op[3], op[4])
         elif op[0] == "depart":
             cluster.depart(op[1])
         elif op[0] == "start":
@@ -270,3 +294,46 @@ def test_random_traces_never_over_commit_nor_move_busy_nodes(layout, trace, max_
         else:
             cluster.sweep()
         cluster.check()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    layout=st.lists(
+        st.tuples(st.integers(0, 16), st.booleans(), st.floats(1.0, 100.0)), min_size=1, max_size=5
+    ),
+    requests=st.lists(st.tuples(st.integers(1, 2), st.floats(0.0, 120.0)), min_size=1, max_size=30),
+)
+def test_short_leases_on_draining_nodes_never_delay_a_move(layout, requests):
+    # One 3g pool (16 units a node); some nodes drain for whole GPUs, each holding a lease
+    # that ends at its own time. Pods land as the scheduler puts them: open nodes first, the
+    # fullest first; a draining node must never get a pod that outlives it, nor the pool more
+    # reservations than its nodes hold.
+    tier = "h100-3g"
+    nodes = [
+        Node(f"n{i}", 8, tier, target="h100-full" if drain else None)
+        for i, (_, drain, _) in enumerate(layout)
+    ]
+    for lease, (node, (pods, _, ends)) in enumerate(zip(nodes, layout, strict=True)):
+        if pods:
+            node.pods[lease], node.ends[lease] = pods, ends
+    reserved = sum(sum(n.pods.values()) for n in nodes)
+    for units, ends in requests:
+        decision = place(
+            inventory=[n.state() for n in nodes],
+            reservations={tier: reserved},
+            request=PlacementRequest(tier, units, ends_at=ends),
+            tiers=TIERS,
+            in_flight=0,
+            max_in_flight=0,
+        )
+        if not isinstance(decision, PlaceNow):
+            continue
+        reserved += units
+        for _ in range(units):
+            open_nodes = [n for n in nodes if sum(n.pods.values()) < 16]
+            assert open_nodes, "placed beyond the pool's nodes"
+            node = max(open_nodes, key=lambda n: (n.target is None, sum(n.pods.values())))
+            if node.target is not None:
+                assert node.ends and ends <= max(node.ends.values()), "a pod outlives its draining node"
+            node.pods[-1] = node.pods.get(-1, 0) + 1
+            node.ends[-1] = max(node.ends.get(-1, 0.0), ends)

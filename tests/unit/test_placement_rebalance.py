@@ -1,4 +1,5 @@
-"""Demand-priced elastic pools: the value model, the tracker, priced moves and drains."""
+"""Demand-priced elastic pools: the value model, the tracker, priced moves and drains, and
+drains that still take short leases."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import pytest
 
 from leases.moves import Prices, stale_drains
-from leases.placement import PlaceAfterMove, Waitlist, place
+from leases.placement import PlaceAfterMove, PlaceNow, Waitlist, place
 from leases.placement import PlacementRequest as Request
 from leases.rebalance import Demand, DemandTracker, TierDemand, accepted_rates, pool_limits
 from tests.unit.test_placement import SPECS, decide, node
@@ -134,6 +135,23 @@ def test_priced_drain_ignores_the_donors_queue_but_not_the_requests_patience():
     drained = _decide(inventory, reserved, "h100-full", 1, prices=prices, wait_until=1000.0)
     assert drained.drain is not None and drained.drain.node == "b"  # c empties too late
     assert _decide(inventory, reserved, "h100-full", 1, prices=prices, wait_until=100.0).drain is None
+
+
+def test_a_lease_that_ends_before_the_draining_nodes_empty_may_use_them():
+    draining = node("b", "h100-3g", pods=4, target_tier="h100-full", empties_at=1000.0)
+    inventory = [node("a", "h100-3g", pods=16), draining, node("c", "h100-full", pods=8)]
+    reserved = {"h100-3g": 20, "h100-full": 8}
+    assert isinstance(decide(inventory, reserved, "h100-3g", 2), Waitlist)
+    placed = decide(inventory, reserved, "h100-3g", 2, ends_at=900.0)
+    assert isinstance(placed, PlaceNow) and placed.tier == "h100-3g"
+    assert "draining nodes empty" in placed.reason
+    assert isinstance(decide(inventory, reserved, "h100-3g", 2, ends_at=1100.0), Waitlist)
+    # Never more than the pool holds with its draining nodes: 32 units.
+    assert isinstance(decide(inventory, reserved, "h100-3g", 2, ends_at=900.0), PlaceNow)
+    assert not isinstance(decide(inventory, {"h100-3g": 31}, "h100-3g", 2, ends_at=900.0), PlaceNow)
+    # A draining node whose leases' ends are unknown takes no short lease either.
+    unknown = node("b", "h100-3g", pods=4, target_tier="h100-full")
+    assert isinstance(decide([inventory[0], unknown], reserved, "h100-3g", 2, ends_at=900.0), Waitlist)
 
 
 def test_priced_stale_drains_give_back_a_node_worth_more_at_home():
