@@ -172,6 +172,22 @@ class Pools:
         spec = self.tiers[tier]
         return self.gpus_by_model.get(spec.gpu_model, 0) * spec.units_per_gpu
 
+    def commit(self, move: NodeMove) -> None:
+        """Account for a move just chosen, so the next choice sees it under way."""
+        for candidates in self.idle.values():
+            found = next((c for c in candidates if c.node.name == move.node), None)
+            if found is None:
+                continue
+            candidates.remove(found)
+            holder = _holder(found)
+            if holder is not None:
+                self.held[holder] = self.held.get(holder, 0) - _units_for(self, found, holder)
+            if not found.lossless and found.from_tier is not None:
+                self.capacity[found.from_tier] -= found.units_held
+            break
+        self.incoming[move.to_tier] = self.incoming.get(move.to_tier, 0) + move.units_gained
+        self.held[move.to_tier] = self.held.get(move.to_tier, 0) + move.units_gained
+
 
 def summarise(
     *,

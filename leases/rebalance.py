@@ -14,20 +14,22 @@ module prices a node in each pool:
   size and whose leases differ in GPUs per request.
 - `Prices` (leases.moves) pairs a demand with the margins by which a move, or a drain, must
   gain more than it loses; placement refuses the others.
+- `rebalance` moves idle nodes to where they are worth more before anyone asks.
 
 The caller keeps a tracker fed with every request as it arrives (the waitlist sweep, or the
 benchmark), takes an estimate now and then (`estimate`; the value tables are built once per
-estimate, not per decision) and passes `Prices(estimate)` to `place` and `stale_drains`.
-Pure functions and plain data; imports only leases.capacity.
+estimate, not per decision) and passes `Prices(estimate)` to `place`, `stale_drains` and
+`rebalance`. Pure functions and plain data; imports only leases.capacity and leases.moves.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from leases.capacity import NodeState, TierSpec
+from leases.capacity import NodeState, Reservations, TierSpec
+from leases.moves import NodeMove, Prices, donor_loss, movable, move_gain, move_of, summarise
 
 __all__ = [
     "Demand",
@@ -35,6 +37,7 @@ __all__ = [
     "TierDemand",
     "accepted_rates",
     "pool_limits",
+    "rebalance",
 ]
 
 _HOUR = 3600.0
@@ -216,3 +219,41 @@ def pool_limits(inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec]) -
         if node.gpu_model is not None:
             gpus[node.gpu_model] = gpus.get(node.gpu_model, 0) + node.gpus
     return {name: gpus.get(spec.gpu_model, 0) * spec.units_per_gpu for name, spec in tiers.items()}
+
+
+def rebalance(
+    *,
+    inventory: Sequence[NodeState],
+    reservations: Reservations,
+    tiers: Mapping[str, TierSpec],
+    waiting: Mapping[str, int] | None,
+    prices: Prices,
+    in_flight: int,
+    max_in_flight: int,
+) -> list[NodeMove]:
+    """Move idle nodes to the tiers where they are worth more, before anyone asks for them.
+
+    A node moves only when its new tier gains more than (1 + `prices.move_margin`) times what
+    its pool loses, and the donor keeps its reservations. The largest net gain goes first, up
+    to the free move slots; pools are priced again after each pick. Nodes with GPU pods never
+    move (drains start from `place`, for a request that waits).
+    """
+    slots = max_in_flight - in_flight
+    if slots <= 0:
+        return []
+    pools = summarise(
+        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
+    )
+    chosen: list[NodeMove] = []
+    while len(chosen) < slots:
+        best: tuple[float, NodeMove] | None = None
+        for spec in tiers.values():
+            for _, candidate in movable(pools=pools, target=spec, margin=prices.move_margin):
+                net = move_gain(pools, candidate, spec) - donor_loss(pools, candidate)
+                if best is None or net > best[0]:
+                    best = (net, move_of(candidate, spec))
+        if best is None:
+            break
+        chosen.append(best[1])
+        pools.commit(best[1])
+    return chosen

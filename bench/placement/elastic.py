@@ -12,7 +12,7 @@ can move.
 With `priced` (the default), every arrival also feeds a leases.rebalance.DemandTracker (tier,
 units and duration are known when a request arrives; nothing later is used), whose estimate
 is refreshed every `replan_s` (timed apart: `estimate_ns`) and prices the moves and drains of
-`place`. A request
+`place`; after every event `rebalance` may move idle nodes (timed: `rebalance_ns`). A request
 carries when it would end (`ends_at`), so it may use a draining node's room if it ends before
 that node empties. Imported by bench.placement only.
 """
@@ -31,7 +31,7 @@ from bench.placement.traces import GPUS_PER_NODE, MODEL, TIER_NAMES, TIERS, Trac
 from leases.capacity import NodeState
 from leases.moves import Prices, stale_drains
 from leases.placement import PlaceAfterMove, PlacementRequest, PlaceNow, Refuse, place
-from leases.rebalance import DemandTracker, pool_limits
+from leases.rebalance import DemandTracker, pool_limits, rebalance
 
 _ARRIVE, _END, _MOVED = 0, 1, 2
 
@@ -41,11 +41,13 @@ class ElasticConfig:
     """Knobs of the elastic policy: how long a move takes, how many may run at once, and how
     nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
     `half_life_s`, none before `learn_s` of arrivals, re-estimated every `replan_s`; margins as
-    in leases.moves.Prices), `drain_backfill`: requests say when they end, so short ones may use draining nodes."""
+    in leases.moves.Prices), `proactive`: idle nodes move before anyone asks,
+    `drain_backfill`: requests say when they end, so short ones may use draining nodes."""
 
     move_time_s: float = 300.0
     max_in_flight: int = 1
     priced: bool = True
+    proactive: bool = True
     drain_backfill: bool = True
     half_life_s: float = 12 * 3600.0
     learn_s: float = 12 * 3600.0
@@ -125,6 +127,7 @@ class ElasticSim:
             else:
                 self._moved(item)
                 self._sweep(now)
+            self._rebalance(now)
         self.outcome.use_times, self.outcome.use_gpus = use_from_starts(trace, self.start)
         return self.outcome
 
@@ -156,6 +159,26 @@ class ElasticSim:
             )
             self.planned_at = now
             self.outcome.estimate_ns.append(time.perf_counter_ns() - began)
+
+    def _rebalance(self, now: float) -> None:
+        if self.prices is None or not self.config.proactive:
+            return
+        in_flight = sum(node.moving for node in self.nodes)
+        if in_flight >= self.max_in_flight or all(node.used or node.moving for node in self.nodes):
+            return  # no free slot, or no idle node: nothing could move (a shortcut, not a rule)
+        began = time.perf_counter_ns()
+        moves = rebalance(
+            inventory=self.states,
+            reservations=self.reserved,
+            tiers=TIERS,
+            waiting=self.queued,
+            prices=self.prices,
+            in_flight=in_flight,
+            max_in_flight=self.max_in_flight,
+        )
+        self.outcome.rebalance_ns.append(time.perf_counter_ns() - began)
+        if moves:
+            self._start_moves(now, moves)
 
     def _decide(self, now: float, i: int, waiting: dict[str, int]):
         trace = self.trace

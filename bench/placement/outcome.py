@@ -24,6 +24,7 @@ class Outcome:
     moves: int = 0
     drains: int = 0
     decision_ns: list[int] = field(default_factory=list)
+    rebalance_ns: list[int] = field(default_factory=list)
     estimate_ns: list[int] = field(default_factory=list)
 
 

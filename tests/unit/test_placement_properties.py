@@ -1,7 +1,8 @@
 """Placement over random traces: never over-commit a pool, never move a node with GPU pods.
 
-A small cluster runs random arrivals, departures, finished moves and waitlist sweeps; every
-decision of `place` is applied the way the placer workflow would (reserve and start pods, cordon and reconfigure a node, cordon a node to
+A small cluster runs random arrivals, departures, finished moves, waitlist sweeps and
+rebalancing; every decision of `place` (and every move of `rebalance`) is applied the way the
+placer workflow would (reserve and start pods, cordon and reconfigure a node, cordon a node to
 drain it) and the invariants are checked after every step. Half the runs price nodes with a
 random valuation; requests say when they would end, and nodes when they empty, so draining
 nodes take short leases.
@@ -25,6 +26,7 @@ from leases.placement import (
     Waitlist,
     place,
 )
+from leases.rebalance import rebalance
 from tests.unit.test_placement import SPECS
 
 TIERS = {name: spec for name, spec in SPECS.items() if spec.gpu_model == "H100-80GB"}
@@ -143,6 +145,21 @@ class Cluster:
             node.schedulable, node.moving, node.target = False, True, move.to_tier
             self.moves.append(move.node)
 
+    def rebalance(self) -> None:
+        if self.prices is None:
+            return
+        inventory = self.inventory()
+        moves = rebalance(
+            inventory=inventory,
+            reservations=self.reserved,
+            tiers=TIERS,
+            waiting=self._ahead(len(self.waiting)),
+            prices=self.prices,
+            in_flight=len(self.moves),
+            max_in_flight=self.max_in_flight,
+        )
+        self.start_moves(moves, {s.name: s for s in inventory})
+
     def _start_pods(self, lease: int, count: int) -> None:
         # One pod per unit, on nodes of the pool that are not cordoned, draining nodes last:
         # packed onto the fullest node, or spread onto the emptiest (which leaves few idle nodes
@@ -257,6 +274,7 @@ ops = st.lists(
         st.tuples(st.just("finish")),
         st.tuples(st.just("sweep")),
         st.tuples(st.just("undrain")),
+        st.tuples(st.just("rebalance")),
     ),
     min_size=10,
     max_size=120,
@@ -291,6 +309,8 @@ def test_random_traces_never_over_commit_nor_move_busy_nodes(layout, trace, max_
             cluster.finish_move()
         elif op[0] == "undrain":
             cluster.undrain()
+        elif op[0] == "rebalance":
+            cluster.rebalance()
         else:
             cluster.sweep()
         cluster.check()

@@ -1,5 +1,5 @@
-"""Demand-priced elastic pools: the value model, the tracker, priced moves and drains, and
-drains that still take short leases."""
+"""Demand-priced elastic pools: the value model, the tracker, priced moves and drains, drains
+that still take short leases, and proactive rebalancing of idle nodes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from leases.moves import Prices, stale_drains
 from leases.placement import PlaceAfterMove, PlaceNow, Waitlist, place
 from leases.placement import PlacementRequest as Request
-from leases.rebalance import Demand, DemandTracker, TierDemand, accepted_rates, pool_limits
+from leases.rebalance import Demand, DemandTracker, TierDemand, accepted_rates, pool_limits, rebalance
 from tests.unit.test_placement import SPECS, decide, node
 
 H = 3600.0
@@ -154,6 +154,35 @@ def test_a_lease_that_ends_before_the_draining_nodes_empty_may_use_them():
     assert isinstance(decide([inventory[0], unknown], reserved, "h100-3g", 2, ends_at=900.0), Waitlist)
 
 
+def test_rebalance_moves_idle_nodes_where_they_are_worth_more():
+    inventory = [
+        node("a", "h100-3g"),
+        node("b", "h100-3g", pods=2),
+        node("c", "h100-full", pods=8),
+        node("d", "h100-1g", pods=5),
+    ]
+    reserved = {"h100-3g": 2, "h100-full": 8, "h100-1g": 5}
+    prices = Prices(Linear({"h100-3g": 0.1, "h100-full": 1.0, "h100-1g": 0.01}))
+    moves = _rebalance(inventory, reserved, prices)
+    assert [(m.node, m.from_tier, m.to_tier) for m in moves] == [("a", "h100-3g", "h100-full")]
+    assert _rebalance(inventory, reserved, prices, in_flight=1) == []
+    # Not when the gain is within the margin, nor when the donor needs the node's units.
+    assert _rebalance(inventory, reserved, Prices(prices.valuation, move_margin=20.0)) == []
+    assert _rebalance(inventory, {**reserved, "h100-3g": 17}, prices) == []
+    # Busy nodes never move, however much they are worth elsewhere.
+    busy = [node("a", "h100-3g", pods=1), *inventory[1:]]
+    assert _rebalance(busy, {**reserved, "h100-3g": 3}, prices) == []
+
+
+def test_rebalance_prices_each_pick_with_the_previous_ones_under_way():
+    inventory = [node("a", "h100-3g"), node("b", "h100-3g"), node("c", "h100-full", pods=8)]
+    # Whole GPUs are worth a lot up to 16, nothing beyond: one node to full, then the other
+    # is worth more where it is.
+    prices = Prices(Linear({"h100-3g": 0.1, "h100-full": 1.0}, cap={"h100-full": 16}))
+    moves = _rebalance(inventory, {"h100-full": 8}, prices, max_in_flight=2)
+    assert len(moves) == 1 and moves[0].to_tier == "h100-full"
+
+
 def test_priced_stale_drains_give_back_a_node_worth_more_at_home():
     draining = node("b", "h100-1g", pods=2, target_tier="h100-full")
     inventory = [node("a", "h100-1g", pods=50), draining, node("c", "h100-full", pods=8)]
@@ -180,4 +209,16 @@ def _decide(inventory, reserved, tier, units, *, prices, waiting=None, **request
         max_in_flight=1,
         waiting=waiting,
         prices=prices,
+    )
+
+
+def _rebalance(inventory, reserved, prices, *, in_flight=0, max_in_flight=1):
+    return rebalance(
+        inventory=inventory,
+        reservations=reserved,
+        tiers=SPECS,
+        waiting={},
+        prices=prices,
+        in_flight=in_flight,
+        max_in_flight=max_in_flight,
     )
