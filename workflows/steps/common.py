@@ -7,9 +7,14 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from leases.lifecycle import transition
 from leases.models import Lease
+from leases.ports import Notice
 from leases.records import get_lease
+from leases.states import LeaseState
+from workflows import outbox
 from workflows.runtime import Runtime
+from workflows.views import lease_view
 
 logger = logging.getLogger("workflows.steps")
 
@@ -40,3 +45,15 @@ def log(event: str, lease: Lease, **fields: object) -> None:
     extra = {"event": event, "lease_id": lease.id, "namespace": lease.namespace, **fields}
     detail = " ".join(f"{k}={v}" for k, v in fields.items())
     logger.info("%s lease=%s namespace=%s %s", event, lease.id, lease.namespace, detail, extra=extra)
+
+
+def fail_lease(rt: Runtime, session: Session, lease: Lease, *, reason: str, text: str,
+               data: dict | None = None) -> None:
+    """Mark a lease failed (audit included) and queue the requester's message about it."""
+    now = rt.now()
+    transition(session, lease=lease, to=LeaseState.FAILED, actor=SYSTEM, reason=reason, now=now, data=data)
+    mark_step(lease, None, now)
+    outbox.add(
+        session, key=f"{lease.id}:failed", target="requester", lease_id=lease.id, now=now,
+        notice=Notice(kind="lease.failed", text=text, lease=lease_view(rt, lease), data=data),
+    )

@@ -33,7 +33,7 @@ from leases.store import session_scope
 from provisioners.inventory import read_cluster
 from workflows import outbox
 from workflows.runtime import Runtime
-from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
+from workflows.steps.common import SYSTEM, enqueue, fail_lease, locked, log, mark_step
 from workflows.views import lease_view
 
 PLACEABLE = (LeaseState.APPROVED, LeaseState.WAITLISTED, LeaseState.PLACING)
@@ -131,22 +131,8 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
         elif isinstance(decision, PlaceAfterMove):
             state = _after_move(session, rt, lease, decision, follow_up)
         elif isinstance(decision, Refuse):
-            transition(
-                session, lease=lease, to=LeaseState.FAILED, actor=SYSTEM, reason=decision.reason, now=now
-            )
-            mark_step(lease, None, now)
-            outbox.add(
-                session,
-                key=f"{lease.id}:failed",
-                target="requester",
-                lease_id=lease.id,
-                now=now,
-                notice=Notice(
-                    kind="lease.failed",
-                    text=f"{lease.namespace} cannot be placed: {decision.reason}",
-                    lease=lease_view(rt, lease),
-                ),
-            )
+            fail_lease(rt, session, lease, reason=decision.reason,
+                       text=f"{lease.namespace} cannot be placed: {decision.reason}")
             state = str(lease.state)
         else:
             state = _wait(session, rt, lease, decision, follow_up)

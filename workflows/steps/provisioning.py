@@ -18,7 +18,7 @@ from provisioners import gitops
 from provisioners.bundle import BundleSpec, OwnershipError, apply, spec_from, teardown
 from workflows import outbox
 from workflows.runtime import Runtime
-from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
+from workflows.steps.common import SYSTEM, enqueue, fail_lease, locked, log, mark_step
 from workflows.views import kubectl_snippet, lease_view
 
 
@@ -114,30 +114,9 @@ def compensate(rt: Runtime, lease_id: str, *, reason: str) -> str:
         if lease.state in (LeaseState.FAILED, LeaseState.RECLAIMED):
             return str(lease.state)
         release(session, lease=lease, now=now)
-        transition(
-            session,
-            lease=lease,
-            to=LeaseState.FAILED,
-            actor=SYSTEM,
-            reason=reason,
-            now=now,
-            data={"cleanup": cleanup},
-        )
-        mark_step(lease, None, now)
+        fail_lease(rt, session, lease, reason=reason, text=f"{lease.namespace} could not be created: {reason}",
+                   data={"cleanup": cleanup})
         view = lease_view(rt, lease)
-        outbox.add(
-            session,
-            key=f"{lease.id}:failed",
-            target="requester",
-            lease_id=lease.id,
-            now=now,
-            notice=Notice(
-                kind="lease.failed",
-                text=f"{lease.namespace} could not be created: {reason}",
-                lease=view,
-                data={"cleanup": cleanup},
-            ),
-        )
         if not cleanup.startswith("removed"):
             outbox.add(
                 session,
