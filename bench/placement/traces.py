@@ -20,17 +20,40 @@ MODEL = "H100-80GB"
 GPUS_PER_NODE = 8
 
 # max_units per lease as in the example policy, widened for 2g (not in it) and full GPUs.
+# Fallbacks (in the order offered) each give at least the asked compute and memory,
+# dedicated: 1g.10gb → 2g.20gb, 3g.40gb; 2g.20gb → 3g.40gb; 3g.40gb → a whole GPU; a quarter
+# time-share of an 80 GB H100 → 2g.20gb (2/7 of the compute and 20 of the 80 GB, dedicated:
+# at least a fair quarter), 3g.40gb. So each costs at least the asked GPUs; a fallback's
+# max_units still holds (4 units of 1g cannot go to 2g).
 TIERS: Mapping[str, TierSpec] = {
     t.name: tier_spec(t)
     for t in (
         Tier(
-            name="h100-1g", display="1g.10gb", gpu_model=MODEL, mode="mig", mig_profile="1g.10gb", max_units=4
+            name="h100-1g",
+            display="1g.10gb",
+            gpu_model=MODEL,
+            mode="mig",
+            mig_profile="1g.10gb",
+            max_units=4,
+            fallback=["h100-2g", "h100-3g"],
         ),
         Tier(
-            name="h100-2g", display="2g.20gb", gpu_model=MODEL, mode="mig", mig_profile="2g.20gb", max_units=3
+            name="h100-2g",
+            display="2g.20gb",
+            gpu_model=MODEL,
+            mode="mig",
+            mig_profile="2g.20gb",
+            max_units=3,
+            fallback=["h100-3g"],
         ),
         Tier(
-            name="h100-3g", display="3g.40gb", gpu_model=MODEL, mode="mig", mig_profile="3g.40gb", max_units=2
+            name="h100-3g",
+            display="3g.40gb",
+            gpu_model=MODEL,
+            mode="mig",
+            mig_profile="3g.40gb",
+            max_units=2,
+            fallback=["h100-full"],
         ),
         Tier(
             name="h100-shared",
@@ -39,11 +62,14 @@ TIERS: Mapping[str, TierSpec] = {
             mode="timeslice",
             replicas=4,
             max_units=2,
+            fallback=["h100-2g", "h100-3g"],
         ),
         Tier(name="h100-full", display="whole GPU", gpu_model=MODEL, mode="full", max_units=4),
     )
 }
 TIER_NAMES: tuple[str, ...] = tuple(TIERS)
+# Units per GPU of each tier, by index into TIER_NAMES: u units of tier t cost u / PER_GPU[t] GPUs.
+PER_GPU: np.ndarray = np.array([TIERS[name].units_per_gpu for name in TIER_NAMES], dtype=float)
 
 # Units per lease, per tier: (sizes, probabilities). Most leases are small.
 SIZES: Mapping[str, tuple[tuple[int, ...], tuple[float, ...]]] = {
@@ -120,9 +146,8 @@ class Trace:
 
     @property
     def gpu_cost(self) -> np.ndarray:
-        """Return what each request costs in whole GPUs while it runs."""
-        per_gpu = np.array([TIERS[name].units_per_gpu for name in TIER_NAMES], dtype=float)
-        return self.units / per_gpu[self.tier]
+        """Return what each request costs in whole GPUs while it runs on the tier it asked for."""
+        return self.units / PER_GPU[self.tier]
 
 
 def _mean_cost(weights: np.ndarray) -> float:
