@@ -49,8 +49,8 @@ class ElasticConfig:
     priced: bool = True
     proactive: bool = True
     drain_backfill: bool = True
-    half_life_s: float = 12 * 3600.0
-    learn_s: float = 12 * 3600.0
+    half_life_s: float = 4 * 3600.0
+    learn_s: float = 4 * 3600.0
     replan_s: float = 900.0
     move_margin: float = 0.1
     drain_margin: float = 0.5

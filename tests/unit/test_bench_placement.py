@@ -76,7 +76,7 @@ def test_every_policy_respects_arrival_patience_and_cluster_size(trace):
     for outcome in (static, first_fit, elastic, unpriced):
         _check_schedule(trace, outcome)
     assert elastic.moves > 0 and len(elastic.decision_ns) >= len(trace)
-    # Priced: demand is estimated now and then (never before 12 h of arrivals), and idle
+    # Priced: demand is estimated now and then (never before `learn_s` of arrivals), and idle
     # nodes are rebalanced after events; unpriced, neither happens.
     assert elastic.estimate_ns and elastic.rebalance_ns
     assert len(elastic.estimate_ns) <= (trace.arrival[-1] - trace.arrival[0]) / 900 + 1
