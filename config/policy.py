@@ -218,6 +218,30 @@ class Network(_Strict):
     allow_from_namespaces: list[str] = Field(default_factory=lambda: ["kube-system"])
 
 
+class Placement(_Strict):
+    """How elastic pools decide which node serves which tier (leases.rebalance)."""
+
+    pricing: bool = Field(
+        True, description="price node moves and drains by the demand learned from recent requests"
+    )
+    demand_half_life: Duration = Field(
+        timedelta(hours=4), description="how fast older requests stop counting in the demand estimate"
+    )
+    demand_warmup: Duration = Field(
+        timedelta(hours=4), description="requests seen before the estimate is trusted"
+    )
+    move_margin: float = Field(0.1, ge=0, description="a move must gain this much more than it costs")
+    drain_margin: float = Field(0.5, ge=0, description="a drain must gain this much more than it costs")
+    rebalance: bool = Field(True, description="move idle nodes to where demand is, on every sweep")
+
+    @field_validator("demand_half_life")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("the half-life must be positive")
+        return value
+
+
 class Cluster(_Strict):
     name: Name
     context: str | None = Field(None, description="kubeconfig context")
@@ -237,6 +261,7 @@ class Policy(_Strict):
     expiry: Expiry = Field(default_factory=Expiry)
     identity: Identity = Field(default_factory=Identity)
     network: Network = Field(default_factory=Network)
+    placement: Placement = Field(default_factory=Placement)
     pinning: PinningMechanism = PinningMechanism.NODE_SELECTOR_ANNOTATIONS
     clusters: list[Cluster] = Field(min_length=1)
 

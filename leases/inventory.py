@@ -9,7 +9,7 @@ a cluster lives in provisioners.inventory; this module only interprets them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from leases import gpu_catalog
@@ -28,10 +28,11 @@ GPU_RESOURCE = "nvidia.com/gpu"
 
 @dataclass(frozen=True)
 class NodeReading:
-    """A node as read, with what the inventory found about it."""
+    """A node as read, with what the inventory found about it; `namespaces` hold its GPU pods."""
 
     state: NodeState
     product: str | None
+    namespaces: frozenset[str] = frozenset()
 
 
 def _int(value: Any) -> int | None:
@@ -150,13 +151,42 @@ def gpu_pods_by_node(pods: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return counts
 
 
+def gpu_namespaces_by_node(pods: Iterable[Mapping[str, Any]]) -> dict[str, frozenset[str]]:
+    """Return, per node name, the namespaces of the GPU pods running on it."""
+    found: dict[str, set[str]] = {}
+    for pod in pods:
+        node = pod.get("spec", {}).get("nodeName")
+        if node and pod_uses_gpu(pod):
+            found.setdefault(node, set()).add(pod.get("metadata", {}).get("namespace", ""))
+    return {node: frozenset(names) for node, names in found.items()}
+
+
 def read_inventory(
     nodes: Iterable[Mapping[str, Any]], pods: Iterable[Mapping[str, Any]] = ()
 ) -> list[NodeReading]:
     """Interpret every node, with the GPU pods running on each."""
+    pods = list(pods)
     busy = gpu_pods_by_node(pods)
+    namespaces = gpu_namespaces_by_node(pods)
     readings = []
     for node in nodes:
         name = node.get("metadata", {}).get("name", "?")
-        readings.append(read_node(node, gpu_pods=busy.get(name, 0)))
+        reading = read_node(node, gpu_pods=busy.get(name, 0))
+        readings.append(replace(reading, namespaces=namespaces.get(name, frozenset())))
     return readings
+
+
+def with_empty_times(readings: Iterable[NodeReading], expiries: Mapping[str, float]) -> list[NodeState]:
+    """Return the nodes' states with `empties_at`: when the last lease with GPU pods there expires.
+
+    `expiries` maps a lease's namespace to its expiry (POSIX seconds). A node with a GPU pod in
+    any other namespace (not a lease, or one without an expiry) may never empty: None, unknown.
+    A node without GPU pods keeps None too (it is empty already).
+    """
+    states = []
+    for reading in readings:
+        ends = [expiries.get(ns) for ns in reading.namespaces]
+        known = bool(ends) and all(end is not None for end in ends)
+        empties_at = max(end for end in ends if end is not None) if known else None
+        states.append(replace(reading.state, empties_at=empties_at))
+    return states

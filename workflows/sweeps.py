@@ -23,7 +23,7 @@ from workflows import outbox
 from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
-from workflows.steps.placing import place_lease, read_inventory, sync_pools
+from workflows.steps.placing import place_lease, read_inventory, rebalance_cluster, sync_pools
 from workflows.steps.reclaiming import RUNNING, start_reclaim
 from workflows.views import lease_view
 
@@ -183,7 +183,7 @@ def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:
 
 def sync_capacity(rt: Runtime, cluster: str) -> None:
     """Write the cluster's pool capacity from its nodes (approval cards show free units from it)."""
-    inventory = read_inventory(rt, cluster)
+    inventory = [reading.state for reading in read_inventory(rt, cluster)]
     with session_scope(rt.engine) as session:
         sync_pools(session, rt, cluster=cluster, inventory=inventory)
 
@@ -203,6 +203,9 @@ def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     for lease_id in waiting:
         if place_lease(rt, lease_id) != str(LeaseState.WAITLISTED):
             placed.append(lease_id)
+    # Then idle nodes go where demand is, before the next request has to wait for them.
+    for name in [cluster] if cluster else [c.name for c in rt.policy.clusters]:
+        rebalance_cluster(rt, name)
     return placed
 
 

@@ -7,7 +7,7 @@ import pytest
 from config.settings import EXAMPLE_POLICY
 from gpulease.wiring import load_checked_policy
 from leases.capacity import assess_node, pool_capacity, tier_specs
-from leases.inventory import gpu_pods_by_node, read_inventory, read_node
+from leases.inventory import gpu_pods_by_node, read_inventory, read_node, with_empty_times
 
 TIERS = tier_specs(load_checked_policy(EXAMPLE_POLICY))
 
@@ -139,3 +139,27 @@ def test_gpu_pods_are_counted_per_node_and_cordon_read():
     assert [r.state.gpu_pods for r in readings] == [1, 1]
     assert readings[0].state.schedulable is False
     assert pool_capacity(inventory=[r.state for r in readings], tiers=TIERS)["h100-1g"] == 56
+
+
+def _gpu_pod(node: str, namespace: str) -> dict:
+    return {
+        "metadata": {"namespace": namespace},
+        "spec": {"nodeName": node, "containers": [{"resources": {"limits": {"nvidia.com/gpu": "1"}}}]},
+        "status": {"phase": "Running"},
+    }
+
+
+def test_a_node_empties_when_its_last_lease_expires():
+    pods = [
+        _gpu_pod("n1", "a"),
+        _gpu_pod("n1", "b"),
+        _gpu_pod("n2", "a"),
+        _gpu_pod("n3", "a"),
+        _gpu_pod("n3", "kube-x"),
+    ]
+    readings = read_inventory([mig_single(n) for n in ("n1", "n2", "n3", "n4")], pods)
+    assert [sorted(r.namespaces) for r in readings] == [["a", "b"], ["a"], ["a", "kube-x"], []]
+    states = with_empty_times(readings, {"a": 100.0, "b": 250.0})
+    # n3 runs a GPU pod of no lease (it may never leave); n4 is empty already.
+    assert [s.empties_at for s in states] == [250.0, 100.0, None, None]
+    assert [s.gpu_pods for s in states] == [2, 1, 2, 0]

@@ -2,21 +2,26 @@
 
 Reads the cluster's nodes (outside any transaction), then, holding the cluster's pool rows so
 placements on one cluster are decided one at a time, syncs pool capacity from the inventory,
-asks the pure placement function, and acts on its decision: reserve now, start node moves,
-waitlist (possibly draining a node), offer fallback tiers, or refuse.
+learns when each node empties (the expiry of the leases with GPU pods on it) and what each
+pool is worth (workflows.demand), asks the pure placement function, and acts on its decision:
+reserve now, start node moves, waitlist (possibly draining a node), offer fallback tiers, or
+refuse.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
 from leases.capacity import NodeState, pool_capacity
 from leases.errors import CapacityExceeded
+from leases.inventory import NodeReading, with_empty_times
 from leases.lifecycle import transition
 from leases.models import Lease, NodeMoveRecord, Pool, Reservation
-from leases.moves import stale_drains
+from leases.moves import NodeMove, stale_drains
 from leases.placement import (
     OfferFallback,
     PlaceAfterMove,
@@ -27,21 +32,42 @@ from leases.placement import (
     place,
 )
 from leases.ports import Notice
+from leases.rebalance import rebalance
 from leases.reservations import reserve, set_pool_capacity
 from leases.states import LeaseState
 from leases.store import session_scope
 from provisioners.inventory import read_cluster
 from workflows import outbox
+from workflows.demand import cluster_prices
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, fail_lease, locked, log, mark_step
 from workflows.views import lease_view
 
+logger = logging.getLogger(__name__)
+
 PLACEABLE = (LeaseState.APPROVED, LeaseState.WAITLISTED, LeaseState.PLACING)
+# Leases whose pods may be on nodes: anything provisioned and not yet gone.
+LIVE_ON_NODES = (
+    LeaseState.PROVISIONING,
+    LeaseState.ACTIVE,
+    LeaseState.EXPIRING,
+    LeaseState.RECLAIMING,
+)
 
 
-def read_inventory(rt: Runtime, cluster: str) -> list[NodeState]:
-    """Read the cluster's nodes into the capacity model."""
-    return [r.state for r in read_cluster(rt.kube(cluster), retry=rt.retry)]
+def read_inventory(rt: Runtime, cluster: str) -> list[NodeReading]:
+    """Read the cluster's nodes into the capacity model (with the namespaces of their GPU pods)."""
+    return read_cluster(rt.kube(cluster), retry=rt.retry)
+
+
+def with_expiries(session: Session, cluster: str, readings: list[NodeReading]) -> list[NodeState]:
+    """Return the nodes' states with when each empties, from the expiry of the live leases."""
+    rows = session.exec(
+        select(Lease.namespace, Lease.expires_at).where(
+            Lease.cluster == cluster, col(Lease.state).in_(LIVE_ON_NODES), col(Lease.expires_at).is_not(None)
+        )
+    ).all()
+    return with_empty_times(readings, {ns: at.timestamp() for ns, at in rows if at is not None})
 
 
 def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[NodeState]) -> dict[str, int]:
@@ -96,18 +122,22 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
         if lease.state is not LeaseState.PLACING:
             transition(session, lease=lease, to=LeaseState.PLACING, actor=SYSTEM, reason=None, now=now)
         mark_step(lease, "place", now)
-    inventory = read_inventory(rt, cluster)
+    readings = read_inventory(rt, cluster)
     follow_up: list[tuple[str, tuple]] = []
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         if lease.state is not LeaseState.PLACING:
             return str(lease.state)
+        inventory = with_expiries(session, cluster, readings)
         sync_pools(session, rt, cluster=cluster, inventory=inventory)
         _lock_pools(session, cluster)
+        prices = cluster_prices(session, rt, cluster=cluster, inventory=inventory)
         request = PlacementRequest(
             tier=lease.tier,
             units=lease.units,
             fallback=tuple(lease.fallback_tiers or ()),
+            # A lease that ends before a draining node empties may use that node's room.
+            ends_at=now.timestamp() + lease.duration_seconds,
         )
         decision = place(
             inventory=inventory,
@@ -117,6 +147,7 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
             in_flight=moves_in_flight(session, cluster),
             max_in_flight=rt.policy.cluster(cluster).max_moves_in_flight,
             waiting=_waiting(session, cluster, besides=lease.id),
+            prices=prices,
         )
         log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
         for node in stale_drains(
@@ -124,6 +155,7 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
             reservations=_held(session, cluster),
             tiers=rt.tiers,
             waiting=_waiting(session, cluster, besides=""),
+            prices=prices,
         ):
             follow_up.append(("undrain_node", (cluster, node)))
         if isinstance(decision, PlaceNow):
@@ -131,8 +163,13 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
         elif isinstance(decision, PlaceAfterMove):
             state = _after_move(session, rt, lease, decision, follow_up)
         elif isinstance(decision, Refuse):
-            fail_lease(rt, session, lease, reason=decision.reason,
-                       text=f"{lease.namespace} cannot be placed: {decision.reason}")
+            fail_lease(
+                rt,
+                session,
+                lease,
+                reason=decision.reason,
+                text=f"{lease.namespace} cannot be placed: {decision.reason}",
+            )
             state = str(lease.state)
         else:
             state = _wait(session, rt, lease, decision, follow_up)
@@ -163,23 +200,86 @@ def _place_now(session: Session, rt: Runtime, lease: Lease, decision: PlaceNow, 
 def _after_move(
     session: Session, rt: Runtime, lease: Lease, decision: PlaceAfterMove, follow_up: list
 ) -> str:
-    now = rt.now()
-    for move in decision.plan.moves:
+    start_moves(
+        session,
+        cluster=lease.cluster,
+        moves=decision.plan.moves,
+        lease_id=lease.id,
+        now=rt.now(),
+        follow_up=follow_up,
+    )
+    return _wait(session, rt, lease, Waitlist(decision.reason), follow_up, moving=True)
+
+
+def start_moves(
+    session: Session,
+    *,
+    cluster: str,
+    moves: Sequence[NodeMove],
+    lease_id: str | None,
+    now: datetime,
+    follow_up: list,
+) -> None:
+    """Record each move (for `lease_id`, or None: ahead of demand) and queue its execution."""
+    for move in moves:
         record = NodeMoveRecord(
-            cluster=lease.cluster,
+            cluster=cluster,
             node=move.node,
             from_tier=move.from_tier,
             to_tier=move.to_tier,
             node_config=move.node_config,
             plugin_config=move.plugin_config,
-            lease_id=lease.id,
+            lease_id=lease_id,
             started_at=now,
             updated_at=now,
         )
         session.add(record)
         session.flush()
         follow_up.append(("move_node", (record.id,)))
-    return _wait(session, rt, lease, Waitlist(decision.reason), follow_up, moving=True)
+
+
+def rebalance_cluster(rt: Runtime, cluster: str) -> list[str]:
+    """Move idle nodes of the cluster to the tiers where demand makes them worth more; return
+    the nodes set moving. Nothing moves while pricing or rebalancing is off, or still learning."""
+    settings = rt.policy.placement
+    if not (settings.pricing and settings.rebalance):
+        return []
+    readings = read_inventory(rt, cluster)
+    follow_up: list[tuple[str, tuple]] = []
+    with session_scope(rt.engine) as session:
+        inventory = with_expiries(session, cluster, readings)
+        _lock_pools(session, cluster)
+        prices = cluster_prices(session, rt, cluster=cluster, inventory=inventory)
+        if prices is None:
+            return []
+        moves = rebalance(
+            inventory=inventory,
+            reservations=_held(session, cluster),
+            tiers=rt.tiers,
+            waiting=_waiting(session, cluster, besides=""),
+            prices=prices,
+            in_flight=moves_in_flight(session, cluster),
+            max_in_flight=rt.policy.cluster(cluster).max_moves_in_flight,
+        )
+        for move in moves:
+            logger.info(
+                "node.rebalance cluster=%s node=%s from=%s to=%s",
+                cluster,
+                move.node,
+                move.from_tier,
+                move.to_tier,
+                extra={
+                    "event": "node.rebalance",
+                    "cluster": cluster,
+                    "node": move.node,
+                    "from_tier": move.from_tier,
+                    "to_tier": move.to_tier,
+                },
+            )
+        start_moves(session, cluster=cluster, moves=moves, lease_id=None, now=rt.now(), follow_up=follow_up)
+    for task, args in follow_up:
+        enqueue(rt, task, *args)
+    return [move.node for move in moves]
 
 
 def _wait(

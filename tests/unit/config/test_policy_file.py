@@ -159,3 +159,19 @@ def test_policy_lookups_name_known_values():
         policy.tier("nope")
     with pytest.raises(KeyError, match="known teams: ml-research, vision"):
         policy.team("nope")
+
+
+def test_placement_section_defaults_and_errors():
+    policy = load_policy(EXAMPLE_POLICY)
+    assert policy.placement.pricing and policy.placement.rebalance
+    assert policy.placement.demand_half_life == timedelta(hours=4)
+    data = raw()
+    data["placement"] = {"demand_half_life": "0s", "drain_margin": -1, "pricng": False}
+    found = issues_of(data)
+    assert any(i.startswith("placement.demand_half_life: ") and "half-life must be positive" in i for i in found)
+    assert any(i.startswith("placement.drain_margin: ") for i in found)
+    assert any("placement.pricng: unknown field (did you mean 'pricing'?)" in i for i in found)
+    data = raw()
+    data["placement"] = {"demand_half_life": "2h", "rebalance": False}
+    parsed = parse_policy(data)
+    assert parsed.placement.demand_half_life == timedelta(hours=2) and not parsed.placement.rebalance

@@ -1,0 +1,162 @@
+"""Demand-priced elastic pools in the workflows: prices learned from the store, idle nodes
+moved ahead of requests by the waitlist sweep, and when a node empties read from the expiry
+of the leases whose GPU pods run on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from leases.models import Lease, NodeMoveRecord
+from leases.states import LeaseState
+from leases.store import session_scope
+from sandbox.kube import KubeSandbox
+from tests.integration.workflows.conftest import roomy_policy
+from tests.integration.workflows.test_pipeline import request, state_of
+from workflows import api, demand, sweeps
+from workflows.steps import moving, placing
+
+CLUSTER = "sandbox"
+
+
+@pytest.fixture
+def kube() -> Iterator[KubeSandbox]:
+    """The default sandbox cluster (real GFD labels and the GPU Operator simulation)."""
+    with KubeSandbox(port=0, namespace_delay=0.0, operator_delay=0.0) as sandbox:
+        yield sandbox
+
+
+def _policy(**placement):
+    policy = roomy_policy()
+    tiers = [t.model_copy(update={"max_units": 8}) for t in policy.tiers]
+    return policy.model_copy(
+        update={"tiers": tiers, "placement": policy.placement.model_copy(update=placement)}
+    )
+
+
+def _history(rt, *, tier: str, count: int, over: timedelta, units: int = 2, hours: int = 8) -> None:
+    """Record `count` leases of `tier` approved evenly over the last `over`, all since ended."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        for i in range(count):
+            at = now - over + over * i / count
+            session.add(
+                Lease(
+                    namespace=f"past-{tier}-{i}",
+                    cluster=CLUSTER,
+                    requester="U0PAST",
+                    team="ml-research",
+                    tier=tier,
+                    units=units,
+                    duration_seconds=hours * 3600,
+                    state=LeaseState.RECLAIMED,
+                    created_at=at,
+                    updated_at=at,
+                    decided_at=at,
+                )
+            )
+
+
+def _moves(rt) -> list[NodeMoveRecord]:
+    with session_scope(rt.engine) as session:
+        return list(session.exec(select(NodeMoveRecord).order_by(NodeMoveRecord.id)).all())
+
+
+def _tiers(kube) -> dict[str, str]:
+    return {
+        n["metadata"]["name"]: n["metadata"]["labels"].get("gpulease.io/tier")
+        for n in kube.list("nodes")
+        if n["metadata"]["labels"].get("gpulease.io/tier")
+    }
+
+
+def test_prices_come_from_approved_requests_after_the_warm_up(make_runtime):
+    rt = make_runtime(policy=_policy(), nodes=(("n-full", "h100-full"), ("n-1g", "h100-1g")))
+    inventory = [r.state for r in placing.read_inventory(rt, CLUSTER)]
+    with session_scope(rt.engine) as session:
+        assert demand.cluster_prices(session, rt, cluster=CLUSTER, inventory=inventory) is None
+    _history(rt, tier="h100-full", count=3, over=timedelta(hours=1))
+    with session_scope(rt.engine) as session:
+        # An hour of requests is less than the warm-up: no prices yet.
+        assert demand.cluster_prices(session, rt, cluster=CLUSTER, inventory=inventory) is None
+    _history(rt, tier="h100-full", count=30, over=timedelta(hours=6))
+    with session_scope(rt.engine) as session:
+        prices = demand.cluster_prices(session, rt, cluster=CLUSTER, inventory=inventory)
+    assert prices is not None
+    assert prices.valuation.value("h100-full", 8) > 0
+    assert prices.valuation.value("h100-1g", 56) == 0  # nobody asked for it
+
+
+def test_denied_requests_are_not_demand(make_runtime):
+    rt = make_runtime(policy=_policy(), nodes=(("n-full", "h100-full"),))
+    _history(rt, tier="h100-full", count=30, over=timedelta(hours=6))
+    with session_scope(rt.engine) as session:
+        for lease in session.exec(select(Lease)).all():
+            lease.state = LeaseState.DENIED
+    with session_scope(rt.engine) as session:
+        assert demand.recent_arrivals(session, cluster=CLUSTER, since=rt.now() - timedelta(days=1)) == []
+
+
+def test_the_sweep_moves_an_idle_node_to_where_demand_is(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    before = _tiers(kube)
+    # Whole GPUs were asked for all day, far beyond one node; nobody wanted 1g slices.
+    _history(rt, tier="h100-full", count=60, over=timedelta(hours=12))
+    rt.queue.run_moves = False
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    # One move per sweep: max_moves_in_flight is 1 in the example policy.
+    [move_id] = rt.queue.held_moves
+    while moving.advance_move(rt, move_id).again:
+        pass
+    [move] = _moves(rt)
+    assert (move.lease_id, move.from_tier, move.to_tier, move.step) == (None, "h100-1g", "h100-full", "done")
+    assert before[move.node] == "h100-1g" and _tiers(kube)[move.node] == "h100-full"
+    # The next sweep finds the demand still there and moves the next idle node.
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    assert len(rt.queue.held_moves) == 2
+
+
+@pytest.mark.parametrize("setting", [{"pricing": False}, {"rebalance": False}])
+def test_nothing_moves_ahead_of_requests_when_switched_off(make_runtime, kube, setting):
+    rt = make_runtime(policy=_policy(**setting), nodes=())
+    before = _tiers(kube)
+    _history(rt, tier="h100-full", count=60, over=timedelta(hours=12))
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    assert _moves(rt) == []
+    assert _tiers(kube) == before
+
+
+def test_a_node_empties_when_the_last_lease_on_it_expires(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=(("n-a", "h100-full"), ("n-b", "h100-full")))
+    s = api.submit(request(tier="h100-full", units=2, namespace="train-a", duration=timedelta(hours=5)))
+    api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
+    rt.queue.drain()
+    assert state_of(rt, s.lease_id) is LeaseState.ACTIVE
+    for name, namespace in (("p-a", "train-a"), ("p-b", "default")):
+        kube.create(
+            "pods",
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": {
+                    "nodeName": "n-a" if namespace == "train-a" else "n-b",
+                    "containers": [
+                        {"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+                    ],
+                },
+            },
+        )
+    readings = placing.read_inventory(rt, CLUSTER)
+    with session_scope(rt.engine) as session:
+        expires = session.get(Lease, s.lease_id).expires_at
+        states = {n.name: n for n in placing.with_expiries(session, CLUSTER, readings)}
+    assert states["n-a"].empties_at == pytest.approx(expires.timestamp())
+    # A GPU pod that belongs to no lease may never leave: when n-b empties is unknown.
+    assert states["n-b"].empties_at is None
