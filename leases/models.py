@@ -131,6 +131,8 @@ class Lease(SQLModel, table=True):
         ),
         # A duplicate submission (same Slack view, retried task) finds the lease it made.
         UniqueConstraint("idempotency_key", name="uq_lease_idempotency_key"),
+        # Demand prices read the leases approved on a cluster in the last hours (workflows.demand).
+        Index("ix_lease_cluster_decided_at", "cluster", "decided_at"),
     )
 
     id: str = Field(default_factory=new_lease_id, primary_key=True, max_length=32)
