@@ -14,7 +14,13 @@ units and duration are known when a request arrives; nothing later is used), who
 is refreshed every `replan_s` (timed apart: `estimate_ns`) and prices the moves and drains of
 `place`; after every event `rebalance` may move idle nodes (timed: `rebalance_ns`). A request
 carries when it would end (`ends_at`), so it may use a draining node's room if it ends before
-that node empties. Imported by bench.placement only.
+that node empties.
+
+With `accept_fallback`, every requester also accepts its tier's fallbacks (traces.TIERS): when
+its tier is full and no move can make room, `place` puts the lease on the first fallback with
+room, and the lease's pods, reservation and GPU cost are that tier's. With `moves` off, the
+split is fixed: the same queue discipline without moves, drains, rebalancing or prices.
+Imported by bench.placement only.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -30,7 +36,15 @@ from bench.placement.outcome import Outcome, use_from_starts
 from bench.placement.traces import GPUS_PER_NODE, MODEL, TIER_NAMES, TIERS, Trace
 from leases.capacity import NodeState
 from leases.moves import Prices, stale_drains
-from leases.placement import PlaceAfterMove, PlacementRequest, PlaceNow, Refuse, place
+from leases.placement import (
+    Decision,
+    OfferFallback,
+    PlaceAfterMove,
+    PlacementRequest,
+    PlaceNow,
+    Refuse,
+    place,
+)
 from leases.rebalance import DemandTracker, pool_limits, rebalance
 
 _ARRIVE, _END, _MOVED = 0, 1, 2
@@ -42,7 +56,9 @@ class ElasticConfig:
     nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
     `half_life_s`, none before `learn_s` of arrivals, re-estimated every `replan_s`; margins as
     in leases.moves.Prices), `proactive`: idle nodes move before anyone asks,
-    `drain_backfill`: requests say when they end, so short ones may use draining nodes."""
+    `drain_backfill`: requests say when they end, so short ones may use draining nodes,
+    `accept_fallback`: requesters accept their tier's fallbacks, `moves`: False fixes the
+    split (no moves, drains, rebalancing or prices, whatever the other knobs say)."""
 
     move_time_s: float = 300.0
     max_in_flight: int = 1
@@ -54,6 +70,8 @@ class ElasticConfig:
     replan_s: float = 900.0
     move_margin: float = 0.1
     drain_margin: float = 0.5
+    accept_fallback: bool = False
+    moves: bool = True
 
 
 @dataclass
@@ -87,6 +105,8 @@ class ElasticSim:
     """One run of the elastic policy over a trace."""
 
     def __init__(self, trace: Trace, *, split: tuple[int, ...], config: ElasticConfig) -> None:
+        if not config.moves:
+            config = replace(config, max_in_flight=0, priced=False, proactive=False, drain_backfill=False)
         self.trace = trace
         self.config = config
         self.move_time_s = config.move_time_s
@@ -100,9 +120,12 @@ class ElasticSim:
         self.waiting: list[int] = []
         self.pods: dict[int, list[tuple[int, int]]] = {}
         self.start = np.full(len(trace), np.nan)
+        self.ran_on = np.full(len(trace), -1)
         self.events: list[tuple[float, int, int, int]] = []
         self.seq = itertools.count()
-        self.outcome = Outcome(start=self.start, use_times=np.empty(0), use_gpus=np.empty(0))
+        self.outcome = Outcome(
+            start=self.start, use_times=np.empty(0), use_gpus=np.empty(0), ran_on=self.ran_on
+        )
         self.tracker = DemandTracker(half_life_s=config.half_life_s, learn_s=config.learn_s)
         self.limits = pool_limits(self.states, TIERS)
         self.prices: Prices | None = None
@@ -128,7 +151,7 @@ class ElasticSim:
                 self._moved(item)
                 self._sweep(now)
             self._rebalance(now)
-        self.outcome.use_times, self.outcome.use_gpus = use_from_starts(trace, self.start)
+        self.outcome.use_times, self.outcome.use_gpus = use_from_starts(trace, self.start, self.ran_on)
         return self.outcome
 
     def _push(self, when: float, kind: int, item: int) -> None:
@@ -180,11 +203,13 @@ class ElasticSim:
         if moves:
             self._start_moves(now, moves)
 
-    def _decide(self, now: float, i: int, waiting: dict[str, int]):
+    def _decide(self, now: float, i: int, waiting: dict[str, int]) -> Decision:
         trace = self.trace
+        tier = TIER_NAMES[trace.tier[i]]
         request = PlacementRequest(
-            TIER_NAMES[trace.tier[i]],
+            tier,
             int(trace.units[i]),
+            accepts=frozenset(TIERS[tier].fallback) if self.config.accept_fallback else frozenset(),
             wait_until=float(trace.arrival[i] + trace.patience[i]),
             ends_at=now + float(trace.duration[i]) if self.config.drain_backfill else None,
         )
@@ -202,10 +227,21 @@ class ElasticSim:
         self.outcome.decision_ns.append(time.perf_counter_ns() - began)
         return decision
 
+    def _taken(self, decision: Decision) -> str | None:
+        """Return the tier the lease goes to now, if any: where `place` put it or, when the
+        requester accepts fallbacks, the first one offered (unreachable while `accepts` holds
+        every fallback of the tier: `place` then offers none, it places on them itself)."""
+        if isinstance(decision, PlaceNow):
+            return decision.tier
+        if isinstance(decision, OfferFallback) and self.config.accept_fallback:
+            return decision.tiers[0]
+        return None
+
     def _arrive(self, now: float, i: int) -> None:
         decision = self._decide(now, i, self.queued)
-        if isinstance(decision, PlaceNow):
-            self._place(now, i, decision.tier)
+        taken = self._taken(decision)
+        if taken is not None:
+            self._place(now, i, taken)
             return
         if isinstance(decision, Refuse):
             return
@@ -214,7 +250,9 @@ class ElasticSim:
         self.waiting.append(i)
         self.queued[tier] += int(self.trace.units[i])
 
-    def _act(self, now: float, decision) -> None:
+    def _act(self, now: float, decision: Decision) -> None:
+        if not self.config.moves:
+            return
         if isinstance(decision, PlaceAfterMove):
             self._start_moves(now, decision.plan.moves)
             return
@@ -259,6 +297,7 @@ class ElasticSim:
         assert left == 0, f"placement over-committed {tier}"
         self.pods[i] = taken
         self.reserved[tier] += units
+        self.ran_on[i] = TIER_NAMES.index(tier)
         self.start[i] = now
         self._push(now + float(self.trace.duration[i]), _END, i)
 
@@ -267,7 +306,7 @@ class ElasticSim:
             self.nodes[k].used -= units
             del self.nodes[k].ends[i]
             self._touch(k)
-        self.reserved[TIER_NAMES[self.trace.tier[i]]] -= int(self.trace.units[i])
+        self.reserved[TIER_NAMES[self.ran_on[i]]] -= int(self.trace.units[i])
 
     def _moved(self, k: int) -> None:
         node = self.nodes[k]
@@ -309,8 +348,9 @@ class ElasticSim:
             others = dict(self.queued)
             others[tier] -= units
             decision = self._decide(now, i, others)
-            if isinstance(decision, PlaceNow):
-                self._place(now, i, decision.tier)
+            taken = self._taken(decision)
+            if taken is not None:
+                self._place(now, i, taken)
                 placed.add(i)
                 self.queued[tier] -= units
             else:
