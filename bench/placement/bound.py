@@ -5,6 +5,10 @@ Relaxation, and why it stays an upper bound:
   placement puts every running lease on nodes of its tier, and no node serves two tiers, so at
   every instant the GPU cost of running leases is at most the cluster's GPUs. Node
   boundaries, reconfiguration time and drains only remove schedules, never add any.
+- Fallbacks. When requesters accept fallback tiers, a lease may run on another tier than it
+  asked for, but every fallback costs at least the asked GPUs (traces.TIERS): the asked
+  cost u/k is at most what the lease really holds, so every real schedule still meets the
+  pooled constraint at asked cost, and the same bound holds in the fallback scenario.
 - Flexible starts. A request may start anywhere in [arrival, arrival + patience], so it is
   surely running during its core [arrival + patience, arrival + duration) whatever the
   policy. Constraining only the cores is weaker than constraining real run times, so every
