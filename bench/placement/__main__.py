@@ -2,10 +2,13 @@
 
 Every (cluster, mix, load, seed) trace is run by each policy - `bound` (hindsight LP/ILP upper
 bound), `static` (best fixed split in hindsight), `elastic` (leases.placement with moves and
-drains) and `first-fit` (even split, no moves) - on the same requests. Rows average the seeds;
-decision latencies are percentiles over every decision of every seed. Clusters: M = 8 and
-L = 32 nodes × 8 H100-80GB; XL = 256 × 8 measures decision latency only. Progress goes to
-stderr (rich) unless --json-only; the JSON goes to stdout.
+drains) and `first-fit` (even split, no moves) - on the same requests, in two scenarios:
+`asked-tier` (requesters take only the tier they asked for) and, on cluster M, `fallback`
+(every requester also accepts its tier's fallbacks, traces.TIERS, in every policy; `static` is
+then a local optimum, see static.climb_split). Rows average the seeds; decision latencies are
+percentiles over every decision of every seed. Clusters: M = 8 and L = 32 nodes × 8
+H100-80GB; XL = 256 × 8 measures decision latency only. Progress goes to stderr (rich) unless
+--json-only; the JSON goes to stdout.
 """
 
 from __future__ import annotations
@@ -28,21 +31,31 @@ from bench.placement.bound import upper_bound
 from bench.placement.elastic import ElasticConfig, simulate
 from bench.placement.outcome import Outcome, metrics
 from bench.placement.plot import plot_utilisation
-from bench.placement.static import best_split, even_split, outcome_of_split, pool_table
-from bench.placement.traces import GPUS_PER_NODE, LOADS, MIXES, Trace, TraceConfig, generate
+from bench.placement.static import (
+    best_split,
+    climb_split,
+    even_split,
+    outcome_of_split,
+    pool_table,
+    simulate_split,
+)
+from bench.placement.traces import GPUS_PER_NODE, LOADS, MIXES, TIERS, Trace, TraceConfig, generate
 
 CLUSTERS = {"M": 8, "L": 32, "XL": 256}
 POLICIES = ("bound", "static", "elastic", "first-fit")
+SCENARIOS = ("asked-tier", "fallback")
 DEFAULT_PLOT = Path("out/placement-utilisation.png")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What a run covers: clusters with their seeds and trace sizes, loads, the XL traces."""
+    """What a run covers: clusters with their seeds and trace sizes, loads (`fallback`: those
+    also run in the fallback scenario), the XL traces."""
 
     seeds: dict[str, int]
     requests: dict[str, int]
     loads: dict[str, tuple[float, ...]]
+    fallback: dict[str, tuple[float, ...]]
     xl_traces: tuple[tuple[str, float], ...]
     xl_requests: int
 
@@ -51,6 +64,7 @@ FULL = Plan(
     seeds={"M": 5, "L": 2},
     requests={"M": 5000, "L": 10000},
     loads={"M": LOADS, "L": LOADS},
+    fallback={"M": LOADS},
     xl_traces=(("balanced", 0.9), ("shifting", 1.1)),
     xl_requests=20000,
 )
@@ -58,6 +72,7 @@ QUICK = Plan(
     seeds={"M": 1, "L": 1},
     requests={"M": 5000, "L": 6000},
     loads={"M": (0.7, 0.9), "L": (0.9,)},
+    fallback={"M": (0.7, 0.9)},
     xl_traces=(("shifting", 1.1),),
     xl_requests=6000,
 )
@@ -68,24 +83,44 @@ def _seed(cluster: str, mix: str, load: float, index: int) -> int:
     return zlib.crc32(f"{cluster}/{mix}/{load}/{index}".encode())
 
 
-def _elastic_config(nodes: int, move_time_s: float) -> ElasticConfig:
+def _elastic_config(nodes: int, move_time_s: float, accept_fallback: bool = False) -> ElasticConfig:
     # One reconfiguration at a time per 16 nodes (the policy default is 1).
-    return ElasticConfig(move_time_s=move_time_s, max_in_flight=max(1, nodes // 16))
+    return ElasticConfig(
+        move_time_s=move_time_s, max_in_flight=max(1, nodes // 16), accept_fallback=accept_fallback
+    )
 
 
-def run_trace(trace: Trace, *, nodes: int, move_time_s: float) -> dict[str, tuple[dict, Outcome | None]]:
-    """Run every policy on one trace; return metrics (and outcome) per policy."""
+def run_trace(
+    trace: Trace, *, nodes: int, move_time_s: float, scenarios: tuple[str, ...] = SCENARIOS
+) -> dict[tuple[str, str], tuple[dict, Outcome | None]]:
+    """Run every policy on one trace in each scenario; return metrics (and outcome) per
+    (scenario, policy)."""
     table, starts = pool_table(trace, nodes)
-    split = best_split(table, nodes)
-    static = outcome_of_split(trace, starts, split)
-    first_fit = outcome_of_split(trace, starts, even_split(nodes))
-    elastic = simulate(trace, split=even_split(nodes), config=_elastic_config(nodes, move_time_s))
+    split, even = best_split(table, nodes), even_split(nodes)
+    # The bound holds in both scenarios: a fallback costs at least the asked GPUs (bound.py).
     bound = upper_bound(trace)
-    results: dict[str, tuple[dict, Outcome | None]] = {
-        "static": (metrics(trace, static) | {"split": list(split)}, static),
-        "elastic": (metrics(trace, elastic), elastic),
-        "first-fit": (metrics(trace, first_fit) | {"split": list(even_split(nodes))}, first_fit),
-        "bound": (
+    results: dict[tuple[str, str], tuple[dict, Outcome | None]] = {}
+    for scenario in scenarios:
+        fallback = scenario == "fallback"
+        if fallback:
+            static_split, static = climb_split(trace, split)
+            first_fit = simulate_split(trace, even, accept_fallback=True)
+        else:
+            static_split, static = split, outcome_of_split(trace, starts, split)
+            first_fit = outcome_of_split(trace, starts, even)
+        elastic = simulate(trace, split=even, config=_elastic_config(nodes, move_time_s, fallback))
+        # A fixed split decides by comparing two numbers; there is nothing worth timing.
+        untimed = {"decision_p50_ms": None, "decision_p99_ms": None, "decisions": None}
+        results[scenario, "static"] = (
+            metrics(trace, static) | untimed | {"split": list(static_split)},
+            static,
+        )
+        results[scenario, "elastic"] = (metrics(trace, elastic), elastic)
+        results[scenario, "first-fit"] = (
+            metrics(trace, first_fit) | untimed | {"split": list(even)},
+            first_fit,
+        )
+        results[scenario, "bound"] = (
             {
                 "acceptance": bound.acceptance,
                 "unit_acceptance": bound.unit_acceptance,
@@ -93,11 +128,7 @@ def run_trace(trace: Trace, *, nodes: int, move_time_s: float) -> dict[str, tupl
                 "bound_rows": bound.rows,
             },
             None,
-        ),
-    }
-    for policy in ("static", "first-fit"):
-        # A fixed split decides by comparing two numbers; there is nothing worth timing.
-        results[policy][0].update(decision_p50_ms=None, decision_p99_ms=None, decisions=None)
+        )
     return results
 
 
@@ -105,6 +136,7 @@ _MEANS = (
     "acceptance",
     "unit_acceptance",
     "gpu_acceptance",
+    "on_fallback",
     "utilization",
     "wait_p50_s",
     "wait_p95_s",
@@ -125,6 +157,7 @@ def _percentiles(row: dict[str, Any], name: str, samples: list[int]) -> None:
 
 def _row(
     cluster: str,
+    scenario: str,
     mix: str,
     load: float,
     policy: str,
@@ -132,7 +165,13 @@ def _row(
     latencies: list[int],
     timings: dict[str, list[int]] | None = None,
 ) -> dict:
-    row: dict[str, Any] = {"cluster": cluster, "mix": mix, "load": load, "policy": policy}
+    row: dict[str, Any] = {
+        "cluster": cluster,
+        "scenario": scenario,
+        "mix": mix,
+        "load": load,
+        "policy": policy,
+    }
     for key in _MEANS:
         values = [m[key] for m in per_seed if m.get(key) is not None]
         row[key] = round(float(np.mean(values)), 4) if values else None
@@ -158,12 +197,46 @@ def _row(
     return row
 
 
+def group(
+    grouped: dict[tuple, dict[str, list]],
+    cluster: str,
+    mix: str,
+    load: float,
+    results: dict[tuple[str, str], tuple[dict, Outcome | None]],
+) -> None:
+    """Add one trace's results to `grouped`, by (cluster, scenario, mix, load, policy)."""
+    for (scenario, policy), (measured, outcome) in results.items():
+        slot = grouped.setdefault(
+            (cluster, scenario, mix, load, policy),
+            {"metrics": [], "latency": [], "rebalance": [], "estimate": []},
+        )
+        slot["metrics"].append(measured)
+        if policy == "elastic" and outcome is not None:
+            slot["latency"].extend(outcome.decision_ns)
+            slot["rebalance"].extend(outcome.rebalance_ns)
+            slot["estimate"].extend(outcome.estimate_ns)
+
+
+def seed_means(grouped: dict[tuple, dict[str, list]]) -> list[dict]:
+    """Return one row per (cluster, scenario, mix, load, policy), averaging its seeds."""
+    return [
+        _row(*key, slot["metrics"], slot["latency"], slot if key[-1] == "elastic" else None)
+        for key, slot in grouped.items()
+    ]
+
+
 def _latency_row(cluster: str, mix: str, load: float, outcome: Outcome) -> dict:
     ms = np.array(outcome.decision_ns, dtype=float) / 1e6
     timings: dict[str, Any] = {}
     _percentiles(timings, "rebalance", outcome.rebalance_ns)
     _percentiles(timings, "estimate", outcome.estimate_ns)
-    row: dict[str, Any] = {"cluster": cluster, "mix": mix, "load": load, "policy": "elastic"}
+    row: dict[str, Any] = {
+        "cluster": cluster,
+        "scenario": "asked-tier",
+        "mix": mix,
+        "load": load,
+        "policy": "elastic",
+    }
     # XL traces are too short to reach a steady state: only their decision latency is reported.
     row |= dict.fromkeys(_MEANS, None)
     row |= {
@@ -176,40 +249,45 @@ def _latency_row(cluster: str, mix: str, load: float, outcome: Outcome) -> dict:
     return row | timings
 
 
-def targets(runs: list[dict]) -> dict[str, Any]:
-    """Check the issue's acceptance targets against the rows."""
+def _acceptance_checks(runs: list[dict], scenario: str) -> dict[str, Any]:
+    """Check the acceptance targets on cluster M against the rows of one scenario."""
 
-    def get(cluster: str, mix: str, load: float, policy: str) -> dict | None:
+    def get(mix: str, load: float, policy: str) -> dict | None:
+        key = ("M", scenario, mix, load, policy)
         return next(
-            (
-                r
-                for r in runs
-                if (r["cluster"], r["mix"], r["load"], r["policy"]) == (cluster, mix, load, policy)
-            ),
+            (r for r in runs if (r["cluster"], r["scenario"], r["mix"], r["load"], r["policy"]) == key),
             None,
         )
 
     checks: dict[str, Any] = {}
     vs_bound, vs_static = {}, {}
     for mix in MIXES:
-        elastic, bound = get("M", mix, 0.7, "elastic"), get("M", mix, 0.7, "bound")
+        elastic, bound = get(mix, 0.7, "elastic"), get(mix, 0.7, "bound")
         if elastic and bound:
             ratio = elastic["acceptance"] / bound["acceptance"]
             vs_bound[mix] = {"ratio": round(ratio, 4), "met": ratio >= 0.9}
         for load in LOADS:
-            elastic, static = get("M", mix, load, "elastic"), get("M", mix, load, "static")
+            elastic, static = get(mix, load, "elastic"), get(mix, load, "static")
             if elastic and static:
                 ratio = elastic["acceptance"] / static["acceptance"]
                 vs_static[f"{mix}@{load}"] = {"ratio": round(ratio, 4), "met": ratio >= 1.0}
     checks["M_elastic_over_bound_at_0.7_ge_0.9"] = vs_bound
     checks["M_elastic_over_static_ge_1"] = vs_static
-    elastic, static = get("M", "shifting", 0.9, "elastic"), get("M", "shifting", 0.9, "static")
+    elastic, static = get("shifting", 0.9, "elastic"), get("shifting", 0.9, "static")
     if elastic and static:
         ratio = elastic["acceptance"] / static["acceptance"]
         checks["M_shifting_0.9_elastic_over_static_ge_1.15"] = {
             "ratio": round(ratio, 4),
             "met": ratio >= 1.15,
         }
+    return checks
+
+
+def targets(runs: list[dict]) -> dict[str, Any]:
+    """Check the issue's acceptance targets against the rows: the acceptance checks of the
+    asked-tier scenario at the top level, those of the fallback scenario (when run) under
+    `fallback`, and decision latency over every elastic row."""
+    checks = _acceptance_checks(runs, "asked-tier")
     for cluster, limit in (("L", 5.0), ("XL", 20.0)):
         rows = [r for r in runs if r["cluster"] == cluster and r["policy"] == "elastic"]
         p99 = [r["decision_p99_ms"] for r in rows]
@@ -226,6 +304,8 @@ def targets(runs: list[dict]) -> dict[str, Any]:
             if estimate:
                 check["worst_estimate_p99_ms"] = max(estimate)
             checks[f"{cluster}_decision_p99_ms_le_{limit:g}"] = check
+    if any(r["scenario"] == "fallback" for r in runs):
+        checks["fallback"] = _acceptance_checks(runs, "fallback")
     return checks
 
 
@@ -269,24 +349,16 @@ def main(argv: list[str] | None = None) -> int:
                 seed=_seed(cluster, mix, load, index),
                 config=config,
             )
-            results = run_trace(trace, nodes=nodes, move_time_s=args.move_time)
-            for policy, (measured, outcome) in results.items():
-                slot = grouped.setdefault(
-                    (cluster, mix, load, policy),
-                    {"metrics": [], "latency": [], "rebalance": [], "estimate": []},
-                )
-                slot["metrics"].append(measured)
-                if policy == "elastic" and outcome is not None:
-                    slot["latency"].extend(outcome.decision_ns)
-                    slot["rebalance"].extend(outcome.rebalance_ns)
-                    slot["estimate"].extend(outcome.estimate_ns)
+            scenarios = SCENARIOS if load in plan.fallback.get(cluster, ()) else SCENARIOS[:1]
+            results = run_trace(trace, nodes=nodes, move_time_s=args.move_time, scenarios=scenarios)
+            group(grouped, cluster, mix, load, results)
             if (cluster, mix, load, index) == ("M", "shifting", 0.9, 0):
                 plot_trace = trace
-                plotted = {p: o for p, (_, o) in results.items() if o is not None}
+                plotted = {
+                    p: o for (sc, p), (_, o) in results.items() if sc == "asked-tier" and o is not None
+                }
             progress.advance(task)
-        for (cluster, mix, load, policy), slot in grouped.items():
-            timings = slot if policy == "elastic" else None
-            runs.append(_row(cluster, mix, load, policy, slot["metrics"], slot["latency"], timings))
+        runs.extend(seed_means(grouped))
         for mix, load in plan.xl_traces:
             progress.update(task, description=f"XL {mix} ρ={load} (decision latency)")
             nodes = CLUSTERS["XL"]
@@ -304,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     runs.sort(
         key=lambda r: (
             list(CLUSTERS).index(r["cluster"]),
+            SCENARIOS.index(r["scenario"]),
             r["load"],
             list(MIXES).index(r["mix"]),
             order[r["policy"]],
@@ -325,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": round(time.perf_counter() - began, 1),
             "clusters": {c: {"nodes": n, "gpus_per_node": GPUS_PER_NODE} for c, n in CLUSTERS.items()},
             "plan": asdict(plan),
+            "fallback": {name: list(spec.fallback) for name, spec in TIERS.items()},
             "trace": asdict(replace(TraceConfig(), requests=0)) | {"requests": plan.requests},
             "move_time_s": args.move_time,
             "max_in_flight": {
@@ -345,11 +419,13 @@ def _print_table(document: dict) -> None:
     table = Table(title="placement: acceptance (mean over seeds)")
     for column in (
         "cluster",
+        "scenario",
         "load",
         "mix",
         "policy",
         "accept",
         "units",
+        "on fallback",
         "util",
         "wait p95 s",
         "moves/100",
@@ -363,11 +439,13 @@ def _print_table(document: dict) -> None:
     for r in document["runs"]:
         table.add_row(
             r["cluster"],
+            r["scenario"],
             str(r["load"]),
             r["mix"],
             r["policy"],
             fmt(r["acceptance"]),
             fmt(r["unit_acceptance"]),
+            fmt(r.get("on_fallback")),
             fmt(r["utilization"]),
             fmt(r["wait_p95_s"], 0),
             fmt(r["moves_per_100"], 2),

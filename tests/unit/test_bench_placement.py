@@ -7,13 +7,20 @@ import itertools
 import numpy as np
 import pytest
 
-from bench.placement.__main__ import targets
+from bench.placement.__main__ import group, run_trace, seed_means, targets
 from bench.placement.bound import upper_bound
-from bench.placement.elastic import ElasticConfig, simulate
+from bench.placement.elastic import ElasticConfig, ElasticSim, simulate
 from bench.placement.outcome import mean_use, metrics, use_from_starts
 from bench.placement.plot import plot_utilisation
-from bench.placement.static import best_split, even_split, outcome_of_split, pool_table
-from bench.placement.traces import MIXES, TIER_NAMES, TraceConfig, generate
+from bench.placement.static import (
+    best_split,
+    climb_split,
+    even_split,
+    outcome_of_split,
+    pool_table,
+    simulate_split,
+)
+from bench.placement.traces import MIXES, TIER_NAMES, TIERS, Trace, TraceConfig, generate
 
 SMALL = TraceConfig(requests=600)
 
@@ -115,16 +122,36 @@ def test_metrics_and_mean_use():
 
 
 def test_targets_read_the_rows():
-    def row(policy, acceptance, mix="shifting", load=0.9):
-        return {"cluster": "M", "mix": mix, "load": load, "policy": policy, "acceptance": acceptance}
+    def row(policy, acceptance, mix="shifting", load=0.9, scenario="asked-tier"):
+        return {
+            "cluster": "M",
+            "scenario": scenario,
+            "mix": mix,
+            "load": load,
+            "policy": policy,
+            "acceptance": acceptance,
+        }
 
     checks = targets(
         [row("elastic", 0.9), row("static", 0.75), row("elastic", 0.8, load=0.7), row("bound", 1.0, load=0.7)]
     )
     assert checks["M_shifting_0.9_elastic_over_static_ge_1.15"] == {"ratio": 1.2, "met": True}
     assert checks["M_elastic_over_bound_at_0.7_ge_0.9"]["shifting"] == {"ratio": 0.8, "met": False}
+    assert "fallback" not in checks
+    # Each scenario is checked against its own rows; asked-tier keeps the top-level names.
+    fallback = [row("elastic", 0.6, scenario="fallback"), row("static", 0.8, scenario="fallback")]
+    checks = targets([row("elastic", 0.9), row("static", 0.75), *fallback])
+    assert checks["M_shifting_0.9_elastic_over_static_ge_1.15"] == {"ratio": 1.2, "met": True}
+    assert checks["fallback"]["M_shifting_0.9_elastic_over_static_ge_1.15"] == {"ratio": 0.75, "met": False}
     # Rebalancing is held to the decision latency limit; the background estimate only shown.
-    latency = {"cluster": "L", "mix": "balanced", "load": 0.9, "policy": "elastic", "acceptance": 1.0}
+    latency = {
+        "cluster": "L",
+        "scenario": "asked-tier",
+        "mix": "balanced",
+        "load": 0.9,
+        "policy": "elastic",
+        "acceptance": 1.0,
+    }
     fast = latency | {"decision_p99_ms": 1.0, "rebalance_p99_ms": 2.0, "estimate_p99_ms": 50.0}
     slow = latency | {"decision_p99_ms": 1.0, "rebalance_p99_ms": 6.0, "estimate_p99_ms": 1.0}
     assert targets([fast])["L_decision_p99_ms_le_5"] == {
@@ -140,3 +167,118 @@ def test_plot_writes_a_png(tmp_path, trace):
     outcome = simulate(trace, split=even_split(3), config=ElasticConfig())
     path = plot_utilisation(trace=trace, outcomes={"elastic": outcome}, path=tmp_path / "u.png", title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _trace(requests: list[tuple[float, float, str, int]], *, nodes: int) -> Trace:
+    """A hand-made trace of (arrival, duration, tier, units), every request measured, patience
+    a quarter of its duration."""
+    arrival, duration, tier, units = (np.array(column) for column in zip(*requests, strict=True))
+    return Trace(
+        mix="hand-made",
+        load=0.0,
+        gpus=nodes * 8,
+        arrival=arrival.astype(float),
+        duration=duration.astype(float),
+        patience=0.25 * duration.astype(float),
+        tier=np.array([TIER_NAMES.index(t) for t in tier]),
+        units=units.astype(np.int64),
+        measured=np.ones(len(requests), dtype=bool),
+    )
+
+
+# One 1g node (56 units) and one 2g node (24 units): a 2g lease keeps the 2g node busy (so it
+# cannot move), 14 leases of 4 units fill the 1g node, then a 1g lease of 2 units arrives.
+_FULL_1G = [(0.0, 1000.0, "h100-2g", 1)] + [(1.0 + k, 1000.0, "h100-1g", 4) for k in range(14)]
+_FULL_1G += [(20.0, 1000.0, "h100-1g", 2)]
+
+
+def test_a_full_tier_sends_a_requester_who_accepts_to_the_fallback_and_takes_it_back():
+    t = _trace(_FULL_1G, nodes=2)
+    split = (1, 1, 0, 0, 0)
+    asked = simulate(t, split=split, config=ElasticConfig())
+    assert np.isnan(asked.start[-1]), "without fallbacks, the last lease waits out its patience"
+    sim = ElasticSim(t, split=split, config=ElasticConfig(accept_fallback=True))
+    outcome = sim.run()
+    assert outcome.start[-1] == 20.0 and TIER_NAMES[outcome.ran_on[-1]] == "h100-2g"
+    assert outcome.moves == 0 and not np.isnan(outcome.start).any()
+    # Everything ended: every reservation and pod was given back to the tier it was on.
+    assert sim.reserved == dict.fromkeys(TIER_NAMES, 0)
+    assert all(node.used == 0 and not node.ends for node in sim.nodes)
+    # GPU use at the cost of the tier used: 2 units of 2g are 2/3 GPU, not 2/7.
+    assert outcome.use_gpus.max() == pytest.approx(1 / 3 + 14 * 4 / 7 + 2 / 3)
+    measured = metrics(t, outcome)
+    assert measured["on_fallback"] == pytest.approx(1 / 16)
+    assert measured["gpu_acceptance"] == 1.0  # of the GPU cost asked
+    # The fixed-split simulation places it the same way.
+    fixed = simulate_split(t, split, accept_fallback=True)
+    assert np.array_equal(fixed.start, outcome.start) and np.array_equal(fixed.ran_on, outcome.ran_on)
+
+
+def test_fallbacks_never_give_less_than_asked():
+    for spec in TIERS.values():
+        for name in spec.fallback:
+            assert TIERS[name].gpu_cost(1) >= spec.gpu_cost(1)
+
+
+def test_a_fixed_split_never_moves_and_the_fast_simulation_agrees(trace):
+    nodes, split = 3, (1, 0, 1, 0, 1)
+    table, starts = pool_table(trace, nodes)
+    for accept in (False, True):
+        sim = ElasticSim(trace, split=split, config=ElasticConfig(moves=False, accept_fallback=accept))
+        tiers = [node.tier for node in sim.nodes]
+        outcome = sim.run()
+        assert outcome.moves == outcome.drains == 0 and not outcome.rebalance_ns and not outcome.estimate_ns
+        assert [node.tier for node in sim.nodes] == tiers
+        _check_schedule(trace, outcome)
+        fast = simulate_split(trace, split, accept_fallback=accept)
+        assert np.array_equal(fast.start, outcome.start, equal_nan=True)
+        assert np.array_equal(fast.ran_on, outcome.ran_on)
+        assert (outcome.ran_on != trace.tier)[~np.isnan(outcome.start)].any() == accept
+    # Without fallbacks, the pools are independent: the same starts as the per-tier table.
+    independent = outcome_of_split(trace, starts, split)
+    assert np.array_equal(
+        simulate_split(trace, split, accept_fallback=False).start, independent.start, equal_nan=True
+    )
+
+
+def test_the_split_search_with_fallbacks_ends_no_worse_than_it_starts_at_a_local_optimum(trace):
+    nodes = 3
+
+    def accepted(outcome):
+        return int((~np.isnan(outcome.start) & trace.measured).sum())
+
+    for start in (best_split(pool_table(trace, nodes)[0], nodes), (3, 0, 0, 0, 0)):
+        split, outcome = climb_split(trace, start, rounds=20)
+        assert sum(split) == nodes
+        assert accepted(outcome) >= accepted(simulate_split(trace, start, accept_fallback=True))
+        assert np.array_equal(
+            outcome.start, simulate_split(trace, split, accept_fallback=True).start, equal_nan=True
+        )
+        for a, b in itertools.permutations(range(5), 2):
+            if split[a]:
+                moved = list(split)
+                moved[a], moved[b] = moved[a] - 1, moved[b] + 1
+                assert accepted(simulate_split(trace, tuple(moved), accept_fallback=True)) <= accepted(
+                    outcome
+                )
+        # From a local optimum, it stays.
+        assert climb_split(trace, split, rounds=1)[0] == split
+    # All on 1g, whose requests have no room elsewhere: the climb must move nodes away.
+    assert climb_split(trace, (3, 0, 0, 0, 0))[0] != (3, 0, 0, 0, 0)
+
+
+def test_rows_carry_their_scenario():
+    t = generate(mix="balanced", load=0.9, gpus=16, seed=4, config=TraceConfig(requests=300))
+    results = run_trace(t, nodes=2, move_time_s=300.0)
+    grouped: dict = {}
+    group(grouped, "M", "balanced", 0.9, results)
+    found = {(r["scenario"], r["policy"]) for r in seed_means(grouped)}
+    assert found == {
+        (s, p) for s in ("asked-tier", "fallback") for p in ("bound", "static", "elastic", "first-fit")
+    }
+    # The bound is the same in both; the fallback-scenario policies use fallbacks.
+    assert results["asked-tier", "bound"][0] == results["fallback", "bound"][0]
+    assert results["asked-tier", "elastic"][0]["on_fallback"] == 0.0
+    assert results["fallback", "static"][0]["on_fallback"] > 0.0
+    only = run_trace(t, nodes=2, move_time_s=300.0, scenarios=("asked-tier",))
+    assert {scenario for scenario, _ in only} == {"asked-tier"}
