@@ -230,6 +230,9 @@ class Placement(_Strict):
     demand_warmup: Duration = Field(
         timedelta(hours=4), description="requests seen before the estimate is trusted"
     )
+    demand_min_requests: int = Field(
+        30, ge=0, description="requests seen (within the window) before the estimate is trusted"
+    )
     move_margin: float = Field(0.1, ge=0, description="a move must gain this much more than it costs")
     drain_margin: float = Field(0.5, ge=0, description="a drain must gain this much more than it costs")
     rebalance: bool = Field(True, description="move idle nodes to where demand is, on every sweep")

@@ -146,13 +146,15 @@ class DemandTracker:
     `half_life_s` sets how fast old arrivals are forgotten: long enough to average over a few
     leases of a small tier, short enough to follow a change of mix within a few lease
     lifetimes. `observe` must be called in time order (later calls with earlier times count as
-    simultaneous); `estimate` says nothing (None) until `learn_s` seconds of arrivals are seen,
-    so that the first few requests do not move nodes around.
+    simultaneous); `estimate` says nothing (None) until `learn_s` seconds of arrivals and at
+    least `min_requests` requests are seen, so that a few requests do not move nodes around.
     """
 
-    def __init__(self, *, half_life_s: float, learn_s: float = 0.0) -> None:
+    def __init__(self, *, half_life_s: float, learn_s: float = 0.0, min_requests: int = 0) -> None:
         self.decay = math.log(2.0) / half_life_s
         self.learn_s = learn_s
+        self.min_requests = min_requests
+        self.seen = 0
         self.first: float | None = None
         self.last: float | None = None
         # Per tier: decayed count, decayed count per lease size, decayed sum of durations.
@@ -163,6 +165,7 @@ class DemandTracker:
     def observe(self, *, tier: str, units: int, duration_s: float, at: float) -> None:
         """Record one request for `units` of `tier`, for `duration_s`, arriving at `at`."""
         self._age(at)
+        self.seen += 1
         self.count[tier] = self.count.get(tier, 0.0) + 1.0
         sizes = self.sizes.setdefault(tier, {})
         sizes[units] = sizes.get(units, 0.0) + 1.0
@@ -176,8 +179,8 @@ class DemandTracker:
         limits: Mapping[str, int] | None = None,
     ) -> Demand | None:
         """Return the demand seen up to `now` (tiers of `tiers` only, when given), or None
-        while fewer than `learn_s` seconds of arrivals have been seen."""
-        if self.first is None or now - self.first < self.learn_s:
+        while fewer than `learn_s` seconds of arrivals, or `min_requests` requests, are seen."""
+        if self.first is None or now - self.first < self.learn_s or self.seen < self.min_requests:
             return None
         self._age(now)
         # Decayed length of the observed window: the integral of e^(-k(now - t)) over [first, now].

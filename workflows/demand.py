@@ -5,7 +5,8 @@ keeps no state between tasks, so the estimate is rebuilt from the store when it 
 every lease approved on the cluster within the last few half-lives is one arrival (its tier,
 units and duration, at its approval time). Denied requests never reach placement and are not
 demand. `None` (no prices, placement as without them) while pricing is off in the policy or
-fewer than `placement.demand_warmup` of requests have been seen.
+fewer than `placement.demand_warmup` of requests, or `placement.demand_min_requests`
+requests, have been seen: a handful of requests says nothing about demand.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def estimate_prices(
     tracker = DemandTracker(
         half_life_s=settings.demand_half_life.total_seconds(),
         learn_s=settings.demand_warmup.total_seconds(),
+        min_requests=settings.demand_min_requests,
     )
     for tier, units, seconds, at in arrivals:
         tracker.observe(tier=tier, units=units, duration_s=float(seconds), at=at.timestamp())

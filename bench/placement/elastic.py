@@ -54,7 +54,7 @@ _ARRIVE, _END, _MOVED = 0, 1, 2
 class ElasticConfig:
     """Knobs of the elastic policy: how long a move takes, how many may run at once, and how
     nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
-    `half_life_s`, none before `learn_s` of arrivals, re-estimated every `replan_s`; margins as
+    `half_life_s`, none before `learn_s` of arrivals and `min_requests` requests, re-estimated every `replan_s`; margins as
     in leases.moves.Prices), `proactive`: idle nodes move before anyone asks,
     `drain_backfill`: requests say when they end, so short ones may use draining nodes,
     `accept_fallback`: requesters accept their tier's fallbacks, `moves`: False fixes the
@@ -67,6 +67,7 @@ class ElasticConfig:
     drain_backfill: bool = True
     half_life_s: float = 4 * 3600.0
     learn_s: float = 4 * 3600.0
+    min_requests: int = 30
     replan_s: float = 900.0
     move_margin: float = 0.1
     drain_margin: float = 0.5
@@ -126,7 +127,9 @@ class ElasticSim:
         self.outcome = Outcome(
             start=self.start, use_times=np.empty(0), use_gpus=np.empty(0), ran_on=self.ran_on
         )
-        self.tracker = DemandTracker(half_life_s=config.half_life_s, learn_s=config.learn_s)
+        self.tracker = DemandTracker(
+            half_life_s=config.half_life_s, learn_s=config.learn_s, min_requests=config.min_requests
+        )
         self.limits = pool_limits(self.states, TIERS)
         self.prices: Prices | None = None
         self.planned_at = -np.inf

@@ -85,6 +85,15 @@ def test_tracker_learns_rate_sizes_and_durations_from_arrivals_only():
     assert later is not None and later.tiers["h100-3g"].rate_per_s < 0.01 / H
 
 
+def test_tracker_says_nothing_until_enough_requests_are_seen():
+    tracker = DemandTracker(half_life_s=6 * H, learn_s=H, min_requests=5)
+    for k in range(4):
+        tracker.observe(tier="h100-1g", units=1, duration_s=H, at=k * H)
+    assert tracker.estimate(now=10 * H) is None  # hours of arrivals, but only 4 requests
+    tracker.observe(tier="h100-1g", units=1, duration_s=H, at=10 * H)
+    assert tracker.estimate(now=10 * H) is not None
+
+
 def test_priced_move_only_when_the_target_gains_more_than_the_donor_loses():
     inventory = [node("a", "h100-full", pods=8), node("b", "h100-3g"), node("c", "h100-3g", pods=1)]
     reserved = {"h100-full": 8, "h100-3g": 1}
