@@ -54,9 +54,11 @@ _ARRIVE, _END, _MOVED = 0, 1, 2
 class ElasticConfig:
     """Knobs of the elastic policy: how long a move takes, how many may run at once, and how
     nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
-    `half_life_s`, none before `learn_s` of arrivals and `min_requests` requests, re-estimated every `replan_s`; margins as
-    in leases.moves.Prices), `proactive`: idle nodes move before anyone asks,
-    `drain_backfill`: requests say when they end, so short ones may use draining nodes,
+    `half_life_s`, none before `learn_s` of arrivals and `min_requests` requests, re-estimated
+    every `replan_s`; margins as in leases.moves.Prices; `priced_wait_s`: a request waiting
+    that long is placed without prices, as in the placer), `proactive`: idle nodes move
+    before anyone asks, `drain_backfill`: requests say when they end, so short ones may use
+    draining nodes,
     `accept_fallback`: requesters accept their tier's fallbacks, `moves`: False fixes the
     split (no moves, drains, rebalancing or prices, whatever the other knobs say)."""
 
@@ -68,6 +70,7 @@ class ElasticConfig:
     half_life_s: float = 4 * 3600.0
     learn_s: float = 4 * 3600.0
     min_requests: int = 30
+    priced_wait_s: float = 4 * 3600.0
     replan_s: float = 900.0
     move_margin: float = 0.1
     drain_margin: float = 0.5
@@ -225,7 +228,9 @@ class ElasticSim:
             in_flight=sum(node.moving for node in self.nodes),
             max_in_flight=self.max_in_flight,
             waiting=waiting,
-            prices=self.prices,
+            # As in the placer: prices may delay a request, but one waiting `priced_wait_s` may
+            # have any spare node.
+            prices=self.prices if now - float(trace.arrival[i]) < self.config.priced_wait_s else None,
         )
         self.outcome.decision_ns.append(time.perf_counter_ns() - began)
         return decision

@@ -21,7 +21,7 @@ from leases.errors import CapacityExceeded
 from leases.inventory import NodeReading, with_empty_times
 from leases.lifecycle import transition
 from leases.models import Lease, NodeMoveRecord, Pool, Reservation
-from leases.moves import NodeMove, stale_drains
+from leases.moves import NodeMove, Prices, stale_drains
 from leases.placement import (
     OfferFallback,
     PlaceAfterMove,
@@ -102,6 +102,13 @@ def _waiting(session: Session, cluster: str, *, besides: str) -> dict[str, int]:
     return {tier: int(units) for tier, units in rows}
 
 
+def prices_for(lease: Lease, prices: Prices | None, *, now: datetime, patience: timedelta) -> Prices | None:
+    """Return the prices that hold for this lease: none once it has waited `patience` since
+    approval, so that prices can delay a request but never keep it waiting for ever."""
+    since = lease.decided_at or lease.created_at
+    return prices if prices is not None and now - since < patience else None
+
+
 def moves_in_flight(session: Session, cluster: str) -> int:
     """Count node moves on the cluster that have not finished."""
     return session.exec(
@@ -147,7 +154,7 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
             in_flight=moves_in_flight(session, cluster),
             max_in_flight=rt.policy.cluster(cluster).max_moves_in_flight,
             waiting=_waiting(session, cluster, besides=lease.id),
-            prices=prices,
+            prices=prices_for(lease, prices, now=now, patience=rt.policy.placement.priced_wait),
         )
         log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
         for node in stale_drains(

@@ -5,12 +5,14 @@ of the leases whose GPU pods run on it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
 
 from leases.models import Lease, NodeMoveRecord
+from leases.moves import Prices
+from leases.rebalance import Demand
 from leases.states import LeaseState
 from leases.store import session_scope
 from sandbox.kube import KubeSandbox
@@ -160,3 +162,24 @@ def test_a_node_empties_when_the_last_lease_on_it_expires(make_runtime, kube):
     assert states["n-a"].empties_at == pytest.approx(expires.timestamp())
     # A GPU pod that belongs to no lease may never leave: when n-b empties is unknown.
     assert states["n-b"].empties_at is None
+
+
+def test_prices_only_delay_a_request_up_to_the_priced_wait():
+    approved = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    lease = Lease(
+        namespace="a",
+        cluster="c",
+        requester="U",
+        team="t",
+        tier="h100-1g",
+        units=1,
+        duration_seconds=3600,
+        created_at=approved - timedelta(hours=2),
+        updated_at=approved,
+        decided_at=approved,
+    )
+    prices = Prices(Demand({}))
+    wait = timedelta(hours=4)
+    assert placing.prices_for(lease, prices, now=approved + timedelta(hours=3, minutes=59), patience=wait) is prices
+    assert placing.prices_for(lease, prices, now=approved + wait, patience=wait) is None
+    assert placing.prices_for(lease, None, now=approved, patience=wait) is None
