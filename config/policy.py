@@ -236,6 +236,9 @@ class Placement(_Strict):
     move_margin: float = Field(0.1, ge=0, description="a move must gain this much more than it costs")
     drain_margin: float = Field(0.5, ge=0, description="a drain must gain this much more than it costs")
     rebalance: bool = Field(True, description="move idle nodes to where demand is, on every sweep")
+    fallback_share: float = Field(
+        0.0, ge=0, le=1, description="share of requesters expected to take an offered fallback tier"
+    )
     priced_wait: Duration = Field(
         timedelta(hours=4),
         description="a request waiting longer than this may have any spare node, whatever the prices",

@@ -44,6 +44,7 @@ __all__ = [
     "plan_move",
     "stale_drains",
     "summarise",
+    "worth",
 ]
 
 
@@ -59,11 +60,16 @@ class Prices:
     """Price nodes with `valuation`: a move of an idle node must gain its new tier more than
     (1 + `move_margin`) times what its pool loses, a drain (hours of a node serving only the
     leases already on it) more than (1 + `drain_margin`) times. Gains and losses are taken
-    with the moves and drains under way counted where they are going."""
+    with the moves and drains under way counted where they are going.
+
+    `fallback_share` is the share of requesters who take a fallback tier when theirs is full:
+    a tier's requests turned away are then partly served by its fallbacks' pools, so a node
+    is worth less to a tier whose fallbacks have room (see `worth`)."""
 
     valuation: Valuation
     move_margin: float = 0.1
     drain_margin: float = 0.5
+    fallback_share: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -288,13 +294,44 @@ def _units_for(pools: Pools, candidate: Candidate, tier: str) -> int:
     return candidate.node.gpus * spec.units_per_gpu if spec is not None else 0
 
 
+def worth(pools: Pools, tier: str, more: int) -> float:
+    """Return what `more` units (negative: fewer) change the value of `tier`'s pool, by the
+    prices (0 without them).
+
+    Requests a pool turns away are not all lost when requesters take fallbacks: a share
+    `fallback_share` of them is served by the fallback pool that covers the most: the share of
+    its own requests it accepts (value at its size over value with unlimited room) times the
+    share of it not reserved now. A change of size is worth only the part its fallbacks would
+    not have covered.
+    """
+    prices = pools.prices
+    if prices is None:
+        return 0.0
+    held, value = pools.held, prices.valuation.value
+    now = held.get(tier, 0)
+    change = (
+        value(tier, now + more) - value(tier, now) if more > 0 else value(tier, now) - value(tier, now + more)
+    )
+    spec = pools.tiers.get(tier)
+    if prices.fallback_share <= 0 or spec is None:
+        return change
+    covered = 0.0
+    for fallback in spec.fallback:
+        size = held.get(fallback, 0)
+        if size <= 0 or fallback not in pools.tiers:
+            continue
+        unlimited = value(fallback, 1 << 30)
+        accepted = value(fallback, size) / unlimited if unlimited > 0 else 1.0
+        room = max(0.0, 1.0 - pools.reserved.get(fallback, 0) / size)
+        covered = max(covered, accepted * room)
+    return change * (1.0 - prices.fallback_share * covered)
+
+
 def move_gain(pools: Pools, candidate: Candidate, target: TierSpec) -> float:
     """Return what `target` gains, by the prices, from the candidate node (0 without prices)."""
     if pools.prices is None or _holder(candidate) == target.name:
         return 0.0
-    value = pools.prices.valuation.value
-    held = pools.held.get(target.name, 0)
-    return value(target.name, held + candidate.node.gpus * target.units_per_gpu) - value(target.name, held)
+    return worth(pools, target.name, candidate.node.gpus * target.units_per_gpu)
 
 
 def donor_loss(pools: Pools, candidate: Candidate) -> float:
@@ -302,9 +339,7 @@ def donor_loss(pools: Pools, candidate: Candidate) -> float:
     holder = _holder(candidate)
     if pools.prices is None or holder is None or holder not in pools.tiers:
         return 0.0
-    value = pools.prices.valuation.value
-    held = pools.held.get(holder, 0)
-    return value(holder, held) - value(holder, held - _units_for(pools, candidate, holder))
+    return worth(pools, holder, -_units_for(pools, candidate, holder))
 
 
 def _priced_loss(pools: Pools, candidate: Candidate, target: TierSpec, margin: float) -> float | None:
@@ -481,11 +516,10 @@ def stale_drains(
             continue
         target = tiers.get(node.target_tier)
         if prices is not None and target is not None:
-            value = prices.valuation.value
             back, away = node.gpus * spec.units_per_gpu, node.gpus * target.units_per_gpu
             home, there = pools.held.get(spec.name, 0), pools.held.get(target.name, 0)
-            gain = value(spec.name, home + back) - value(spec.name, home)
-            loss = value(target.name, there) - value(target.name, there - away)
+            gain = worth(pools, spec.name, back)
+            loss = worth(pools, target.name, -away)
             if gain > (1.0 + prices.move_margin) * loss + 1e-9:
                 stale.append(node.name)
                 # Given back: the next one is priced with this one home again.

@@ -64,7 +64,12 @@ def estimate_prices(
     demand = tracker.estimate(now=now.timestamp(), tiers=tiers, limits=pool_limits(inventory, tiers))
     if demand is None:
         return None
-    return Prices(demand.prepare(), move_margin=settings.move_margin, drain_margin=settings.drain_margin)
+    return Prices(
+        demand.prepare(),
+        move_margin=settings.move_margin,
+        drain_margin=settings.drain_margin,
+        fallback_share=settings.fallback_share,
+    )
 
 
 def cluster_prices(

@@ -184,7 +184,11 @@ class ElasticSim:
         demand = self.tracker.estimate(now=now, tiers=TIERS, limits=self.limits)
         if demand is not None:
             self.prices = Prices(
-                demand.prepare(), move_margin=self.config.move_margin, drain_margin=self.config.drain_margin
+                demand.prepare(),
+                move_margin=self.config.move_margin,
+                drain_margin=self.config.drain_margin,
+                # Requesters here take every fallback offered: pools are priced knowing it.
+                fallback_share=1.0 if self.config.accept_fallback else 0.0,
             )
             self.planned_at = now
             self.outcome.estimate_ns.append(time.perf_counter_ns() - began)

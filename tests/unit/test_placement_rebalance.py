@@ -231,3 +231,19 @@ def _rebalance(inventory, reserved, prices, *, in_flight=0, max_in_flight=1):
         in_flight=in_flight,
         max_in_flight=max_in_flight,
     )
+
+
+def test_a_pool_whose_fallback_has_room_is_worth_less_when_requesters_take_fallbacks():
+    inventory = [node("a", "h100-full", pods=8), node("b", "h100-1g"), node("s", "h100-shared", pods=2)]
+    reserved = {"h100-full": 8, "h100-shared": 8}
+    # b is worth 56 x 0.2 = 11.2 to 1g, 8 to the full tier: kept, when 1g requests are lost.
+    valuation = Linear({"h100-1g": 0.2, "h100-full": 1.0, "h100-shared": 1.0}, cap={"h100-shared": 32})
+    assert isinstance(_decide(inventory, reserved, "h100-full", 1, prices=Prices(valuation)), Waitlist)
+    # When they take their fallback (h100-shared, 3/4 free and taking all its own requests),
+    # 3/4 of what b serves is served anyway: b costs 2.8 and moves.
+    sharing = Prices(valuation, fallback_share=1.0)
+    moved = _decide(inventory, reserved, "h100-full", 1, prices=sharing)
+    assert isinstance(moved, PlaceAfterMove) and moved.plan.nodes == ("b",)
+    # A fallback with no room covers nothing.
+    full = {"h100-full": 8, "h100-shared": 32}
+    assert isinstance(_decide(inventory, full, "h100-full", 1, prices=sharing), Waitlist)

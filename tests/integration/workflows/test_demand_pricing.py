@@ -90,6 +90,11 @@ def test_prices_come_from_approved_requests_after_the_warm_up(make_runtime):
     assert prices is not None
     assert prices.valuation.value("h100-full", 8) > 0
     assert prices.valuation.value("h100-1g", 56) == 0  # nobody asked for it
+    assert (prices.move_margin, prices.drain_margin, prices.fallback_share) == (0.1, 0.5, 0.0)
+    rt.policy = _policy(fallback_share=0.5, move_margin=0.2)
+    with session_scope(rt.engine) as session:
+        prices = demand.cluster_prices(session, rt, cluster=CLUSTER, inventory=inventory)
+    assert (prices.move_margin, prices.fallback_share) == (0.2, 0.5)
 
 
 def test_denied_requests_are_not_demand(make_runtime):
