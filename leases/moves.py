@@ -49,10 +49,12 @@ __all__ = [
 
 
 class Valuation(Protocol):
-    """What a pool of `units` units of `tier` is worth (e.g. requests accepted per hour);
-    leases.rebalance.Demand is one."""
+    """What a pool of `units` units of `tier` is worth (e.g. requests accepted per hour), and
+    the units its leases would hold with unlimited room; leases.rebalance.Demand is one."""
 
     def value(self, tier: str, units: int) -> float: ...
+
+    def offered(self, tier: str) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -301,8 +303,8 @@ def worth(pools: Pools, tier: str, more: int) -> float:
     Requests a pool turns away are not all lost when requesters take fallbacks: a share
     `fallback_share` of them is served by the fallback pool that covers the most: the share of
     its own requests it accepts (value at its size over value with unlimited room) times the
-    share of it not reserved now. A change of size is worth only the part its fallbacks would
-    not have covered.
+    share of it its own leases leave free on average. A change of size is worth only the part
+    its fallbacks would not have covered.
     """
     prices = pools.prices
     if prices is None:
@@ -322,7 +324,9 @@ def worth(pools: Pools, tier: str, more: int) -> float:
             continue
         unlimited = value(fallback, 1 << 30)
         accepted = value(fallback, size) / unlimited if unlimited > 0 else 1.0
-        room = max(0.0, 1.0 - pools.reserved.get(fallback, 0) / size)
+        # Expected, not current, room: reservations come and go with every lease, and prices
+        # that follow them would move nodes back and forth.
+        room = max(0.0, 1.0 - prices.valuation.offered(fallback) / size)
         covered = max(covered, accepted * room)
     return change * (1.0 - prices.fallback_share * covered)
 

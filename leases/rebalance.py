@@ -125,6 +125,11 @@ class Demand:
             table = self._build(tier)
         return table[units] if units < len(table) else table[-1]
 
+    def offered(self, tier: str) -> float:
+        """Return the mean units the tier's leases would hold with unlimited room (0: no demand)."""
+        demand = self.tiers.get(tier)
+        return demand.offered_units if demand is not None else 0.0
+
     def prepare(self) -> Demand:
         """Build every value table now, so later decisions only read them; return self."""
         for tier in self.tiers:

@@ -72,6 +72,9 @@ class Table:
         weight, cap = self.weights.get(tier, (0.0, 0))
         return weight * min(max(units, 0), cap)
 
+    def offered(self, tier: str) -> float:
+        return float(self.weights.get(tier, (0.0, 0))[1]) / 2
+
 
 @dataclass
 class Cluster:
@@ -283,9 +286,13 @@ ops = st.lists(
 
 valuations = st.one_of(
     st.none(),
-    st.dictionaries(
-        st.sampled_from(NAMES), st.tuples(st.floats(0.0, 10.0), st.integers(0, 64)), min_size=1
-    ).map(lambda weights: Prices(Table(weights))),
+    st.builds(
+        lambda weights, share: Prices(Table(weights), fallback_share=share),
+        st.dictionaries(
+            st.sampled_from(NAMES), st.tuples(st.floats(0.0, 10.0), st.integers(0, 64)), min_size=1
+        ),
+        st.sampled_from([0.0, 0.5, 1.0]),
+    ),
 )
 
 

@@ -17,13 +17,22 @@ H = 3600.0
 
 
 class Linear:
-    """A pool is worth `per_unit[tier]` per unit, up to `cap[tier]` units."""
+    """A pool is worth `per_unit[tier]` per unit, up to `cap[tier]` units; its leases would
+    hold `load[tier]` units with unlimited room."""
 
-    def __init__(self, per_unit: dict[str, float], cap: dict[str, int] | None = None) -> None:
-        self.per_unit, self.cap = per_unit, cap or {}
+    def __init__(
+        self,
+        per_unit: dict[str, float],
+        cap: dict[str, int] | None = None,
+        load: dict[str, float] | None = None,
+    ) -> None:
+        self.per_unit, self.cap, self.load = per_unit, cap or {}, load or {}
 
     def value(self, tier: str, units: int) -> float:
         return self.per_unit.get(tier, 0.0) * min(max(units, 0), self.cap.get(tier, 1 << 30))
+
+    def offered(self, tier: str) -> float:
+        return self.load.get(tier, 0.0)
 
 
 def erlang_b(servers: int, offered: float) -> float:
@@ -237,13 +246,16 @@ def test_a_pool_whose_fallback_has_room_is_worth_less_when_requesters_take_fallb
     inventory = [node("a", "h100-full", pods=8), node("b", "h100-1g"), node("s", "h100-shared", pods=2)]
     reserved = {"h100-full": 8, "h100-shared": 8}
     # b is worth 56 x 0.2 = 11.2 to 1g, 8 to the full tier: kept, when 1g requests are lost.
-    valuation = Linear({"h100-1g": 0.2, "h100-full": 1.0, "h100-shared": 1.0}, cap={"h100-shared": 32})
+    per_unit = {"h100-1g": 0.2, "h100-full": 1.0, "h100-shared": 1.0}
+    valuation = Linear(per_unit, cap={"h100-shared": 32}, load={"h100-shared": 8.0})
     assert isinstance(_decide(inventory, reserved, "h100-full", 1, prices=Prices(valuation)), Waitlist)
-    # When they take their fallback (h100-shared, 3/4 free and taking all its own requests),
-    # 3/4 of what b serves is served anyway: b costs 2.8 and moves.
+    # When they take their fallback (h100-shared, whose own leases use 1/4 of it on average
+    # and are all accepted), 3/4 of what b serves is served anyway: b costs 2.8 and moves.
     sharing = Prices(valuation, fallback_share=1.0)
     moved = _decide(inventory, reserved, "h100-full", 1, prices=sharing)
     assert isinstance(moved, PlaceAfterMove) and moved.plan.nodes == ("b",)
-    # A fallback with no room covers nothing.
-    full = {"h100-full": 8, "h100-shared": 32}
-    assert isinstance(_decide(inventory, full, "h100-full", 1, prices=sharing), Waitlist)
+    # A fallback its own demand fills covers nothing.
+    busy = Linear(per_unit, cap={"h100-shared": 32}, load={"h100-shared": 40.0})
+    assert isinstance(
+        _decide(inventory, reserved, "h100-full", 1, prices=Prices(busy, fallback_share=1.0)), Waitlist
+    )
