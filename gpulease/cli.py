@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from gpulease import cli_cluster, cli_db, cli_dev, cli_policy, cli_render, cli_serve, cli_services
+from gpulease import cli_cluster, cli_db, cli_demand, cli_dev, cli_policy, cli_render, cli_serve, cli_services
 
 app = typer.Typer(
     name="gpulease",
@@ -16,6 +16,7 @@ app.add_typer(cli_policy.app, name="policy")
 app.add_typer(cli_db.db_app, name="db")
 app.add_typer(cli_db.leases_app, name="leases")
 app.command("inventory")(cli_cluster.inventory)
+app.command("demand")(cli_demand.demand)
 app.command("render")(cli_render.render)
 app.command("worker")(cli_services.worker)
 app.command("beat")(cli_services.beat)

@@ -20,27 +20,29 @@ from provisioners.kube.client import make_api_client
 from provisioners.kube.retry import retry_policy
 
 
-def _fail(message: str) -> typer.Exit:
+def fail(message: str) -> typer.Exit:
+    """Print the error and return the exit to raise."""
     err.print(f"[red]error:[/red] {message}", highlight=False)
     return typer.Exit(1)
 
 
-def _read(nodes_file: Path | None, cluster: str | None, policy) -> list[NodeReading]:
+def read_nodes(nodes_file: Path | None, cluster: str | None, policy) -> list[NodeReading]:
+    """Read the nodes from a `kubectl get nodes -o json` dump, or else from the cluster."""
     if nodes_file is not None:
         try:
             dump = json.loads(nodes_file.read_text())
         except (OSError, ValueError) as exc:
-            raise _fail(f"cannot read {nodes_file}: {exc}") from None
+            raise fail(f"cannot read {nodes_file}: {exc}") from None
         items = dump.get("items") if isinstance(dump, dict) else None
         if not isinstance(items, list):
-            raise _fail(f"{nodes_file} is not a node list (expected `kubectl get nodes -o json` output)")
+            raise fail(f"{nodes_file} is not a node list (expected `kubectl get nodes -o json` output)")
         return read_inventory(items)
     settings = load_settings()
     api_client = make_api_client(settings=settings, cluster=policy.cluster(cluster))
     try:
         return read_cluster(api_client, retry=retry_policy(settings=settings))
     except InfrastructureError as exc:
-        raise _fail(f"cannot read the cluster: {exc}") from None
+        raise fail(f"cannot read the cluster: {exc}") from None
     finally:
         api_client.close()
 
@@ -57,9 +59,9 @@ def inventory(
     try:
         policy = load_checked_policy(policy_file or load_settings().policy_file)
     except (PolicyError, SettingsError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     specs = tier_specs(policy)
-    readings = _read(nodes_file, cluster, policy)
+    readings = read_nodes(nodes_file, cluster, policy)
     assessed = assess_nodes(inventory=[r.state for r in readings], tiers=specs)
     nodes = [
         {

@@ -12,7 +12,7 @@ requests, have been seen: a handful of requests says nothing about demand.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -72,6 +72,11 @@ def estimate_prices(
     )
 
 
+def window_of(settings: Placement) -> timedelta:
+    """Return how far back requests count: the warm-up, or 8 half-lives if longer."""
+    return max(settings.demand_warmup, settings.demand_half_life * _HALF_LIVES)
+
+
 def cluster_prices(
     session: Session, rt: Runtime, *, cluster: str, inventory: Sequence[NodeState]
 ) -> Prices | None:
@@ -80,6 +85,5 @@ def cluster_prices(
     if not settings.pricing:
         return None
     now = rt.now()
-    window = max(settings.demand_warmup, settings.demand_half_life * _HALF_LIVES)
-    arrivals = recent_arrivals(session, cluster=cluster, since=now - window)
+    arrivals = recent_arrivals(session, cluster=cluster, since=now - window_of(settings))
     return estimate_prices(arrivals, now=now, inventory=inventory, tiers=rt.tiers, settings=settings)
