@@ -24,7 +24,7 @@ from gpulease.wiring import load_checked_policy
 from leases.capacity import pool_capacity, tier_specs
 from leases.rebalance import Demand
 from leases.store import make_engine, session_scope
-from workflows.demand import estimate_prices, recent_arrivals, window_of
+from workflows.demand import estimate_demand, recent_arrivals, window_of
 
 
 def demand(
@@ -50,21 +50,11 @@ def demand(
             arrivals = recent_arrivals(session, cluster=name, since=now - window_of(placement))
     finally:
         engine.dispose()
-    in_force = (
-        placement.pricing
-        and estimate_prices(arrivals, now=now, inventory=inventory, tiers=specs, settings=placement)
-        is not None
-    )
+    inputs = {"inventory": inventory, "tiers": specs, "now": now}
+    in_force = placement.pricing and estimate_demand(arrivals, settings=placement, **inputs) is not None
     # What the estimate says today, even while it is still learning (it is not used then).
-    shown = estimate_prices(
-        arrivals,
-        now=now,
-        inventory=inventory,
-        tiers=specs,
-        settings=placement.model_copy(update={"demand_warmup": timedelta(0), "demand_min_requests": 0}),
-    )
-    valuation = shown.valuation if shown is not None else Demand({})
-    assert isinstance(valuation, Demand)
+    learning = placement.model_copy(update={"demand_warmup": timedelta(0), "demand_min_requests": 0})
+    valuation = estimate_demand(arrivals, settings=learning, **inputs) or Demand({})
     tiers = []
     for tier, spec in specs.items():
         units = capacity.get(tier, 0)

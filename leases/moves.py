@@ -187,13 +187,19 @@ class Pools:
             if found is None:
                 continue
             candidates.remove(found)
-            holder = _holder(found)
-            if holder is not None:
-                self.held[holder] = self.held.get(holder, 0) - _units_for(self, found, holder)
+            self.hold_moved(found, move)
             if not found.lossless and found.from_tier is not None:
                 self.capacity[found.from_tier] -= found.units_held
             break
+        else:
+            self.held[move.to_tier] = self.held.get(move.to_tier, 0) + move.units_gained
         self.incoming[move.to_tier] = self.incoming.get(move.to_tier, 0) + move.units_gained
+
+    def hold_moved(self, candidate: Candidate, move: NodeMove) -> None:
+        """Count the candidate's units in `held` where `move` takes them, not where they were."""
+        holder = _holder(candidate)
+        if holder is not None:
+            self.held[holder] = self.held.get(holder, 0) - _units_for(self, candidate, holder)
         self.held[move.to_tier] = self.held.get(move.to_tier, 0) + move.units_gained
 
 
@@ -311,9 +317,7 @@ def worth(pools: Pools, tier: str, more: int) -> float:
         return 0.0
     held, value = pools.held, prices.valuation.value
     now = held.get(tier, 0)
-    change = (
-        value(tier, now + more) - value(tier, now) if more > 0 else value(tier, now) - value(tier, now + more)
-    )
+    change = abs(value(tier, now + more) - value(tier, now))  # values grow with the units
     spec = pools.tiers.get(tier)
     if prices.fallback_share <= 0 or spec is None:
         return change
@@ -442,10 +446,7 @@ def plan_move(*, pools: Pools, target: TierSpec, need: int, required: int, slots
             move = move_of(candidate, target)
             chosen.append(move)
             gained += move.units_gained
-            holder = _holder(candidate)
-            if holder is not None:
-                pools.held[holder] = pools.held.get(holder, 0) - _units_for(pools, candidate, holder)
-            pools.held[target.name] = pools.held.get(target.name, 0) + move.units_gained
+            pools.hold_moved(candidate, move)
     finally:
         pools.held = held
     if not chosen or gained < required:

@@ -16,10 +16,10 @@ module prices a node in each pool:
   gain more than it loses; placement refuses the others.
 - `rebalance` moves idle nodes to where they are worth more before anyone asks.
 
-The caller keeps a tracker fed with every request as it arrives (the waitlist sweep, or the
-benchmark), takes an estimate now and then (`estimate`; the value tables are built once per
-estimate, not per decision) and passes `Prices(estimate)` to `place`, `stale_drains` and
-`rebalance`. Pure functions and plain data; imports only leases.capacity and leases.moves.
+The caller feeds a tracker with requests as they arrive (workflows.demand replays the recent
+approvals from the store; the benchmark feeds one request at a time), takes an estimate now
+and then (`estimate`; the value tables are built once per estimate, not per decision) and
+passes `Prices(estimate)` to `place`, `stale_drains` and `rebalance`. Pure functions and plain data; imports only leases.capacity and leases.moves.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from config.policy import Placement
 from leases.capacity import NodeState, TierSpec
 from leases.models import Lease
 from leases.moves import Prices
-from leases.rebalance import DemandTracker, pool_limits
+from leases.rebalance import Demand, DemandTracker, pool_limits
 from leases.states import LeaseState
 from workflows.runtime import Runtime
 
@@ -45,6 +45,26 @@ def recent_arrivals(
     return [(tier, units, seconds, at) for tier, units, seconds, at in rows if at is not None]
 
 
+def estimate_demand(
+    arrivals: Sequence[tuple[str, int, int, datetime]],
+    *,
+    now: datetime,
+    inventory: Sequence[NodeState],
+    tiers: Mapping[str, TierSpec],
+    settings: Placement,
+) -> Demand | None:
+    """Estimate each tier's demand from the arrivals (oldest first), or None before the
+    warm-up is over."""
+    tracker = DemandTracker(
+        half_life_s=settings.demand_half_life.total_seconds(),
+        learn_s=settings.demand_warmup.total_seconds(),
+        min_requests=settings.demand_min_requests,
+    )
+    for tier, units, seconds, at in arrivals:
+        tracker.observe(tier=tier, units=units, duration_s=float(seconds), at=at.timestamp())
+    return tracker.estimate(now=now.timestamp(), tiers=tiers, limits=pool_limits(inventory, tiers))
+
+
 def estimate_prices(
     arrivals: Sequence[tuple[str, int, int, datetime]],
     *,
@@ -54,14 +74,7 @@ def estimate_prices(
     settings: Placement,
 ) -> Prices | None:
     """Price the pools from the arrivals (oldest first), or None before the warm-up is over."""
-    tracker = DemandTracker(
-        half_life_s=settings.demand_half_life.total_seconds(),
-        learn_s=settings.demand_warmup.total_seconds(),
-        min_requests=settings.demand_min_requests,
-    )
-    for tier, units, seconds, at in arrivals:
-        tracker.observe(tier=tier, units=units, duration_s=float(seconds), at=at.timestamp())
-    demand = tracker.estimate(now=now.timestamp(), tiers=tiers, limits=pool_limits(inventory, tiers))
+    demand = estimate_demand(arrivals, now=now, inventory=inventory, tiers=tiers, settings=settings)
     if demand is None:
         return None
     return Prices(
