@@ -234,10 +234,15 @@ class ElasticSim:
             waiting=waiting,
             # As in the placer: prices may delay a request, but one waiting `priced_wait_s` may
             # have any spare node.
-            prices=self.prices if now - float(trace.arrival[i]) < self.config.priced_wait_s else None,
+            prices=self.prices if self._priced(now, i) else None,
         )
         self.outcome.decision_ns.append(time.perf_counter_ns() - began)
         return decision
+
+    def _priced(self, now: float, i: int) -> bool:
+        """Return whether request i is still decided with prices (it has waited less than
+        `priced_wait_s`)."""
+        return now - float(self.trace.arrival[i]) < self.config.priced_wait_s
 
     def _taken(self, decision: Decision) -> str | None:
         """Return the tier the lease goes to now, if any: where `place` put it or, when the
@@ -342,8 +347,9 @@ class ElasticSim:
         # Per tier, the shortest duration refused so far for each lease size. Nothing changes
         # between two refusals in a sweep, so a request no smaller than one that could not be
         # placed (and no shorter, where draining nodes take short leases) cannot be placed
-        # either, and is skipped.
-        blocked: dict[str, dict[int, float]] = {}
+        # either, and is skipped. Requests past `priced_wait_s` are decided without prices, so
+        # they are compared only with one another.
+        blocked: dict[tuple[str, bool], dict[int, float]] = {}
         placed = set()
         trace = self.trace
         backfill = (
@@ -354,7 +360,8 @@ class ElasticSim:
         for i in self.waiting:
             tier, units = TIER_NAMES[trace.tier[i]], int(trace.units[i])
             duration = float(trace.duration[i]) if tier in backfill else 0.0
-            refused = blocked.get(tier)
+            key = (tier, self._priced(now, i))
+            refused = blocked.get(key)
             if refused and any(u <= units and d <= duration for u, d in refused.items()):
                 continue
             others = dict(self.queued)
@@ -367,7 +374,7 @@ class ElasticSim:
                 self.queued[tier] -= units
             else:
                 self._act(now, decision)
-                refused = blocked.setdefault(tier, {})
+                refused = blocked.setdefault(key, {})
                 refused[units] = min(refused.get(units, duration), duration)
         if placed:
             self.waiting = [i for i in self.waiting if i not in placed]
