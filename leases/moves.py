@@ -30,6 +30,7 @@ from leases.capacity import (
 
 __all__ = [
     "Candidate",
+    "candidate_kind",
     "MovePlan",
     "NodeDrain",
     "NodeMove",
@@ -402,13 +403,27 @@ def _cost(pools: Pools, candidate: Candidate, target: TierSpec, margin: float | 
 def movable(*, pools: Pools, target: TierSpec, margin: float | None = None) -> list[tuple[tuple, Candidate]]:
     """List the idle nodes that could move to `target` now, each with its cost."""
     costed = []
+    # Idle nodes alike (same pool, drain target and size) cost the same but for their name,
+    # which breaks ties last: price one of each kind (hundreds of idle nodes on big clusters).
+    kinds: dict[tuple, tuple | None] = {}
     for candidate in pools.idle.get(target.gpu_model, ()):
         if candidate.from_tier == target.name:
             continue
-        cost = _cost(pools, candidate, target, margin)
+        kind = candidate_kind(candidate)
+        if kind in kinds:
+            priced = kinds[kind]
+            cost = None if priced is None else (*priced[:-1], candidate.node.name)
+        else:
+            cost = kinds[kind] = _cost(pools, candidate, target, margin)
         if cost is not None:
             costed.append((cost, candidate))
     return costed
+
+
+def candidate_kind(candidate: Candidate) -> tuple:
+    """Return what `_cost` reads of a candidate, besides its name."""
+    node = candidate.node
+    return (candidate.from_tier, candidate.lossless, candidate.units_held, node.gpus, node.target_tier)
 
 
 def plan_move(*, pools: Pools, target: TierSpec, need: int, required: int, slots: int) -> MovePlan | None:

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leases.capacity import NodeState, Reservations, TierSpec
-from leases.moves import NodeMove, Prices, donor_loss, movable, move_gain, move_of, summarise
+from leases.moves import NodeMove, Prices, candidate_kind, donor_loss, movable, move_gain, move_of, summarise
 
 __all__ = [
     "Demand",
@@ -256,8 +256,12 @@ def rebalance(
     while len(chosen) < slots:
         best: tuple[float, NodeMove] | None = None
         for spec in tiers.values():
+            nets: dict[tuple, float] = {}  # idle nodes alike gain and lose alike (leases.moves)
             for _, candidate in movable(pools=pools, target=spec, margin=prices.move_margin):
-                net = move_gain(pools, candidate, spec) - donor_loss(pools, candidate)
+                kind = candidate_kind(candidate)
+                if kind not in nets:
+                    nets[kind] = move_gain(pools, candidate, spec) - donor_loss(pools, candidate)
+                net = nets[kind]
                 if best is None or net > best[0]:
                     best = (net, move_of(candidate, spec))
         if best is None:

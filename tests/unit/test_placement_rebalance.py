@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from leases.moves import Prices, stale_drains
+from leases.moves import Prices, _cost, movable, stale_drains, summarise
 from leases.placement import PlaceAfterMove, PlaceNow, Waitlist, place
 from leases.placement import PlacementRequest as Request
 from leases.rebalance import Demand, DemandTracker, TierDemand, accepted_rates, pool_limits, rebalance
@@ -199,6 +199,37 @@ def test_rebalance_prices_each_pick_with_the_previous_ones_under_way():
     prices = Prices(Linear({"h100-3g": 0.1, "h100-full": 1.0}, cap={"h100-full": 16}))
     moves = _rebalance(inventory, {"h100-full": 8}, prices, max_in_flight=2)
     assert len(moves) == 1 and moves[0].to_tier == "h100-full"
+
+
+@pytest.mark.parametrize("priced", [False, True])
+def test_idle_nodes_alike_are_priced_once_and_costed_as_if_each_was(priced):
+    # Many idle nodes of a few kinds (pool, size, drain target): movable prices one of each
+    # kind; every node must still get exactly the cost it would get on its own.
+    inventory = [node(f"n{i:02d}", "h100-3g", gpus=4 if i % 3 else 8) for i in range(9)]
+    inventory += [
+        node(f"m{i:02d}", "h100-1g", gpus=8 - 4 * (i % 2), target_tier="h100-full") for i in range(4)
+    ]
+    inventory += [node(f"u{i:02d}", None, gpus=8 - 4 * (i % 2)) for i in range(3)]
+    inventory += [node("busy", "h100-full", pods=8)]
+    # Capped, so that a small node may be worth moving where a big one is not.
+    values = Linear({"h100-3g": 0.1, "h100-full": 1.0, "h100-1g": 0.2, "h100-shared": 0.5}, {"h100-shared": 16})
+    prices = Prices(values) if priced else None
+    pools = summarise(
+        inventory=inventory,
+        reservations={"h100-3g": 20, "h100-full": 8},
+        tiers=SPECS,
+        waiting={"h100-3g": 4},
+        prices=prices,
+    )
+    for target in SPECS.values():
+        got = movable(pools=pools, target=target)
+        one_by_one = [
+            (cost, c)
+            for c in pools.idle.get(target.gpu_model, ())
+            if c.from_tier != target.name and (cost := _cost(pools, c, target)) is not None
+        ]
+        assert got == one_by_one
+    assert len(movable(pools=pools, target=SPECS["h100-full"])) >= 10
 
 
 def test_priced_stale_drains_give_back_a_node_worth_more_at_home():
