@@ -7,17 +7,20 @@ drains) and `first-fit` (even split, no moves) - on the same requests, in two sc
 (every requester also accepts its tier's fallbacks, traces.TIERS, in every policy; `static` is
 then a local optimum, see static.climb_split). Rows average the seeds; decision latencies are
 percentiles over every decision of every seed. Clusters: M = 8 and L = 32 nodes × 8
-H100-80GB; XL = 256 × 8 measures decision latency only. Progress goes to stderr (rich) unless
---json-only; the JSON goes to stdout.
+H100-80GB; XL = 256 × 8 measures decision latency only. Traces run in parallel, one process
+per CPU (`--jobs`); every trace and its results are the same whatever the number of processes.
+Progress goes to stderr (rich) unless --json-only; the JSON goes to stdout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -72,7 +75,7 @@ QUICK = Plan(
     seeds={"M": 1, "L": 1},
     requests={"M": 5000, "L": 6000},
     loads={"M": (0.7, 0.9), "L": (0.9,)},
-    fallback={"M": (0.7, 0.9)},
+    fallback={"M": (0.7,)},
     xl_traces=(("shifting", 1.1),),
     xl_requests=6000,
 )
@@ -309,6 +312,92 @@ def targets(runs: list[dict]) -> dict[str, Any]:
     return checks
 
 
+@dataclass(frozen=True)
+class Job:
+    """One trace of the benchmark: a (cluster, mix, load, seed) of M or L, or an XL trace
+    (decision latency only)."""
+
+    cluster: str
+    mix: str
+    load: float
+    index: int = 0
+
+    @property
+    def label(self) -> str:
+        """Return how progress names the job."""
+        if self.cluster == "XL":
+            return f"XL {self.mix} ρ={self.load} (decision latency)"
+        return f"{self.cluster} {self.mix} ρ={self.load} seed {self.index}"
+
+
+PLOTTED = Job("M", "shifting", 0.9, 0)
+
+
+def jobs_of(plan: Plan) -> list[Job]:
+    """List the plan's jobs, longest first (the XL traces), so parallel workers end together."""
+    traces = [
+        Job(cluster, mix, load, index)
+        for cluster in ("M", "L")
+        for load in plan.loads[cluster]
+        for mix in MIXES
+        for index in range(plan.seeds[cluster])
+    ]
+    return [Job("XL", mix, load) for mix, load in plan.xl_traces] + traces
+
+
+def run_job(job: Job, plan: Plan, move_time_s: float) -> tuple[Job, Any, Trace | None]:
+    """Run one job; return it with its results (per (scenario, policy), or the XL row), and its
+    trace when it is the one plotted. Runs in a worker process: everything here is picklable."""
+    nodes = CLUSTERS[job.cluster]
+    requests = plan.xl_requests if job.cluster == "XL" else plan.requests[job.cluster]
+    trace = generate(
+        mix=job.mix,
+        load=job.load,
+        gpus=nodes * GPUS_PER_NODE,
+        seed=_seed(job.cluster, job.mix, job.load, job.index),
+        config=TraceConfig(requests=requests),
+    )
+    if job.cluster == "XL":
+        outcome = simulate(trace, split=even_split(nodes), config=_elastic_config(nodes, move_time_s))
+        return job, _latency_row("XL", job.mix, job.load, outcome), None
+    scenarios = SCENARIOS if job.load in plan.fallback.get(job.cluster, ()) else SCENARIOS[:1]
+    results = run_trace(trace, nodes=nodes, move_time_s=move_time_s, scenarios=scenarios)
+    if job != PLOTTED:
+        # Only latencies are read from the other outcomes: drop their big arrays before pickling.
+        for key, (measured, outcome) in results.items():
+            if outcome is not None:
+                results[key] = (measured, _timings_only(outcome))
+    return job, results, trace if job == PLOTTED else None
+
+
+def _timings_only(outcome: Outcome) -> Outcome:
+    empty = np.empty(0)
+    return replace(outcome, start=empty, use_times=empty, use_gpus=empty, ran_on=None)
+
+
+def run_jobs(
+    jobs: list[Job], plan: Plan, *, move_time_s: float, workers: int, progress: Progress
+) -> list[tuple[Job, Any, Trace | None]]:
+    """Run the jobs on `workers` processes (1: in this one), advancing the progress bar as each
+    ends; return their results in the order of `jobs`."""
+    task = progress.add_task("placement benchmark", total=len(jobs))
+    done: dict[Job, tuple[Job, Any, Trace | None]] = {}
+    if workers <= 1:
+        for job in jobs:
+            progress.update(task, description=job.label)
+            done[job] = run_job(job, plan, move_time_s)
+            progress.advance(task)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(run_job, job, plan, move_time_s) for job in jobs]
+            for future in as_completed(futures):
+                job = future.result()[0]
+                done[job] = future.result()
+                progress.update(task, description=f"{job.label} done")
+                progress.advance(task)
+    return [done[job] for job in jobs]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print its JSON (or a table)."""
     parser = argparse.ArgumentParser(prog="python -m bench.placement", description=__doc__.split("\n")[0])
@@ -321,57 +410,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--move-time", type=float, default=300.0, help="seconds a node move takes (default 300)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="traces run at once, one process each (default: one per CPU)",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
     plan = QUICK if args.quick else FULL
     began = time.perf_counter()
     console = Console(stderr=True)
-    jobs = [
-        (cluster, mix, load, index)
-        for cluster in ("M", "L")
-        for load in plan.loads[cluster]
-        for mix in MIXES
-        for index in range(plan.seeds[cluster])
-    ]
+    jobs = jobs_of(plan)
     runs: list[dict] = []
     plotted: dict[str, Outcome] = {}
     plot_trace: Trace | None = None
     with Progress(console=console, disable=args.json_only, transient=True) as progress:
-        task = progress.add_task("placement benchmark", total=len(jobs) + len(plan.xl_traces))
-        grouped: dict[tuple, dict[str, list]] = {}
-        for cluster, mix, load, index in jobs:
-            nodes = CLUSTERS[cluster]
-            progress.update(task, description=f"{cluster} {mix} ρ={load} seed {index}")
-            config = TraceConfig(requests=plan.requests[cluster])
-            trace = generate(
-                mix=mix,
-                load=load,
-                gpus=nodes * GPUS_PER_NODE,
-                seed=_seed(cluster, mix, load, index),
-                config=config,
-            )
-            scenarios = SCENARIOS if load in plan.fallback.get(cluster, ()) else SCENARIOS[:1]
-            results = run_trace(trace, nodes=nodes, move_time_s=args.move_time, scenarios=scenarios)
-            group(grouped, cluster, mix, load, results)
-            if (cluster, mix, load, index) == ("M", "shifting", 0.9, 0):
-                plot_trace = trace
-                plotted = {
-                    p: o for (sc, p), (_, o) in results.items() if sc == "asked-tier" and o is not None
-                }
-            progress.advance(task)
-        runs.extend(seed_means(grouped))
-        for mix, load in plan.xl_traces:
-            progress.update(task, description=f"XL {mix} ρ={load} (decision latency)")
-            nodes = CLUSTERS["XL"]
-            trace = generate(
-                mix=mix,
-                load=load,
-                gpus=nodes * GPUS_PER_NODE,
-                seed=_seed("XL", mix, load, 0),
-                config=TraceConfig(requests=plan.xl_requests),
-            )
-            outcome = simulate(trace, split=even_split(nodes), config=_elastic_config(nodes, args.move_time))
-            runs.append(_latency_row("XL", mix, load, outcome))
-            progress.advance(task)
+        finished = run_jobs(jobs, plan, move_time_s=args.move_time, workers=args.jobs, progress=progress)
+    grouped: dict[tuple, dict[str, list]] = {}
+    for job, results, trace in finished:
+        if job.cluster == "XL":
+            continue
+        group(grouped, job.cluster, job.mix, job.load, results)
+        if trace is not None:
+            plot_trace = trace
+            plotted = {p: o for (sc, p), (_, o) in results.items() if sc == "asked-tier" and o is not None}
+    runs.extend(seed_means(grouped))
+    runs.extend(results for job, results, _ in finished if job.cluster == "XL")
     order = {p: i for i, p in enumerate(POLICIES)}
     runs.sort(
         key=lambda r: (
@@ -396,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "quick": args.quick,
             "seconds": round(time.perf_counter() - began, 1),
+            "jobs": args.jobs,
             "clusters": {c: {"nodes": n, "gpus_per_node": GPUS_PER_NODE} for c, n in CLUSTERS.items()},
             "plan": asdict(plan),
             "fallback": {name: list(spec.fallback) for name, spec in TIERS.items()},

@@ -6,8 +6,18 @@ import itertools
 
 import numpy as np
 import pytest
+from rich.progress import Progress
 
-from bench.placement.__main__ import group, run_trace, seed_means, targets
+from bench.placement.__main__ import (
+    PLOTTED,
+    Plan,
+    group,
+    jobs_of,
+    run_jobs,
+    run_trace,
+    seed_means,
+    targets,
+)
 from bench.placement.bound import upper_bound
 from bench.placement.elastic import ElasticConfig, ElasticSim, simulate
 from bench.placement.outcome import mean_use, metrics, use_from_starts
@@ -282,3 +292,35 @@ def test_rows_carry_their_scenario():
     assert results["fallback", "static"][0]["on_fallback"] > 0.0
     only = run_trace(t, nodes=2, move_time_s=300.0, scenarios=("asked-tier",))
     assert {scenario for scenario, _ in only} == {"asked-tier"}
+
+
+def test_parallel_runs_give_the_same_results_as_one_process():
+    plan = Plan(
+        seeds={"M": 1, "L": 0},
+        requests={"M": 300, "L": 300},
+        loads={"M": (0.9,), "L": ()},
+        fallback={"M": (0.9,)},
+        xl_traces=(("shifting", 1.1),),
+        xl_requests=200,
+    )
+    jobs = jobs_of(plan)
+    assert jobs[0].cluster == "XL" and len(jobs) == 1 + len(MIXES) and PLOTTED in jobs
+
+    def rows(workers: int) -> list:
+        with Progress(disable=True) as progress:
+            finished = run_jobs(jobs, plan, move_time_s=300.0, workers=workers, progress=progress)
+        assert [job for job, _, _ in finished] == jobs
+        # Latencies differ from run to run; everything else must not.
+        timed = {"decision_p50_ms", "decision_p99_ms", "rebalance_p50_ms", "rebalance_p99_ms"}
+        timed |= {"estimate_p50_ms", "estimate_p99_ms"}
+        out = []
+        for job, results, trace in finished:
+            assert (trace is not None) == (job == PLOTTED)
+            if job.cluster == "XL":
+                out.append({k: v for k, v in results.items() if k not in timed})
+                continue
+            for key, (measured, _) in sorted(results.items()):
+                out.append((job, key, {k: v for k, v in measured.items() if k not in timed}))
+        return out
+
+    assert rows(2) == rows(1)
