@@ -190,3 +190,19 @@ def with_empty_times(readings: Iterable[NodeReading], expiries: Mapping[str, flo
         empties_at = max(end for end in ends if end is not None) if known else None
         states.append(replace(reading.state, empties_at=empties_at))
     return states
+
+
+def with_moves_under_way(states: Iterable[NodeState], moving: Mapping[str, str]) -> list[NodeState]:
+    """Return the nodes' states with each node that has an unfinished move (`moving` maps its
+    name to the tier it moves to) shown as the mover will leave it: cordoned for that tier.
+
+    A move is planned (and recorded) before the mover cordons its node, and the node still looks
+    open in its old pool until then; counting it there would let a placement reserve units the
+    move is about to take away. Shown cordoned with a target tier, it counts for neither pool and
+    is on its way to the target (leases.moves.summarise). Once the move is done, rolled back or
+    abandoned, the node is read as it really is again.
+    """
+    return [
+        replace(state, schedulable=False, target_tier=moving[state.name]) if state.name in moving else state
+        for state in states
+    ]

@@ -23,7 +23,13 @@ from workflows import outbox
 from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
-from workflows.steps.placing import place_lease, read_inventory, rebalance_cluster, sync_pools
+from workflows.steps.placing import (
+    place_lease,
+    read_inventory,
+    rebalance_cluster,
+    sync_pools,
+    with_expiries,
+)
 from workflows.steps.reclaiming import RUNNING, start_reclaim
 from workflows.views import lease_view
 
@@ -183,9 +189,9 @@ def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:
 
 def sync_capacity(rt: Runtime, cluster: str) -> None:
     """Write the cluster's pool capacity from its nodes (approval cards show free units from it)."""
-    inventory = [reading.state for reading in read_inventory(rt, cluster)]
+    readings = read_inventory(rt, cluster)
     with session_scope(rt.engine) as session:
-        sync_pools(session, rt, cluster=cluster, inventory=inventory)
+        sync_pools(session, rt, cluster=cluster, inventory=with_expiries(session, cluster, readings))
 
 
 def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:

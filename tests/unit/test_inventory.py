@@ -7,7 +7,14 @@ import pytest
 from config.settings import EXAMPLE_POLICY
 from gpulease.wiring import load_checked_policy
 from leases.capacity import assess_node, pool_capacity, tier_specs
-from leases.inventory import gpu_pods_by_node, read_inventory, read_node, with_empty_times
+from leases.inventory import (
+    gpu_pods_by_node,
+    read_inventory,
+    read_node,
+    with_empty_times,
+    with_moves_under_way,
+)
+from leases.moves import summarise
 
 TIERS = tier_specs(load_checked_policy(EXAMPLE_POLICY))
 
@@ -163,3 +170,19 @@ def test_a_node_empties_when_its_last_lease_expires():
     # n3 runs a GPU pod of no lease (it may never leave); n4 is empty already.
     assert [s.empties_at for s in states] == [250.0, 100.0, None, None]
     assert [s.gpu_pods for s in states] == [2, 1, 2, 0]
+
+
+def test_a_node_with_a_move_under_way_counts_for_no_pool_but_is_on_its_way():
+    tiers = tier_specs(load_checked_policy(EXAMPLE_POLICY))
+    states = [r.state for r in read_inventory([mig_single("n1"), mig_single("n2")], [])]
+    assert pool_capacity(inventory=states, tiers=tiers)["h100-1g"] == 112
+    # n1 is planned to move to whole GPUs but not cordoned yet: it already counts for neither.
+    moving = with_moves_under_way(states, {"n1": "h100-full", "gone": "h100-full"})
+    assert [(s.name, s.schedulable, s.target_tier) for s in moving] == [
+        ("n1", False, "h100-full"),
+        ("n2", True, None),
+    ]
+    assert pool_capacity(inventory=moving, tiers=tiers)["h100-1g"] == 56
+    pools = summarise(inventory=moving, reservations={}, tiers=tiers)
+    assert pools.capacity["h100-1g"] == 56 and pools.incoming["h100-full"] == 8
+    assert [c.node.name for c in pools.idle.get("H100-80GB", [])] == ["n2"]  # n1 cannot move twice

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from leases.capacity import NodeState, pool_capacity
 from leases.errors import CapacityExceeded
-from leases.inventory import NodeReading, with_empty_times
+from leases.inventory import NodeReading, with_empty_times, with_moves_under_way
 from leases.lifecycle import transition
 from leases.models import Lease, NodeMoveRecord, Pool, Reservation
 from leases.moves import NodeMove, Prices, stale_drains
@@ -61,13 +61,25 @@ def read_inventory(rt: Runtime, cluster: str) -> list[NodeReading]:
 
 
 def with_expiries(session: Session, cluster: str, readings: list[NodeReading]) -> list[NodeState]:
-    """Return the nodes' states with when each empties, from the expiry of the live leases."""
+    """Return the nodes' states as placement must see them: when each empties (from the expiry
+    of the live leases), and the nodes of unfinished moves cordoned for their target tier."""
     rows = session.exec(
         select(Lease.namespace, Lease.expires_at).where(
             Lease.cluster == cluster, col(Lease.state).in_(LIVE_ON_NODES), col(Lease.expires_at).is_not(None)
         )
     ).all()
-    return with_empty_times(readings, {ns: at.timestamp() for ns, at in rows if at is not None})
+    states = with_empty_times(readings, {ns: at.timestamp() for ns, at in rows if at is not None})
+    return with_moves_under_way(states, moving_nodes(session, cluster))
+
+
+def moving_nodes(session: Session, cluster: str) -> dict[str, str]:
+    """Return the nodes of the cluster's unfinished moves, each with the tier it moves to."""
+    rows = session.exec(
+        select(NodeMoveRecord.node, NodeMoveRecord.to_tier).where(
+            NodeMoveRecord.cluster == cluster, col(NodeMoveRecord.finished_at).is_(None)
+        )
+    ).all()
+    return dict(rows)
 
 
 def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[NodeState]) -> dict[str, int]:

@@ -10,12 +10,13 @@ import pytest
 from sqlmodel import select
 
 from leases.models import AuditEvent, NodeMoveRecord
+from leases.reservations import pool_usage
 from leases.states import LeaseState
 from leases.store import session_scope
 from sandbox.kube import KubeSandbox
 from tests.integration.workflows.conftest import roomy_policy
 from tests.integration.workflows.test_pipeline import request, state_of
-from workflows import api
+from workflows import api, sweeps
 from workflows.steps import moving
 
 # Idle donors of the same GPU model: the placer picks the one whose pool keeps the most slack.
@@ -128,3 +129,35 @@ def test_a_node_with_gpu_pods_is_never_moved(make_runtime, kube):
     assert all(m.step != "done" for m in _moves(rt))
     for node in DONORS:
         assert kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/mig.config"] != "all-disabled"
+
+
+def test_a_node_planned_to_move_counts_for_no_pool_until_its_move_ends(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    _whole_gpus(rt, "train-a")
+    rt.queue.drain()
+    rt.queue.run_moves = False
+    moved_for = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves
+    [move] = _moves(rt)
+    assert (move.from_tier, move.step) == ("h100-1g", "planned")
+    # Before the move has even cordoned its node, the donor pool is asked for more than its
+    # other node holds (56 units), 8 units at a time: only what fits without the node is placed.
+    small = []
+    for i in range(8):
+        submitted = api.submit(request(tier="h100-1g", units=8, namespace=f"nb-{i}", duration=timedelta(hours=2)))
+        if submitted.approval != "auto":
+            api.decide(lease_id=submitted.lease_id, approver="U0APPROVER1", approve=True)
+        small.append(submitted.lease_id)
+        rt.queue.drain()
+    states = [state_of(rt, lease) for lease in small]
+    assert states.count(LeaseState.ACTIVE) == 7 and states[-1] is LeaseState.WAITLISTED
+    while moving.advance_move(rt, move_id).again:
+        pass
+    assert _moves(rt)[0].step == "done"
+    rt.queue.drain()
+    assert state_of(rt, moved_for) is LeaseState.ACTIVE
+    sweeps.sync_capacity(rt, "sandbox")  # the pools as the nodes are now
+    with session_scope(rt.engine) as session:
+        for pool in pool_usage(session):
+            assert pool.reserved <= pool.capacity, pool
