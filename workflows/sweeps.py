@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from config.durations import format_duration
+from leases.inventory import NodeReading
 from leases.lifecycle import claim_warning, expire_unapproved, transition
 from leases.models import Lease
 from leases.ports import Notice
@@ -187,31 +188,40 @@ def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:
         )
 
 
-def sync_capacity(rt: Runtime, cluster: str) -> None:
-    """Write the cluster's pool capacity from its nodes (approval cards show free units from it)."""
-    readings = read_inventory(rt, cluster)
+def sync_capacity(rt: Runtime, cluster: str, *, readings: list[NodeReading] | None = None) -> None:
+    """Write the cluster's pool capacity from its nodes (approval cards show free units from it);
+    `readings`: the nodes as just read (None: read them here)."""
+    if readings is None:
+        readings = read_inventory(rt, cluster)
     with session_scope(rt.engine) as session:
         sync_pools(session, rt, cluster=cluster, inventory=with_expiries(session, cluster, readings))
 
 
 def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
-    """Try to place waitlisted leases, highest priority first, then oldest first."""
-    for name in [cluster] if cluster else [c.name for c in rt.policy.clusters]:
-        sync_capacity(rt, name)
+    """Try to place waitlisted leases, highest priority first, then oldest first.
+
+    Each cluster's nodes and pods are read once per wake-up, not once per waiting lease: the
+    placements made meanwhile create no pods yet, and the moves they plan are in the store,
+    which placement reads afresh for every lease (leases.inventory.with_moves_under_way).
+    """
+    names = [cluster] if cluster else [c.name for c in rt.policy.clusters]
+    readings = {name: read_inventory(rt, name) for name in names}
+    for name in names:
+        sync_capacity(rt, name, readings=readings[name])
     with session_scope(rt.engine) as session:
-        query = select(Lease.id).where(Lease.state == LeaseState.WAITLISTED)
+        query = select(Lease.id, Lease.cluster).where(Lease.state == LeaseState.WAITLISTED)
         if cluster:
             query = query.where(Lease.cluster == cluster)
         waiting = session.exec(
             query.order_by(col(Lease.priority).desc(), col(Lease.created_at), col(Lease.id))
         ).all()
     placed = []
-    for lease_id in waiting:
-        if place_lease(rt, lease_id) != str(LeaseState.WAITLISTED):
+    for lease_id, on in waiting:
+        if place_lease(rt, lease_id, readings=readings.get(on)) != str(LeaseState.WAITLISTED):
             placed.append(lease_id)
     # Then idle nodes go where demand is, before the next request has to wait for them.
-    for name in [cluster] if cluster else [c.name for c in rt.policy.clusters]:
-        rebalance_cluster(rt, name)
+    for name in names:
+        rebalance_cluster(rt, name, readings=readings[name])
     return placed
 
 

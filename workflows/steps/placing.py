@@ -130,8 +130,12 @@ def moves_in_flight(session: Session, cluster: str) -> int:
     ).one()
 
 
-def place_lease(rt: Runtime, lease_id: str) -> str:
-    """Place one approved or waitlisted lease; return its state afterwards."""
+def place_lease(rt: Runtime, lease_id: str, *, readings: list[NodeReading] | None = None) -> str:
+    """Place one approved or waitlisted lease; return its state afterwards.
+
+    `readings`: the cluster's nodes as just read by the caller (a waitlist wake-up reads them
+    once for every lease it tries); None reads them here.
+    """
     now = rt.now()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
@@ -141,7 +145,8 @@ def place_lease(rt: Runtime, lease_id: str) -> str:
         if lease.state is not LeaseState.PLACING:
             transition(session, lease=lease, to=LeaseState.PLACING, actor=SYSTEM, reason=None, now=now)
         mark_step(lease, "place", now)
-    readings = read_inventory(rt, cluster)
+    if readings is None:
+        readings = read_inventory(rt, cluster)
     follow_up: list[tuple[str, tuple]] = []
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
@@ -257,13 +262,15 @@ def start_moves(
         follow_up.append(("move_node", (record.id,)))
 
 
-def rebalance_cluster(rt: Runtime, cluster: str) -> list[str]:
+def rebalance_cluster(rt: Runtime, cluster: str, *, readings: list[NodeReading] | None = None) -> list[str]:
     """Move idle nodes of the cluster to the tiers where demand makes them worth more; return
-    the nodes set moving. Nothing moves while pricing or rebalancing is off, or still learning."""
+    the nodes set moving. Nothing moves while pricing or rebalancing is off, or still learning.
+    `readings`: the cluster's nodes as just read by the caller (None: read them here)."""
     settings = rt.policy.placement
     if not (settings.pricing and settings.rebalance):
         return []
-    readings = read_inventory(rt, cluster)
+    if readings is None:
+        readings = read_inventory(rt, cluster)
     follow_up: list[tuple[str, tuple]] = []
     with session_scope(rt.engine) as session:
         inventory = with_expiries(session, cluster, readings)
