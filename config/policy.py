@@ -225,7 +225,7 @@ class Placement(_Strict):
         True, description="price node moves and drains by the demand learned from recent requests"
     )
     demand_half_life: Duration = Field(
-        timedelta(hours=4), description="how fast older requests stop counting in the demand estimate"
+        timedelta(hours=12), description="how fast older requests stop counting in the demand estimate"
     )
     demand_warmup: Duration = Field(
         timedelta(hours=4), description="requests seen before the estimate is trusted"

@@ -8,18 +8,20 @@ module prices a node in each pool:
 - `DemandTracker` keeps exponentially decayed arrival statistics per tier (rate, lease sizes,
   durations), from arrivals only: nothing about the future.
 - `Demand.value(tier, units)` is the expected number of requests per hour a pool of `units`
-  units of that tier accepts, from the Kaufman-Roberts recursion (a loss system with one
-  class per lease size: a lease of u units needs u free units). A node is worth the increase
-  in value it brings to a pool, so a move's gain and loss compare tiers whose units differ in
-  size and whose leases differ in GPUs per request.
+  units of that tier accepts: Erlang's loss formula for leases of the tier's mean size, as
+  the waitlist turns big and small leases away alike (`accepted_rates`). A node is worth the
+  increase in value it brings to a pool, so a move's gain and loss compare tiers whose units
+  differ in size and whose leases differ in GPUs per request.
 - `Prices` (leases.moves) pairs a demand with the margins by which a move, or a drain, must
   gain more than it loses; placement refuses the others.
-- `rebalance` moves idle nodes to where they are worth more before anyone asks.
+- `rebalance` moves idle nodes to where they are worth more before anyone asks, and
+  `rebalance_drains` drains busy ones there, so that they move once empty.
 
 The caller feeds a tracker with requests as they arrive (workflows.demand replays the recent
 approvals from the store; the benchmark feeds one request at a time), takes an estimate now
 and then (`estimate`; the value tables are built once per estimate, not per decision) and
-passes `Prices(estimate)` to `place`, `stale_drains` and `rebalance`. Pure functions and plain data; imports only leases.capacity and leases.moves.
+passes `Prices(estimate)` to `place`, `stale_drains`, `rebalance` and `rebalance_drains`.
+Pure functions and plain data; imports only leases.capacity and leases.moves.
 """
 
 from __future__ import annotations
@@ -29,7 +31,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from leases.capacity import NodeState, Reservations, TierSpec
-from leases.moves import NodeMove, Prices, candidate_kind, donor_loss, movable, move_gain, move_of, summarise
+from leases.moves import (
+    Candidate,
+    NodeDrain,
+    NodeMove,
+    Pools,
+    Prices,
+    candidate_kind,
+    donor_loss,
+    movable,
+    move_gain,
+    move_of,
+    summarise,
+)
 
 __all__ = [
     "Demand",
@@ -38,11 +52,10 @@ __all__ = [
     "accepted_rates",
     "pool_limits",
     "rebalance",
+    "rebalance_drains",
 ]
 
 _HOUR = 3600.0
-# Kaufman-Roberts weights are kept as floats; rescale before they overflow.
-_HUGE = 1e250
 
 
 @dataclass(frozen=True)
@@ -62,44 +75,40 @@ class TierDemand:
 def accepted_rates(demand: TierDemand, limit: int) -> list[float]:
     """Return the requests per hour a pool accepts with 0, 1, 2, ... units.
 
-    The Kaufman-Roberts recursion for a loss system: leases of u units arrive at rate λ·p_u and
-    hold u units for the mean duration; the occupancy distribution is the one of unlimited room
-    truncated at the capacity, and a lease of u units is accepted when the occupancy is at most
-    capacity - u. The list stops at `limit` units, or earlier where blocking has become
-    negligible (12 standard deviations above the mean occupancy): beyond its end the value is
-    its last entry.
+    The waitlist serves leases in order (priority, then arrival; a smaller one passes only what
+    cannot start yet), so a big lease is turned away about as often as a small one, unlike in
+    a pure loss system, where small leases slip into the gaps and big ones are blocked. A pool
+    of C units is then valued as a loss system of leases of the mean size s: C/s servers,
+    offered the tier's leases in erlangs (rate × mean duration), accepting the share
+    1 - ErlangB of them (linear between whole numbers of servers), and never a lease bigger
+    than the pool. Erlang's formula holds whatever the distribution of durations. The list
+    stops at `limit` units, or earlier where blocking has become negligible (12 standard
+    deviations above the mean number of leases): beyond its end the value is its last entry.
     """
     rate_h = demand.rate_per_s * _HOUR
-    sizes = [(u, p) for u, p in demand.sizes if u > 0 and p > 0]
+    sizes = sorted((u, p) for u, p in demand.sizes if u > 0 and p > 0)
     if rate_h <= 0 or not sizes or demand.mean_duration_s <= 0:
         return [0.0]
-    offered = [(u, demand.rate_per_s * p * demand.mean_duration_s * u) for u, p in sizes]
-    mean = sum(a for _, a in offered)
-    sd = math.sqrt(sum(a * u for u, a in offered))
-    span = max(u for u, _ in sizes)
-    top = max(1, min(limit, math.ceil(mean + 12.0 * sd) + span))
-    # Occupancy weights q and their running sums, kept only as far back as the largest lease
-    # (the value at capacity C needs the sums at C - u), rescaled together so ratios survive.
-    q = [0.0] * span + [1.0]
-    cumulative = [0.0] * span + [1.0]
+    total = sum(p for _, p in sizes)
+    mean_size = sum(u * p for u, p in sizes) / total
+    erlangs = demand.rate_per_s * demand.mean_duration_s
+    servers = erlangs + 12.0 * math.sqrt(erlangs) + 1.0
+    top = max(1, min(limit, math.ceil(servers * mean_size) + sizes[-1][0]))
+    blocking = [1.0]  # Erlang B with 0, 1, 2, ... servers
+    for k in range(1, math.ceil(top / mean_size) + 2):
+        blocking.append(erlangs * blocking[-1] / (k + erlangs * blocking[-1]))
     values = [0.0]
-    for j in range(1, top + 1):
-        total = 0.0
-        for u, a in offered:
-            if u <= j:
-                total += a * q[-u]
-        q.append(total / j)
-        cumulative.append(cumulative[-1] + q[-1])
-        del q[0], cumulative[0]
-        if cumulative[-1] > _HUGE:
-            q = [x / _HUGE for x in q]
-            cumulative = [x / _HUGE for x in cumulative]
-        room = cumulative[-1]
-        accepted = 0.0
-        for u, p in sizes:
-            if u <= j:
-                accepted += rate_h * p * (cumulative[-1 - u] / room)
-        values.append(accepted)
+    fits = 0.0  # share of leases no bigger than the pool
+    size = iter(sizes)
+    pending = next(size, None)
+    for units in range(1, top + 1):
+        while pending is not None and pending[0] <= units:
+            fits += pending[1] / total
+            pending = next(size, None)
+        n = units / mean_size
+        whole = int(n)
+        b = blocking[whole] + (n - whole) * (blocking[whole + 1] - blocking[whole])
+        values.append(rate_h * fits * (1.0 - b))
     return values
 
 
@@ -244,7 +253,7 @@ def rebalance(
     A node moves only when its new tier gains more than (1 + `prices.move_margin`) times what
     its pool loses, and the donor keeps its reservations. The largest net gain goes first, up
     to the free move slots; pools are priced again after each pick. Nodes with GPU pods never
-    move (drains start from `place`, for a request that waits).
+    move (they are drained: `rebalance_drains`, or `place` for a request that waits).
     """
     slots = max_in_flight - in_flight
     if slots <= 0:
@@ -269,3 +278,71 @@ def rebalance(
         chosen.append(best[1])
         pools.commit(best[1])
     return chosen
+
+
+def rebalance_drains(
+    *,
+    inventory: Sequence[NodeState],
+    reservations: Reservations,
+    tiers: Mapping[str, TierSpec],
+    waiting: Mapping[str, int] | None,
+    prices: Prices,
+    max_draining: int,
+) -> list[NodeDrain]:
+    """Drain busy nodes for the tiers where they are worth more, before anyone waits for them.
+
+    `rebalance` moves only idle nodes, and under load few nodes are ever idle: a split that
+    demand has outgrown would stay until some request waits for a node that empties in time. A
+    busy node is drained (its pool admits no new lease on it; it moves once empty) when the
+    target tier gains more than (1 + `prices.drain_margin`) times what its pool loses. The
+    largest net gain goes first, and among nodes alike the one that empties soonest; at most
+    `max_draining` busy nodes drain at once, counting those draining already; pools are priced
+    again after each pick.
+    """
+    draining = sum(1 for n in inventory if n.schedulable and n.target_tier is not None and n.gpu_pods > 0)
+    slots = max_draining - draining
+    if slots <= 0:
+        return []
+    pools = summarise(
+        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
+    )
+    chosen: list[NodeDrain] = []
+    while len(chosen) < slots:
+        best: tuple[tuple, NodeState, TierSpec] | None = None
+        for spec in tiers.values():
+            nets: dict[tuple[str, int], float | None] = {}  # nodes alike are priced alike
+            for node in pools.busy.get(spec.gpu_model, ()):
+                if node.tier == spec.name or node.tier is None:
+                    continue
+                kind = (node.tier, node.gpus)
+                if kind not in nets:
+                    nets[kind] = _drain_net(pools, _as_candidate(node, tiers), spec, prices.drain_margin)
+                net = nets[kind]
+                if net is None:
+                    continue
+                empties = node.empties_at if node.empties_at is not None else math.inf
+                key = (-net, empties, node.name)
+                if best is None or key < best[0]:
+                    best = (key, node, spec)
+        if best is None:
+            break
+        _, node, spec = best
+        chosen.append(NodeDrain(node=node.name, from_tier=node.tier or "", to_tier=spec.name, gpu_pods=node.gpu_pods))
+        candidate = _as_candidate(node, tiers)
+        pools.busy[spec.gpu_model].remove(node)
+        pools.hold_moved(candidate, move_of(candidate, spec))
+        pools.capacity[candidate.from_tier] -= candidate.units_held  # type: ignore[index]
+    return chosen
+
+
+def _as_candidate(node: NodeState, tiers: Mapping[str, TierSpec]) -> Candidate:
+    donor = tiers[node.tier]  # type: ignore[index]
+    return Candidate(node, donor.name, node.gpus * donor.units_per_gpu, False)
+
+
+def _drain_net(pools: Pools, candidate: Candidate, target: TierSpec, margin: float) -> float | None:
+    """Return what draining the candidate for `target` gains net, or None below the margin."""
+    gain, loss = move_gain(pools, candidate, target), donor_loss(pools, candidate)
+    if gain <= (1.0 + margin) * loss + 1e-9:
+        return None
+    return gain - loss

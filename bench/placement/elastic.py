@@ -12,7 +12,9 @@ can move.
 With `priced` (the default), every arrival also feeds a leases.rebalance.DemandTracker (tier,
 units and duration are known when a request arrives; nothing later is used), whose estimate
 is refreshed every `replan_s` (timed apart: `estimate_ns`) and prices the moves and drains of
-`place`; after every event `rebalance` may move idle nodes (timed: `rebalance_ns`). A request
+`place`; after every event `rebalance` may move idle nodes, and once a minute of simulated
+time `rebalance_drains` may drain busy ones, as the placer's wake-up does (both timed:
+`rebalance_ns`). A request
 carries when it would end (`ends_at`), so it may use a draining node's room if it ends before
 that node empties.
 
@@ -45,7 +47,7 @@ from leases.placement import (
     Refuse,
     place,
 )
-from leases.rebalance import DemandTracker, pool_limits, rebalance
+from leases.rebalance import DemandTracker, pool_limits, rebalance, rebalance_drains
 
 _ARRIVE, _END, _MOVED = 0, 1, 2
 
@@ -56,9 +58,9 @@ class ElasticConfig:
     nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
     `half_life_s`, none before `learn_s` of arrivals and `min_requests` requests, re-estimated
     every `replan_s`; margins as in leases.moves.Prices; `priced_wait_s`: a request waiting
-    that long is placed without prices, as in the placer), `proactive`: idle nodes move
-    before anyone asks, `drain_backfill`: requests say when they end, so short ones may use
-    draining nodes,
+    that long is placed without prices, as in the placer), `proactive`: idle nodes move, and
+    busy ones are drained (checked every `sweep_s`, the placer's wake-up), before anyone asks,
+    `drain_backfill`: requests say when they end, so short ones may use draining nodes,
     `accept_fallback`: requesters accept their tier's fallbacks, `moves`: False fixes the
     split (no moves, drains, rebalancing or prices, whatever the other knobs say)."""
 
@@ -67,11 +69,12 @@ class ElasticConfig:
     priced: bool = True
     proactive: bool = True
     drain_backfill: bool = True
-    half_life_s: float = 4 * 3600.0
+    half_life_s: float = 12 * 3600.0
     learn_s: float = 4 * 3600.0
     min_requests: int = 30
     priced_wait_s: float = 4 * 3600.0
     replan_s: float = 900.0
+    sweep_s: float = 60.0
     move_margin: float = 0.1
     drain_margin: float = 0.5
     accept_fallback: bool = False
@@ -136,6 +139,7 @@ class ElasticSim:
         self.limits = pool_limits(self.states, TIERS)
         self.prices: Prices | None = None
         self.planned_at = -np.inf
+        self.drained_at = -np.inf
 
     def run(self) -> Outcome:
         """Simulate the whole trace and return what happened."""
@@ -196,6 +200,7 @@ class ElasticSim:
     def _rebalance(self, now: float) -> None:
         if self.prices is None or not self.config.proactive:
             return
+        self._drain_ahead(now)
         in_flight = sum(node.moving for node in self.nodes)
         if in_flight >= self.max_in_flight or all(node.used or node.moving for node in self.nodes):
             return  # no free slot, or no idle node: nothing could move (a shortcut, not a rule)
@@ -212,6 +217,24 @@ class ElasticSim:
         self.outcome.rebalance_ns.append(time.perf_counter_ns() - began)
         if moves:
             self._start_moves(now, moves)
+
+    def _drain_ahead(self, now: float) -> None:
+        """Drain busy nodes for where they are worth more, once per `sweep_s` (the placer's
+        minute wake-up), at most `max_in_flight` at a time (timed with rebalancing)."""
+        if now - self.drained_at < self.config.sweep_s:
+            return
+        self.drained_at = now
+        began = time.perf_counter_ns()
+        drains = rebalance_drains(
+            inventory=self.states,
+            reservations=self.reserved,
+            tiers=TIERS,
+            waiting=self.queued,
+            prices=self.prices,
+            max_draining=self.max_in_flight,
+        )
+        self.outcome.rebalance_ns.append(time.perf_counter_ns() - began)
+        self._start_drains(drains)
 
     def _decide(self, now: float, i: int, waiting: dict[str, int]) -> Decision:
         trace = self.trace

@@ -3,14 +3,20 @@ that still take short leases, and proactive rebalancing of idle nodes."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from leases.moves import Prices, _cost, movable, stale_drains, summarise
 from leases.placement import PlaceAfterMove, PlaceNow, Waitlist, place
 from leases.placement import PlacementRequest as Request
-from leases.rebalance import Demand, DemandTracker, TierDemand, accepted_rates, pool_limits, rebalance
+from leases.rebalance import (
+    Demand,
+    DemandTracker,
+    TierDemand,
+    accepted_rates,
+    pool_limits,
+    rebalance,
+    rebalance_drains,
+)
 from tests.unit.test_placement import SPECS, decide, node
 
 H = 3600.0
@@ -51,18 +57,21 @@ def test_single_size_values_are_erlang_b():
     assert all(b >= a for a, b in zip(values, values[1:], strict=False))
 
 
-def test_kaufman_roberts_matches_the_product_form_and_blocks_big_leases_more():
-    # Leases of 1 and 2 units on 3 units: states (n1, n2) with n1 + 2 n2 <= 3; each class
-    # arrives at 0.5 per hour and holds for 3 hours, so 1.5 erlangs of leases each.
+def test_mixed_sizes_are_valued_as_leases_of_the_mean_size():
+    # Leases of 1 and 2 units, half each (mean 1.5), 1 per hour for 3 hours: 3 erlangs. The
+    # waitlist turns big and small leases away alike, so a pool of 1.5·k units is Erlang's loss
+    # system with k servers, and in between the blocking is linear.
     demand = TierDemand(rate_per_s=1 / H, sizes=((1, 0.5), (2, 0.5)), mean_duration_s=3 * H)
-    a1 = a2 = 1.5
-    states = [(n1, n2) for n1 in range(4) for n2 in range(2) if n1 + 2 * n2 <= 3]
-    weight = {s: a1 ** s[0] / math.factorial(s[0]) * a2 ** s[1] / math.factorial(s[1]) for s in states}
-    total = sum(weight.values())
-    free1 = sum(w for (n1, n2), w in weight.items() if n1 + 2 * n2 <= 2) / total
-    free2 = sum(w for (n1, n2), w in weight.items() if n1 + 2 * n2 <= 1) / total
-    assert accepted_rates(demand, 3)[3] == pytest.approx(0.5 * free1 + 0.5 * free2, rel=1e-9)
-    assert free2 < free1
+    values = accepted_rates(demand, 60)
+    for servers in (2, 4, 6):
+        assert values[3 * servers // 2] == pytest.approx(1 - erlang_b(servers, 3.0), rel=1e-9)
+    # 2 units are 4/3 servers: a third of the way from 1 server to 2.
+    assert values[2] == pytest.approx(1 - (erlang_b(1, 3.0) + (erlang_b(2, 3.0) - erlang_b(1, 3.0)) / 3))
+    assert all(b >= a for a, b in zip(values, values[1:], strict=False))
+    # A pool smaller than a lease never takes it: 1 unit serves only the 1-unit half.
+    assert values[1] == pytest.approx(0.5 * (1 - erlang_b(1, 3.0) * 2 / 3 - 1 / 3))
+    only_big = TierDemand(rate_per_s=1 / H, sizes=((4, 1.0),), mean_duration_s=H)
+    assert accepted_rates(only_big, 10)[:4] == [0.0] * 4 and accepted_rates(only_big, 10)[4] > 0
 
 
 def test_values_stop_where_blocking_vanishes_and_respect_the_limit():
@@ -271,6 +280,46 @@ def _rebalance(inventory, reserved, prices, *, in_flight=0, max_in_flight=1):
         in_flight=in_flight,
         max_in_flight=max_in_flight,
     )
+
+
+def _drains(inventory, reserved, prices, *, max_draining=1):
+    drains = rebalance_drains(
+        inventory=inventory, reservations=reserved, tiers=SPECS, waiting={}, prices=prices, max_draining=max_draining
+    )
+    return [(d.node, d.from_tier, d.to_tier) for d in drains]
+
+
+def test_busy_nodes_drain_ahead_for_where_they_are_worth_more_soonest_empty_first():
+    inventory = [
+        node("a", "h100-3g", pods=2, empties_at=5000.0),
+        node("b", "h100-3g", pods=1, empties_at=900.0),
+        node("c", "h100-full", pods=8),
+        node("d", "h100-1g", pods=5, empties_at=100.0),
+        node("e", "h100-3g"),  # idle: it moves (rebalance), it is not drained
+    ]
+    reserved = {"h100-3g": 3, "h100-full": 8, "h100-1g": 5}
+    prices = Prices(Linear({"h100-3g": 0.1, "h100-full": 1.0, "h100-1g": 0.05}))
+    # A node is worth 8 to whole GPUs, 2.8 to 1g and 1.6 to 3g: 3g gives one up first, the
+    # one that empties first. The 1g node empties sooner but is worth more where it is.
+    assert _drains(inventory, reserved, prices) == [("b", "h100-3g", "h100-full")]
+    assert _drains(inventory, reserved, prices, max_draining=2) == [
+        ("b", "h100-3g", "h100-full"),
+        ("a", "h100-3g", "h100-full"),
+    ]
+    # A node draining already takes the only slot; within the drain margin nothing drains.
+    draining = [node("b", "h100-3g", pods=1, target_tier="h100-full"), *inventory[:1], *inventory[2:]]
+    assert _drains(draining, reserved, prices) == []
+    assert _drains(inventory, reserved, Prices(prices.valuation, drain_margin=10.0)) == []
+
+
+def test_drains_ahead_are_priced_again_after_each_pick():
+    inventory = [node(n, "h100-3g", pods=1, empties_at=float(i)) for i, n in enumerate("abc")]
+    inventory.append(node("f", "h100-full", pods=8))
+    # Whole GPUs are worth a lot up to 16, nothing beyond: one node is enough.
+    prices = Prices(Linear({"h100-3g": 0.1, "h100-full": 1.0}, cap={"h100-full": 16}))
+    assert _drains(inventory, {"h100-3g": 3, "h100-full": 8}, prices, max_draining=3) == [
+        ("a", "h100-3g", "h100-full")
+    ]
 
 
 def test_a_pool_whose_fallback_has_room_is_worth_less_when_requesters_take_fallbacks():

@@ -32,7 +32,7 @@ from leases.placement import (
     place,
 )
 from leases.ports import Notice
-from leases.rebalance import rebalance
+from leases.rebalance import rebalance, rebalance_drains
 from leases.reservations import reserve, set_pool_capacity
 from leases.states import LeaseState
 from leases.store import session_scope
@@ -263,9 +263,10 @@ def start_moves(
 
 
 def rebalance_cluster(rt: Runtime, cluster: str, *, readings: list[NodeReading] | None = None) -> list[str]:
-    """Move idle nodes of the cluster to the tiers where demand makes them worth more; return
-    the nodes set moving. Nothing moves while pricing or rebalancing is off, or still learning.
-    `readings`: the cluster's nodes as just read by the caller (None: read them here)."""
+    """Move idle nodes of the cluster to the tiers where demand makes them worth more, and drain
+    busy ones for them; return the nodes set moving or draining. Nothing changes while pricing
+    or rebalancing is off, or still learning. `readings`: the cluster's nodes as just read by
+    the caller (None: read them here)."""
     settings = rt.policy.placement
     if not (settings.pricing and settings.rebalance):
         return []
@@ -278,34 +279,48 @@ def rebalance_cluster(rt: Runtime, cluster: str, *, readings: list[NodeReading] 
         prices = cluster_prices(session, rt, cluster=cluster, inventory=inventory)
         if prices is None:
             return []
+        held, waiting = _held(session, cluster), _waiting(session, cluster, besides="")
+        limit = rt.policy.cluster(cluster).max_moves_in_flight
         moves = rebalance(
             inventory=inventory,
-            reservations=_held(session, cluster),
+            reservations=held,
             tiers=rt.tiers,
-            waiting=_waiting(session, cluster, besides=""),
+            waiting=waiting,
             prices=prices,
             in_flight=moves_in_flight(session, cluster),
-            max_in_flight=rt.policy.cluster(cluster).max_moves_in_flight,
+            max_in_flight=limit,
         )
         for move in moves:
-            logger.info(
-                "node.rebalance cluster=%s node=%s from=%s to=%s",
-                cluster,
-                move.node,
-                move.from_tier,
-                move.to_tier,
-                extra={
-                    "event": "node.rebalance",
-                    "cluster": cluster,
-                    "node": move.node,
-                    "from_tier": move.from_tier,
-                    "to_tier": move.to_tier,
-                },
-            )
+            _log_rebalance("node.rebalance", cluster, move.node, move.from_tier, move.to_tier)
         start_moves(session, cluster=cluster, moves=moves, lease_id=None, now=rt.now(), follow_up=follow_up)
+        # Busy nodes are drained with the moves just planned counted where they go; as many
+        # busy nodes may drain at once as nodes may move.
+        drains = rebalance_drains(
+            inventory=with_moves_under_way(inventory, {m.node: m.to_tier for m in moves}),
+            reservations=held,
+            tiers=rt.tiers,
+            waiting=waiting,
+            prices=prices,
+            max_draining=limit,
+        )
+        for drain in drains:
+            _log_rebalance("node.rebalance_drain", cluster, drain.node, drain.from_tier, drain.to_tier)
+            follow_up.append(("drain_node", (cluster, drain.node, drain.to_tier)))
     for task, args in follow_up:
         enqueue(rt, task, *args)
-    return [move.node for move in moves]
+    return [move.node for move in moves] + [drain.node for drain in drains]
+
+
+def _log_rebalance(event: str, cluster: str, node: str, from_tier: str | None, to_tier: str) -> None:
+    logger.info(
+        "%s cluster=%s node=%s from=%s to=%s",
+        event,
+        cluster,
+        node,
+        from_tier,
+        to_tier,
+        extra={"event": event, "cluster": cluster, "node": node, "from_tier": from_tier, "to_tier": to_tier},
+    )
 
 
 def _wait(

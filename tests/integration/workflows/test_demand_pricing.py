@@ -128,6 +128,55 @@ def test_the_sweep_moves_an_idle_node_to_where_demand_is(make_runtime, kube):
     assert len(rt.queue.held_moves) == 2
 
 
+def _gpu_pod(kube, name: str, node: str) -> None:
+    kube.create(
+        "pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+            },
+        },
+    )
+
+
+def test_the_sweep_drains_a_busy_node_for_where_demand_is_and_moves_it_once_empty(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    before = _tiers(kube)
+    donors = [name for name, tier in before.items() if tier in ("h100-1g", "h100-3g")]
+    for node in donors:  # every node that could give way is busy: none can move now
+        _gpu_pod(kube, f"busy-{node}", node)
+    _history(rt, tier="h100-full", count=60, over=timedelta(hours=12))
+    rt.queue.run_moves = False
+    assert sweeps.wake_waitlist(rt, CLUSTER) == []
+    rt.queue.drain()
+    assert _moves(rt) == [] and rt.queue.held_moves == []
+    [drained] = [
+        n["metadata"]["name"]
+        for n in kube.list("nodes")
+        if (n["metadata"].get("annotations") or {}).get("gpulease.io/target-tier") == "h100-full"
+    ]
+    assert drained in donors
+    # One node drains at a time (max_moves_in_flight is 1): the next sweep drains no other.
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    annotated = [n for n in kube.list("nodes") if (n["metadata"].get("annotations") or {}).get("gpulease.io/target-tier")]
+    assert len(annotated) == 1
+    # Once its GPU pod has finished, the drained node moves to whole GPUs.
+    kube.set_pod_phase("default", f"busy-{drained}", "Succeeded")
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves
+    while moving.advance_move(rt, move_id).again:
+        pass
+    [move] = _moves(rt)
+    assert (move.node, move.to_tier, move.step) == (drained, "h100-full", "done")
+    assert _tiers(kube)[drained] == "h100-full"
+
+
 @pytest.mark.parametrize("setting", [{"pricing": False}, {"rebalance": False}])
 def test_nothing_moves_ahead_of_requests_when_switched_off(make_runtime, kube, setting):
     rt = make_runtime(policy=_policy(**setting), nodes=())

@@ -164,7 +164,7 @@ def test_policy_lookups_name_known_values():
 def test_placement_section_defaults_and_errors():
     policy = load_policy(EXAMPLE_POLICY)
     assert policy.placement.pricing and policy.placement.rebalance
-    assert policy.placement.demand_half_life == timedelta(hours=4)
+    assert policy.placement.demand_half_life == timedelta(hours=12)
     data = raw()
     data["placement"] = {"demand_half_life": "0s", "drain_margin": -1, "pricng": False}
     found = issues_of(data)
