@@ -225,7 +225,12 @@ class Placement(_Strict):
         True, description="price node moves and drains by the demand learned from recent requests"
     )
     demand_half_life: Duration = Field(
-        timedelta(hours=12), description="how fast older requests stop counting in the demand estimate"
+        timedelta(hours=24), description="how fast older requests stop counting in the demand estimate"
+    )
+    demand_shift_half_life: Duration | None = Field(
+        timedelta(hours=4),
+        description="a tier whose requests over this shorter half-life stray from the estimate "
+        "follows them alone (a change of mix); null: never",
     )
     demand_warmup: Duration = Field(
         timedelta(hours=4), description="requests seen before the estimate is trusted"
@@ -244,12 +249,26 @@ class Placement(_Strict):
         description="a request waiting longer than this may have any spare node, whatever the prices",
     )
 
-    @field_validator("demand_half_life")
+    @field_validator("demand_half_life", "demand_shift_half_life")
     @classmethod
-    def _positive(cls, value: timedelta) -> timedelta:
-        if value <= timedelta(0):
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
             raise ValueError("the half-life must be positive")
         return value
+
+    @model_validator(mode="after")
+    def _shift_is_shorter(self) -> Placement:
+        shift = self.demand_shift_half_life
+        if shift is None or shift < self.demand_half_life:
+            return self
+        if "demand_shift_half_life" in self.model_fields_set:
+            raise ValueError(
+                f"demand_shift_half_life ({format_duration(shift)}) must be shorter than "
+                f"demand_half_life ({format_duration(self.demand_half_life)})"
+            )
+        # The default, under a half-life set as short or shorter: nothing shorter to follow.
+        object.__setattr__(self, "demand_shift_half_life", None)
+        return self
 
 
 class Cluster(_Strict):

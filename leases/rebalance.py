@@ -154,36 +154,85 @@ class Demand:
         return table
 
 
-class DemandTracker:
-    """Exponentially decayed arrival statistics per tier, updated one arrival at a time.
+class _Decayed:
+    """Arrival statistics per tier, each arrival's weight halving every `half_life_s`."""
 
-    `half_life_s` sets how fast old arrivals are forgotten: long enough to average over a few
-    leases of a small tier, short enough to follow a change of mix within a few lease
-    lifetimes. `observe` must be called in time order (later calls with earlier times count as
-    simultaneous); `estimate` says nothing (None) until `learn_s` seconds of arrivals and at
-    least `min_requests` requests are seen, so that a few requests do not move nodes around.
-    """
-
-    def __init__(self, *, half_life_s: float, learn_s: float = 0.0, min_requests: int = 0) -> None:
+    def __init__(self, half_life_s: float) -> None:
         self.decay = math.log(2.0) / half_life_s
-        self.learn_s = learn_s
-        self.min_requests = min_requests
-        self.seen = 0
-        self.first: float | None = None
-        self.last: float | None = None
         # Per tier: decayed count, decayed count per lease size, decayed sum of durations.
         self.count: dict[str, float] = {}
         self.sizes: dict[str, dict[int, float]] = {}
         self.durations: dict[str, float] = {}
 
-    def observe(self, *, tier: str, units: int, duration_s: float, at: float) -> None:
-        """Record one request for `units` of `tier`, for `duration_s`, arriving at `at`."""
-        self._age(at)
-        self.seen += 1
+    def add(self, tier: str, units: int, duration_s: float) -> None:
         self.count[tier] = self.count.get(tier, 0.0) + 1.0
         sizes = self.sizes.setdefault(tier, {})
         sizes[units] = sizes.get(units, 0.0) + 1.0
         self.durations[tier] = self.durations.get(tier, 0.0) + duration_s
+
+    def age(self, seconds: float) -> None:
+        factor = math.exp(-self.decay * seconds)
+        for tier in self.count:
+            self.count[tier] *= factor
+            self.durations[tier] *= factor
+            sizes = self.sizes[tier]
+            for u in sizes:
+                sizes[u] *= factor
+
+    def window(self, span_s: float) -> float:
+        """Return the decayed length of `span_s` seconds of arrivals up to now."""
+        return (1.0 - math.exp(-self.decay * max(span_s, 1.0))) / self.decay
+
+    def demand(self, tier: str, window: float) -> TierDemand | None:
+        count = self.count.get(tier, 0.0)
+        if count <= 0:
+            return None
+        sizes = self.sizes[tier]
+        total = sum(sizes.values())
+        return TierDemand(
+            rate_per_s=count / window,
+            sizes=tuple(sorted((u, w / total) for u, w in sizes.items())),
+            mean_duration_s=self.durations[tier] / count,
+        )
+
+
+class DemandTracker:
+    """Exponentially decayed arrival statistics per tier, updated one arrival at a time.
+
+    `half_life_s` sets how fast old arrivals are forgotten: long enough to average over many
+    leases, so that chance bursts move no node. With `shift_half_life_s` (shorter), a second
+    set of statistics follows recent arrivals, and a tier whose recent arrivals are more than
+    `shift_z` standard deviations off what the long estimate expects (a change of mix, not
+    chance) is estimated from the recent ones alone until the long estimate catches up.
+    `observe` must be called in time order (later calls with earlier times count as
+    simultaneous); `estimate` says nothing (None) until `learn_s` seconds of arrivals and at
+    least `min_requests` requests are seen, so that a few requests do not move nodes around.
+    """
+
+    def __init__(
+        self,
+        *,
+        half_life_s: float,
+        learn_s: float = 0.0,
+        min_requests: int = 0,
+        shift_half_life_s: float | None = None,
+        shift_z: float = 2.0,
+    ) -> None:
+        self.slow = _Decayed(half_life_s)
+        self.fast = _Decayed(shift_half_life_s) if shift_half_life_s else None
+        self.shift_z = shift_z
+        self.learn_s = learn_s
+        self.min_requests = min_requests
+        self.seen = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def observe(self, *, tier: str, units: int, duration_s: float, at: float) -> None:
+        """Record one request for `units` of `tier`, for `duration_s`, arriving at `at`."""
+        self._age(at)
+        self.seen += 1
+        for stats in self._stats():
+            stats.add(tier, units, duration_s)
 
     def estimate(
         self,
@@ -197,21 +246,30 @@ class DemandTracker:
         if self.first is None or now - self.first < self.learn_s or self.seen < self.min_requests:
             return None
         self._age(now)
-        # Decayed length of the observed window: the integral of e^(-k(now - t)) over [first, now].
-        span = max(now - self.first, 1.0)
-        window = (1.0 - math.exp(-self.decay * span)) / self.decay
+        span = now - self.first
+        slow_window = self.slow.window(span)
+        fast_window = self.fast.window(span) if self.fast is not None else 0.0
         estimated = {}
-        for tier, count in self.count.items():
-            if count <= 0 or (tiers is not None and tier not in tiers):
+        for tier in self.slow.count:
+            if tiers is not None and tier not in tiers:
                 continue
-            sizes = self.sizes[tier]
-            total = sum(sizes.values())
-            estimated[tier] = TierDemand(
-                rate_per_s=count / window,
-                sizes=tuple(sorted((u, w / total) for u, w in sizes.items())),
-                mean_duration_s=self.durations[tier] / count,
-            )
+            demand = self.slow.demand(tier, slow_window)
+            if demand is None:
+                continue
+            if self.fast is not None and self._shifted(tier, demand, fast_window):
+                demand = self.fast.demand(tier, fast_window) or demand
+            estimated[tier] = demand
         return Demand(tiers=estimated, limits=dict(limits or {}))
+
+    def _shifted(self, tier: str, slow: TierDemand, fast_window: float) -> bool:
+        """Tell whether the tier's recent arrivals are too many or too few for the long rate."""
+        assert self.fast is not None
+        expected = slow.rate_per_s * fast_window
+        seen = self.fast.count.get(tier, 0.0)
+        return abs(seen - expected) > self.shift_z * math.sqrt(max(expected, 1.0))
+
+    def _stats(self) -> tuple[_Decayed, ...]:
+        return (self.slow,) if self.fast is None else (self.slow, self.fast)
 
     def _age(self, at: float) -> None:
         if self.first is None or self.last is None:
@@ -219,14 +277,9 @@ class DemandTracker:
             return
         if at <= self.last:
             return
-        factor = math.exp(-self.decay * (at - self.last))
+        for stats in self._stats():
+            stats.age(at - self.last)
         self.last = at
-        for tier in self.count:
-            self.count[tier] *= factor
-            self.durations[tier] *= factor
-            sizes = self.sizes[tier]
-            for u in sizes:
-                sizes[u] *= factor
 
 
 def pool_limits(inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec]) -> dict[str, int]:

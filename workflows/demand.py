@@ -55,8 +55,10 @@ def estimate_demand(
 ) -> Demand | None:
     """Estimate each tier's demand from the arrivals (oldest first), or None before the
     warm-up is over."""
+    shift = settings.demand_shift_half_life
     tracker = DemandTracker(
         half_life_s=settings.demand_half_life.total_seconds(),
+        shift_half_life_s=shift.total_seconds() if shift is not None else None,
         learn_s=settings.demand_warmup.total_seconds(),
         min_requests=settings.demand_min_requests,
     )

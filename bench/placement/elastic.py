@@ -56,8 +56,9 @@ _ARRIVE, _END, _MOVED = 0, 1, 2
 class ElasticConfig:
     """Knobs of the elastic policy: how long a move takes, how many may run at once, and how
     nodes are priced (`priced`: by demand learned from past arrivals, forgotten with
-    `half_life_s`, none before `learn_s` of arrivals and `min_requests` requests, re-estimated
-    every `replan_s`; margins as in leases.moves.Prices; `priced_wait_s`: a request waiting
+    `half_life_s`, or with `shift_half_life_s` for a tier whose mix changed, as in
+    leases.rebalance.DemandTracker; none before `learn_s` of arrivals and `min_requests`
+    requests, re-estimated every `replan_s`; margins as in leases.moves.Prices; `priced_wait_s`: a request waiting
     that long is placed without prices, as in the placer), `proactive`: idle nodes move, and
     busy ones are drained (checked every `sweep_s`, the placer's wake-up), before anyone asks,
     `drain_backfill`: requests say when they end, so short ones may use draining nodes,
@@ -69,7 +70,8 @@ class ElasticConfig:
     priced: bool = True
     proactive: bool = True
     drain_backfill: bool = True
-    half_life_s: float = 12 * 3600.0
+    half_life_s: float = 24 * 3600.0
+    shift_half_life_s: float | None = 4 * 3600.0
     learn_s: float = 4 * 3600.0
     min_requests: int = 30
     priced_wait_s: float = 4 * 3600.0
@@ -134,7 +136,10 @@ class ElasticSim:
             start=self.start, use_times=np.empty(0), use_gpus=np.empty(0), ran_on=self.ran_on
         )
         self.tracker = DemandTracker(
-            half_life_s=config.half_life_s, learn_s=config.learn_s, min_requests=config.min_requests
+            half_life_s=config.half_life_s,
+            learn_s=config.learn_s,
+            min_requests=config.min_requests,
+            shift_half_life_s=config.shift_half_life_s,
         )
         self.limits = pool_limits(self.states, TIERS)
         self.prices: Prices | None = None

@@ -112,6 +112,41 @@ def test_tracker_says_nothing_until_enough_requests_are_seen():
     assert tracker.estimate(now=10 * H) is not None
 
 
+def _steady(tracker: DemandTracker, *, hours: int, start: float = 0.0) -> float:
+    """Feed a steady mix for `hours`: per hour three 1g requests and one 3g request; return
+    when it ends."""
+    at = start
+    for _ in range(hours):
+        for tier in ("h100-1g", "h100-1g", "h100-1g", "h100-3g"):
+            tracker.observe(tier=tier, units=1, duration_s=4 * H, at=at)
+            at += H / 4
+    return at
+
+
+def test_a_change_of_mix_is_followed_at_once_and_a_steady_mix_keeps_the_long_estimate():
+    slow = DemandTracker(half_life_s=24 * H)
+    shifting = DemandTracker(half_life_s=24 * H, shift_half_life_s=4 * H)
+    for tracker in (slow, shifting):
+        end = _steady(tracker, hours=96)
+    # A steady mix: both read the same rates (3 and 1 per hour).
+    for tier, rate in (("h100-1g", 3.0), ("h100-3g", 1.0)):
+        assert shifting.estimate(now=end).tiers[tier].rate_per_s * H == pytest.approx(rate, rel=0.05)
+        assert shifting.estimate(now=end).tiers[tier] == slow.estimate(now=end).tiers[tier]
+    # Then 3g requests come ten times as often, for 6 hours: the long estimate is still near 1
+    # per hour, the shifted tier follows the recent ones; 1g, unchanged, keeps the long one.
+    for tracker in (slow, shifting):
+        for k in range(60):
+            tracker.observe(tier="h100-3g", units=2, duration_s=2 * H, at=end + k * H / 10)
+            if k % 10 in (0, 3, 6):
+                tracker.observe(tier="h100-1g", units=1, duration_s=4 * H, at=end + k * H / 10)
+    now = end + 6 * H
+    assert slow.estimate(now=now).tiers["h100-3g"].rate_per_s * H < 4.0
+    followed = shifting.estimate(now=now).tiers["h100-3g"]
+    assert followed.rate_per_s * H > 6.0 and dict(followed.sizes)[2] > 0.8
+    assert followed.mean_duration_s < 2.5 * H
+    assert shifting.estimate(now=now).tiers["h100-1g"] == slow.estimate(now=now).tiers["h100-1g"]
+
+
 def test_priced_move_only_when_the_target_gains_more_than_the_donor_loses():
     inventory = [node("a", "h100-full", pods=8), node("b", "h100-3g"), node("c", "h100-3g", pods=1)]
     reserved = {"h100-full": 8, "h100-3g": 1}

@@ -164,7 +164,8 @@ def test_policy_lookups_name_known_values():
 def test_placement_section_defaults_and_errors():
     policy = load_policy(EXAMPLE_POLICY)
     assert policy.placement.pricing and policy.placement.rebalance
-    assert policy.placement.demand_half_life == timedelta(hours=12)
+    assert policy.placement.demand_half_life == timedelta(hours=24)
+    assert policy.placement.demand_shift_half_life == timedelta(hours=4)
     data = raw()
     data["placement"] = {"demand_half_life": "0s", "drain_margin": -1, "pricng": False}
     found = issues_of(data)
@@ -175,3 +176,12 @@ def test_placement_section_defaults_and_errors():
     data["placement"] = {"demand_half_life": "2h", "rebalance": False}
     parsed = parse_policy(data)
     assert parsed.placement.demand_half_life == timedelta(hours=2) and not parsed.placement.rebalance
+    # The default shift half-life is no shorter than 2h: there is nothing shorter to follow.
+    assert parsed.placement.demand_shift_half_life is None
+    data["placement"] = {"demand_half_life": "2h", "demand_shift_half_life": "3h"}
+    assert any(
+        i.startswith("placement: ") and "demand_shift_half_life (3h) must be shorter than demand_half_life (2h)" in i
+        for i in issues_of(data)
+    )
+    data["placement"] = {"demand_shift_half_life": None}
+    assert parse_policy(data).placement.demand_shift_half_life is None
