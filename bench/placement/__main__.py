@@ -77,7 +77,7 @@ QUICK = Plan(
     loads={"M": (0.7, 0.9), "L": (0.9,)},
     fallback={"M": (0.7,)},
     xl_traces=(("shifting", 1.1),),
-    xl_requests=6000,
+    xl_requests=4000,
 )
 
 
