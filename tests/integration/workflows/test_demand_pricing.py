@@ -67,6 +67,15 @@ def _moves(rt) -> list[NodeMoveRecord]:
         return list(session.exec(select(NodeMoveRecord).order_by(NodeMoveRecord.id)).all())
 
 
+def _finish_held_move(rt) -> NodeMoveRecord:
+    """Run the one node move the queue holds to its end; return its record."""
+    [move_id] = rt.queue.held_moves
+    while moving.advance_move(rt, move_id).again:
+        pass
+    [move] = _moves(rt)
+    return move
+
+
 def _tiers(kube) -> dict[str, str]:
     return {
         n["metadata"]["name"]: n["metadata"]["labels"].get("gpulease.io/tier")
@@ -116,10 +125,7 @@ def test_the_sweep_moves_an_idle_node_to_where_demand_is(make_runtime, kube):
     sweeps.wake_waitlist(rt, CLUSTER)
     rt.queue.drain()
     # One move per sweep: max_moves_in_flight is 1 in the example policy.
-    [move_id] = rt.queue.held_moves
-    while moving.advance_move(rt, move_id).again:
-        pass
-    [move] = _moves(rt)
+    move = _finish_held_move(rt)
     assert (move.lease_id, move.from_tier, move.to_tier, move.step) == (None, "h100-1g", "h100-full", "done")
     assert before[move.node] == "h100-1g" and _tiers(kube)[move.node] == "h100-full"
     # The next sweep finds the demand still there and moves the next idle node.
@@ -169,10 +175,7 @@ def test_the_sweep_drains_a_busy_node_for_where_demand_is_and_moves_it_once_empt
     kube.set_pod_phase("default", f"busy-{drained}", "Succeeded")
     sweeps.wake_waitlist(rt, CLUSTER)
     rt.queue.drain()
-    [move_id] = rt.queue.held_moves
-    while moving.advance_move(rt, move_id).again:
-        pass
-    [move] = _moves(rt)
+    move = _finish_held_move(rt)
     assert (move.node, move.to_tier, move.step) == (drained, "h100-full", "done")
     assert _tiers(kube)[drained] == "h100-full"
 
