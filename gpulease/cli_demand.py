@@ -4,7 +4,8 @@ The same estimate the placer prices node moves with (workflows.demand), from the
 approved on the cluster recently, shown per tier next to the pool it has now: requests per
 hour, lease size and duration, the GPUs its leases would hold with unlimited room, what the
 pool accepts, and how many more requests per hour one more node (of the largest size of the
-tier's GPU model in the cluster) in that pool would accept.
+tier's GPU model in the cluster) in that pool would accept; and whether a tier is estimated
+from all the requests in the window or, its mix having changed, from the recent ones alone.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def demand(
                 "rate_per_h": round(estimate.rate_per_s * 3600, 3) if estimate else 0.0,
                 "mean_units": round(sum(u * p for u, p in estimate.sizes), 2) if estimate else None,
                 "mean_duration_h": round(estimate.mean_duration_s / 3600, 2) if estimate else None,
+                "mix_changed": tier in valuation.recent,
                 "offered_gpus": round(valuation.offered(tier) / per_gpu, 2),
                 "pool_gpus": round(units / per_gpu, 2),
                 "accepted_per_h": round(valuation.value(tier, units), 3),
@@ -109,6 +111,7 @@ def demand(
         "GPUs in pool",
         "accepted per hour",
         "+1 node: more per hour",
+        "from",
     ):
         table.add_column(column)
     for t in tiers:
@@ -122,5 +125,6 @@ def demand(
             f"{t['pool_gpus']:.1f}",
             f"{t['accepted_per_h']:.2f}",
             f"{t['one_more_node_per_h']:.3f} ({t['node_gpus']} GPUs)",
+            "-" if t["mean_units"] is None else "recent (mix changed)" if t["mix_changed"] else "all",
         )
     out.print(table)

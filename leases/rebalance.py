@@ -116,13 +116,16 @@ def accepted_rates(demand: TierDemand, limit: int) -> list[float]:
 class Demand:
     """Estimated demand of every tier, and what a pool of a given size is worth to it.
 
-    A tier without an estimate is worth nothing (value 0). `limits` caps each tier's table (the
-    most units it could ever have); tables are built on first use, or all at once by `prepare`,
-    and kept: a Demand is rebuilt now and then, and read by many decisions in between.
+    A tier without an estimate is worth nothing (value 0). `recent` names the tiers estimated
+    from their recent requests alone (their mix changed: DemandTracker). `limits` caps each
+    tier's table (the most units it could ever have); tables are built on first use, or all at
+    once by `prepare`, and kept: a Demand is rebuilt now and then, and read by many decisions
+    in between.
     """
 
     tiers: Mapping[str, TierDemand]
     limits: Mapping[str, int] = field(default_factory=dict)
+    recent: frozenset[str] = frozenset()
     _tables: dict[str, list[float]] = field(default_factory=dict, repr=False)
 
     def value(self, tier: str, units: int) -> float:
@@ -249,7 +252,7 @@ class DemandTracker:
         span = now - self.first
         slow_window = self.slow.window(span)
         fast_window = self.fast.window(span) if self.fast is not None else 0.0
-        estimated = {}
+        estimated, recent = {}, set()
         for tier in self.slow.count:
             if tiers is not None and tier not in tiers:
                 continue
@@ -258,8 +261,9 @@ class DemandTracker:
                 continue
             if self.fast is not None and self._shifted(tier, demand, fast_window):
                 demand = self.fast.demand(tier, fast_window) or demand
+                recent.add(tier)
             estimated[tier] = demand
-        return Demand(tiers=estimated, limits=dict(limits or {}))
+        return Demand(tiers=estimated, limits=dict(limits or {}), recent=frozenset(recent))
 
     def _shifted(self, tier: str, slow: TierDemand, fast_window: float) -> bool:
         """Tell whether the tier's recent arrivals are too many or too few for the long rate."""

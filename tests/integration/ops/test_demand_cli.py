@@ -66,11 +66,25 @@ def test_demand_shows_what_recent_requests_ask_and_what_a_node_is_worth(stack):
     assert full["requests"] == 60 and full["mean_units"] == 2.0 and full["mean_duration_h"] == 8.0
     assert 3 < full["rate_per_h"] < 8 and full["offered_gpus"] > 40
     assert full["pool_gpus"] == 8.0 and full["node_gpus"] == 8 and full["one_more_node_per_h"] > 0.3
+    assert not full["mix_changed"]  # steady for 12 h: the whole window speaks for it
     assert tiers["h100-1g"] | {"pool_gpus": None} == {
         "tier": "h100-1g", "requests": 0, "rate_per_h": 0.0, "mean_units": None, "mean_duration_h": None,
-        "offered_gpus": 0.0, "pool_gpus": None, "accepted_per_h": 0.0, "node_gpus": 8,
+        "mix_changed": False, "offered_gpus": 0.0, "pool_gpus": None, "accepted_per_h": 0.0, "node_gpus": 8,
         "one_more_node_per_h": 0.0,
     }
+
+
+def test_demand_says_which_tier_follows_a_change_of_mix(stack):
+    env, db = stack
+    _approved(db, tier="h100-3g", count=48, over=timedelta(hours=24))
+    _approved(db, tier="h100-full", count=20, over=timedelta(hours=2))  # new, in a rush
+    tiers = {t["tier"]: t for t in json.loads(demand(env, "--json").stdout)["tiers"]}
+    assert tiers["h100-full"]["mix_changed"] and not tiers["h100-3g"]["mix_changed"]
+    # Ten an hour for 2 hours, read over the last hours (a 4 h half-life): about 3 an hour,
+    # where the day-long window would say under 1.
+    assert 2 < tiers["h100-full"]["rate_per_h"] < 10
+    text = " ".join(demand(env).stdout.split())
+    assert "recent (mix changed)" in text
 
 
 def test_demand_says_when_it_is_still_learning(stack):
