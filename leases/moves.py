@@ -30,6 +30,7 @@ from leases.capacity import (
 
 __all__ = [
     "Candidate",
+    "busy_candidate",
     "candidate_kind",
     "MovePlan",
     "NodeDrain",
@@ -39,6 +40,7 @@ __all__ = [
     "Valuation",
     "choose_drain",
     "donor_loss",
+    "drain_loss",
     "move_gain",
     "move_of",
     "movable",
@@ -195,6 +197,12 @@ class Pools:
         else:
             self.held[move.to_tier] = self.held.get(move.to_tier, 0) + move.units_gained
         self.incoming[move.to_tier] = self.incoming.get(move.to_tier, 0) + move.units_gained
+
+    def commit_drain(self, candidate: Candidate, target: TierSpec) -> None:
+        """Account for a drain just chosen (of a busy node), so the next choice sees it under way."""
+        self.busy[candidate.node.gpu_model].remove(candidate.node)  # type: ignore[index]
+        self.hold_moved(candidate, move_of(candidate, target))
+        self.capacity[candidate.from_tier] -= candidate.units_held  # type: ignore[index]
 
     def hold_moved(self, candidate: Candidate, move: NodeMove) -> None:
         """Count the candidate's units in `held` where `move` takes them, not where they were."""
@@ -469,6 +477,19 @@ def plan_move(*, pools: Pools, target: TierSpec, need: int, required: int, slots
     return MovePlan(moves=tuple(chosen))
 
 
+def busy_candidate(pools: Pools, node: NodeState) -> Candidate:
+    """Return a busy node of a pool as a candidate to drain: its pool loses all its units."""
+    donor = pools.tiers[node.tier]  # type: ignore[index]
+    return Candidate(node, donor.name, node.gpus * donor.units_per_gpu, False)
+
+
+def drain_loss(pools: Pools, candidate: Candidate, target: TierSpec) -> float | None:
+    """Return what the candidate's pool loses, by the prices, when it is drained for `target`;
+    None when `target` gains less than (1 + the drain margin) times that."""
+    margin = pools.prices.drain_margin if pools.prices is not None else 0.0
+    return _priced_loss(pools, candidate, target, margin)
+
+
 def choose_drain(*, pools: Pools, target: TierSpec, wait_until: float | None = None) -> NodeDrain | None:
     """Choose a busy node to drain for `target`: its pool holds its reservations and queue
     without it (with prices: the target gains more than the pool loses, by the drain margin),
@@ -488,8 +509,7 @@ def choose_drain(*, pools: Pools, target: TierSpec, wait_until: float | None = N
         spare = pools.spare(donor.name, lost=node.gpus * donor.units_per_gpu)
         loss = 0.0
         if pools.prices is not None:
-            candidate = Candidate(node, donor.name, node.gpus * donor.units_per_gpu, False)
-            priced = _priced_loss(pools, candidate, target, pools.prices.drain_margin)
+            priced = drain_loss(pools, busy_candidate(pools, node), target)
             if priced is None:
                 continue
             loss = priced

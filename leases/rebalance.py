@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 
 from leases.capacity import NodeState, Reservations, TierSpec
 from leases.moves import (
-    Candidate,
     NodeDrain,
     NodeMove,
-    Pools,
     Prices,
+    busy_candidate,
     candidate_kind,
     donor_loss,
+    drain_loss,
     movable,
     move_gain,
     move_of,
@@ -86,25 +86,20 @@ def accepted_rates(demand: TierDemand, limit: int) -> list[float]:
     deviations above the mean number of leases): beyond its end the value is its last entry.
     """
     rate_h = demand.rate_per_s * _HOUR
-    sizes = sorted((u, p) for u, p in demand.sizes if u > 0 and p > 0)
+    sizes = [(u, p) for u, p in demand.sizes if u > 0 and p > 0]
     if rate_h <= 0 or not sizes or demand.mean_duration_s <= 0:
         return [0.0]
     total = sum(p for _, p in sizes)
     mean_size = sum(u * p for u, p in sizes) / total
     erlangs = demand.rate_per_s * demand.mean_duration_s
     servers = erlangs + 12.0 * math.sqrt(erlangs) + 1.0
-    top = max(1, min(limit, math.ceil(servers * mean_size) + sizes[-1][0]))
+    top = max(1, min(limit, math.ceil(servers * mean_size) + max(u for u, _ in sizes)))
     blocking = [1.0]  # Erlang B with 0, 1, 2, ... servers
     for k in range(1, math.ceil(top / mean_size) + 2):
         blocking.append(erlangs * blocking[-1] / (k + erlangs * blocking[-1]))
     values = [0.0]
-    fits = 0.0  # share of leases no bigger than the pool
-    size = iter(sizes)
-    pending = next(size, None)
     for units in range(1, top + 1):
-        while pending is not None and pending[0] <= units:
-            fits += pending[1] / total
-            pending = next(size, None)
+        fits = sum(p for u, p in sizes if u <= units) / total  # no lease bigger than the pool
         n = units / mean_size
         whole = int(n)
         b = blocking[whole] + (n - whole) * (blocking[whole + 1] - blocking[whole])
@@ -373,7 +368,9 @@ def rebalance_drains(
                     continue
                 kind = (node.tier, node.gpus)
                 if kind not in nets:
-                    nets[kind] = _drain_net(pools, _as_candidate(node, tiers), spec, prices.drain_margin)
+                    candidate = busy_candidate(pools, node)
+                    loss = drain_loss(pools, candidate, spec)
+                    nets[kind] = None if loss is None else move_gain(pools, candidate, spec) - loss
                 net = nets[kind]
                 if net is None:
                     continue
@@ -385,21 +382,5 @@ def rebalance_drains(
             break
         _, node, spec = best
         chosen.append(NodeDrain(node=node.name, from_tier=node.tier or "", to_tier=spec.name, gpu_pods=node.gpu_pods))
-        candidate = _as_candidate(node, tiers)
-        pools.busy[spec.gpu_model].remove(node)
-        pools.hold_moved(candidate, move_of(candidate, spec))
-        pools.capacity[candidate.from_tier] -= candidate.units_held  # type: ignore[index]
+        pools.commit_drain(busy_candidate(pools, node), spec)
     return chosen
-
-
-def _as_candidate(node: NodeState, tiers: Mapping[str, TierSpec]) -> Candidate:
-    donor = tiers[node.tier]  # type: ignore[index]
-    return Candidate(node, donor.name, node.gpus * donor.units_per_gpu, False)
-
-
-def _drain_net(pools: Pools, candidate: Candidate, target: TierSpec, margin: float) -> float | None:
-    """Return what draining the candidate for `target` gains net, or None below the margin."""
-    gain, loss = move_gain(pools, candidate, target), donor_loss(pools, candidate)
-    if gain <= (1.0 + margin) * loss + 1e-9:
-        return None
-    return gain - loss

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from config.durations import format_duration
-from leases.inventory import NodeReading
+from leases.inventory import NodeReading, with_moves_under_way
 from leases.lifecycle import claim_warning, expire_unapproved, transition
 from leases.models import Lease
 from leases.ports import Notice
@@ -25,11 +25,11 @@ from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
 from workflows.steps.placing import (
+    moving_nodes,
     place_lease,
     read_inventory,
     rebalance_cluster,
     sync_pools,
-    with_expiries,
 )
 from workflows.steps.reclaiming import RUNNING, start_reclaim
 from workflows.views import lease_view
@@ -194,7 +194,9 @@ def sync_capacity(rt: Runtime, cluster: str, *, readings: list[NodeReading] | No
     if readings is None:
         readings = read_inventory(rt, cluster)
     with session_scope(rt.engine) as session:
-        sync_pools(session, rt, cluster=cluster, inventory=with_expiries(session, cluster, readings))
+        # Capacity needs no expiries, but the nodes of unfinished moves count for no pool.
+        states = with_moves_under_way([r.state for r in readings], moving_nodes(session, cluster))
+        sync_pools(session, rt, cluster=cluster, inventory=states)
 
 
 def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
