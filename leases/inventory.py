@@ -206,3 +206,19 @@ def with_moves_under_way(states: Iterable[NodeState], moving: Mapping[str, str])
         replace(state, schedulable=False, target_tier=moving[state.name]) if state.name in moving else state
         for state in states
     ]
+
+
+def with_drains(readings: Iterable[NodeReading], targets: Mapping[str, str | None]) -> list[NodeReading]:
+    """Return the readings with each node of `targets` shown as its drain leaves it: draining
+    for the tier it maps to, or given back to its pool (None).
+
+    A drain is decided before its task annotates the node; a caller that decides again on the
+    same readings (a waitlist wake-up) must see it, or it counts the node in its old pool and
+    its room as not on its way to the target.
+    """
+    return [
+        replace(reading, state=replace(reading.state, target_tier=targets[reading.state.name]))
+        if reading.state.name in targets
+        else reading
+        for reading in readings
+    ]

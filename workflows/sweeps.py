@@ -203,8 +203,10 @@ def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     """Try to place waitlisted leases, highest priority first, then oldest first.
 
     Each cluster's nodes and pods are read once per wake-up, not once per waiting lease: the
-    placements made meanwhile create no pods yet, and the moves they plan are in the store,
-    which placement reads afresh for every lease (leases.inventory.with_moves_under_way).
+    placements made meanwhile create no pods yet, the moves they plan are in the store, which
+    placement reads afresh for every lease (leases.inventory.with_moves_under_way), and the
+    drains they start are written into the readings as they are decided, before their tasks
+    annotate the nodes (placing.show_drains).
     """
     names = [cluster] if cluster else [c.name for c in rt.policy.clusters]
     readings = {name: read_inventory(rt, name) for name in names}

@@ -11,6 +11,7 @@ from leases.inventory import (
     gpu_pods_by_node,
     read_inventory,
     read_node,
+    with_drains,
     with_empty_times,
     with_moves_under_way,
 )
@@ -186,3 +187,20 @@ def test_a_node_with_a_move_under_way_counts_for_no_pool_but_is_on_its_way():
     pools = summarise(inventory=moving, reservations={}, tiers=tiers)
     assert pools.capacity["h100-1g"] == 56 and pools.incoming["h100-full"] == 8
     assert [c.node.name for c in pools.idle.get("H100-80GB", [])] == ["n2"]  # n1 cannot move twice
+
+
+def test_a_drain_just_decided_shows_before_the_node_is_annotated():
+    tiers = tier_specs(load_checked_policy(EXAMPLE_POLICY))
+    readings = read_inventory([mig_single("n1"), mig_single("n2")], [_gpu_pod("n1", "a"), _gpu_pod("n2", "b")])
+    drained = with_drains(readings, {"n1": "h100-full", "gone": "h100-full"})
+    assert [(r.state.name, r.state.target_tier, sorted(r.namespaces)) for r in drained] == [
+        ("n1", "h100-full", ["a"]),
+        ("n2", None, ["b"]),
+    ]
+    # The draining node keeps its pods but leaves its pool, and its GPUs are on their way.
+    pools = summarise(inventory=[r.state for r in drained], reservations={}, tiers=tiers)
+    assert pools.capacity["h100-1g"] == 56 and pools.incoming["h100-full"] == 8
+    assert [n.name for n in pools.busy["H100-80GB"]] == ["n2"]
+    # Given back (None), it counts in its pool again.
+    back = with_drains(drained, {"n1": None})
+    assert [r.state for r in back] == [r.state for r in readings]

@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 
 from leases.capacity import NodeState, pool_capacity
 from leases.errors import CapacityExceeded
-from leases.inventory import NodeReading, with_empty_times, with_moves_under_way
+from leases.inventory import NodeReading, with_drains, with_empty_times, with_moves_under_way
 from leases.lifecycle import transition
 from leases.models import Lease, NodeMoveRecord, Pool, Reservation
 from leases.moves import NodeMove, Prices, stale_drains
@@ -134,7 +134,8 @@ def place_lease(rt: Runtime, lease_id: str, *, readings: list[NodeReading] | Non
     """Place one approved or waitlisted lease; return its state afterwards.
 
     `readings`: the cluster's nodes as just read by the caller (a waitlist wake-up reads them
-    once for every lease it tries); None reads them here.
+    once for every lease it tries), updated here with the drains this placement starts; None
+    reads them here.
     """
     now = rt.now()
     with session_scope(rt.engine) as session:
@@ -200,7 +201,17 @@ def place_lease(rt: Runtime, lease_id: str, *, readings: list[NodeReading] | Non
     for task, args in follow_up:
         enqueue(rt, task, *args)
     enqueue(rt, "deliver")
+    show_drains(readings, follow_up)
     return state
+
+
+def show_drains(readings: list[NodeReading], follow_up: Sequence[tuple[str, tuple]]) -> None:
+    """Show in `readings`, in place, the drains (and undrains) just enqueued, so that a caller
+    deciding again on the same readings counts those nodes where the tasks will leave them."""
+    targets = {args[1]: args[2] for task, args in follow_up if task == "drain_node"}
+    targets |= {args[1]: None for task, args in follow_up if task == "undrain_node"}
+    if targets:
+        readings[:] = with_drains(readings, targets)
 
 
 def _place_now(session: Session, rt: Runtime, lease: Lease, decision: PlaceNow, follow_up: list) -> str:
@@ -308,6 +319,7 @@ def rebalance_cluster(rt: Runtime, cluster: str, *, readings: list[NodeReading] 
             follow_up.append(("drain_node", (cluster, drain.node, drain.to_tier)))
     for task, args in follow_up:
         enqueue(rt, task, *args)
+    show_drains(readings, follow_up)
     return [move.node for move in moves] + [drain.node for drain in drains]
 
 

@@ -89,6 +89,22 @@ def gpu_node(name: str, tier: str, *, gpus: int = 8) -> dict:
     }
 
 
+def gpu_pod(kube, name: str, node: str) -> None:
+    """A running pod holding one GPU on `node`, outside any lease (it keeps the node busy)."""
+    kube.create(
+        "pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+            },
+        },
+    )
+
+
 class Clock:
     """A settable clock for the runtime."""
 

@@ -16,7 +16,7 @@ from leases.rebalance import Demand
 from leases.states import LeaseState
 from leases.store import session_scope
 from sandbox.kube import KubeSandbox
-from tests.integration.workflows.conftest import roomy_policy
+from tests.integration.workflows.conftest import gpu_pod, roomy_policy
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api, demand, sweeps
 from workflows.steps import moving, placing
@@ -134,27 +134,12 @@ def test_the_sweep_moves_an_idle_node_to_where_demand_is(make_runtime, kube):
     assert len(rt.queue.held_moves) == 2
 
 
-def _gpu_pod(kube, name: str, node: str) -> None:
-    kube.create(
-        "pods",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default"},
-            "spec": {
-                "nodeName": node,
-                "containers": [{"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
-            },
-        },
-    )
-
-
 def test_the_sweep_drains_a_busy_node_for_where_demand_is_and_moves_it_once_empty(make_runtime, kube):
     rt = make_runtime(policy=_policy(), nodes=())
     before = _tiers(kube)
     donors = [name for name, tier in before.items() if tier in ("h100-1g", "h100-3g")]
     for node in donors:  # every node that could give way is busy: none can move now
-        _gpu_pod(kube, f"busy-{node}", node)
+        gpu_pod(kube, f"busy-{node}", node)
     _history(rt, tier="h100-full", count=60, over=timedelta(hours=12))
     rt.queue.run_moves = False
     assert sweeps.wake_waitlist(rt, CLUSTER) == []

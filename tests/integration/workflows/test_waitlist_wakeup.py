@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from leases.states import LeaseState
-from tests.integration.workflows.conftest import gpu_node, roomy_policy
+from tests.integration.workflows.conftest import gpu_node, gpu_pod, roomy_policy
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api
 from workflows.sweeps import wake_waitlist
@@ -31,3 +31,40 @@ def test_a_wake_up_reads_the_nodes_once_and_places_what_fits(make_runtime, kube,
     assert state_of(rt, leases[4]) is LeaseState.WAITLISTED
     assert len(kube.requests("GET", "/api/v1/nodes")) == 1
     assert len(kube.requests("GET", "/api/v1/pods")) == 1
+
+
+def _annotated(kube) -> dict[str, str]:
+    """Return each node's drain or move target (gpulease.io/target-tier)."""
+    out = {}
+    for node in kube.list("nodes"):
+        target = (node["metadata"].get("annotations") or {}).get("gpulease.io/target-tier")
+        if target:
+            out[node["metadata"]["name"]] = target
+    return out
+
+
+def test_a_drain_decided_in_a_wake_up_counts_for_the_next_lease_of_it(make_runtime, kube):
+    policy = roomy_policy()
+    policy = policy.model_copy(
+        update={
+            "tiers": [t.model_copy(update={"max_units": 8}) for t in policy.tiers],
+            # No node may move: the whole-GPU requests wait without draining anything yet.
+            "clusters": [c.model_copy(update={"max_moves_in_flight": 0}) for c in policy.clusters],
+        }
+    )
+    rt = make_runtime(policy=policy, nodes=(("n-3g-0", "h100-3g"), ("n-3g-1", "h100-3g")))
+    leases = []
+    for name in ("train-a", "train-b"):
+        s = api.submit(request(tier="h100-full", units=8, namespace=name, duration=timedelta(days=1)))
+        api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
+        rt.queue.drain()
+        leases.append(s.lease_id)
+    assert [state_of(rt, x) for x in leases] == [LeaseState.WAITLISTED] * 2
+    assert _annotated(kube) == {}
+    for node in ("n-3g-0", "n-3g-1"):  # both 3g nodes get busy: only a drain can free one
+        gpu_pod(kube, f"busy-{node}", node)
+    assert wake_waitlist(rt) == []
+    rt.queue.drain()
+    # Each lease needs a whole node: the second one sees the first one's drain on its way and
+    # drains the other node, rather than the same one again.
+    assert _annotated(kube) == {"n-3g-0": "h100-full", "n-3g-1": "h100-full"}
