@@ -248,12 +248,23 @@ class Placement(_Strict):
         timedelta(hours=4),
         description="a request waiting longer than this may have any spare node, whatever the prices",
     )
+    drain_timeout: Duration = Field(
+        timedelta(hours=24),
+        description="a drained node still running GPU pods after this goes back to its pool",
+    )
 
     @field_validator("demand_half_life", "demand_shift_half_life")
     @classmethod
     def _positive(cls, value: timedelta | None) -> timedelta | None:
         if value is not None and value <= timedelta(0):
             raise ValueError("the half-life must be positive")
+        return value
+
+    @field_validator("drain_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("the drain timeout must be positive")
         return value
 
     @model_validator(mode="after")

@@ -49,6 +49,8 @@ class NodeState:
     cordoned. `healthy`/`reason` carry what the inventory itself found wrong (NotReady, GPU
     errors); the capacity checks below add their own reasons. `empties_at` is when the last
     lease with GPU pods on the node expires (POSIX seconds, from the store), None if unknown.
+    `drain_started` is when the placer began draining the node (POSIX seconds, from its
+    `gpulease.io/draining-since` annotation), None if it is not draining or nobody said.
     """
 
     name: str
@@ -64,6 +66,7 @@ class NodeState:
     reason: str | None = None
     target_tier: str | None = None
     empties_at: float | None = None
+    drain_started: float | None = None
 
 
 @dataclass(frozen=True)

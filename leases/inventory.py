@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from leases import gpu_catalog
@@ -17,6 +18,8 @@ from leases.capacity import NodeState
 
 TIER_LABEL = "gpulease.io/tier"
 TARGET_TIER_ANNOTATION = "gpulease.io/target-tier"
+# When the placer began draining the node for its target tier (RFC 3339, UTC).
+DRAINING_SINCE_ANNOTATION = "gpulease.io/draining-since"
 PRODUCT = "nvidia.com/gpu.product"
 COUNT = "nvidia.com/gpu.count"
 REPLICAS = "nvidia.com/gpu.replicas"
@@ -40,6 +43,20 @@ def _int(value: Any) -> int | None:
         return int(str(value))
     except (TypeError, ValueError):
         return None
+
+
+def _timestamp(value: Any) -> float | None:
+    """Return an RFC 3339 time as POSIX seconds (naive times are UTC), None if it is not one."""
+    try:
+        at = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+def draining_since(at: datetime) -> str:
+    """Return the `gpulease.io/draining-since` annotation value for a drain begun at `at`."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _ready(node: Mapping[str, Any]) -> bool:
@@ -82,6 +99,9 @@ def read_node(node: Mapping[str, Any], *, gpu_pods: int = 0) -> NodeReading:
         allocatable_gpu=allocatable,
         gpu_pods=gpu_pods,
         target_tier=annotations.get(TARGET_TIER_ANNOTATION),
+        drain_started=_timestamp(annotations[DRAINING_SINCE_ANNOTATION])
+        if annotations.get(TARGET_TIER_ANNOTATION) and annotations.get(DRAINING_SINCE_ANNOTATION)
+        else None,
     )
     product = labels.get(PRODUCT)
     if product is None:

@@ -15,7 +15,7 @@ reads the summary. Imports only leases.capacity (and through it config).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -490,13 +490,27 @@ def drain_loss(pools: Pools, candidate: Candidate, target: TierSpec) -> float | 
     return _priced_loss(pools, candidate, target, margin)
 
 
-def choose_drain(*, pools: Pools, target: TierSpec, wait_until: float | None = None) -> NodeDrain | None:
+def empties_too_late(node: NodeState, by: float | None) -> bool:
+    """Tell whether the node is known to empty only after `by` (None: no limit)."""
+    return by is not None and node.empties_at is not None and node.empties_at > by
+
+
+def not_empty_by(node: NodeState, deadline: float | None) -> bool:
+    """Tell whether the node is not known to empty by `deadline` (None: no deadline): it empties
+    later, or when is unknown (a GPU pod that is no lease's)."""
+    return deadline is not None and (node.empties_at is None or node.empties_at > deadline)
+
+
+def choose_drain(
+    *, pools: Pools, target: TierSpec, wait_until: float | None = None, deadline: float | None = None
+) -> NodeDrain | None:
     """Choose a busy node to drain for `target`: its pool holds its reservations and queue
     without it (with prices: the target gains more than the pool loses, by the drain margin),
     and it empties soonest.
 
     A node known to empty only after `wait_until` (when the request stops waiting) is skipped:
-    taking it out of its pool would serve nobody in time.
+    taking it out of its pool would serve nobody in time; so is one not known to empty by
+    `deadline`, when its drain would be given up (`overdue_drains`).
     """
     best: tuple | None = None
     chosen: NodeState | None = None
@@ -504,7 +518,7 @@ def choose_drain(*, pools: Pools, target: TierSpec, wait_until: float | None = N
         donor = pools.tiers[node.tier]  # type: ignore[index]
         if donor.name == target.name:
             continue
-        if wait_until is not None and node.empties_at is not None and node.empties_at > wait_until:
+        if empties_too_late(node, wait_until) or not_empty_by(node, deadline):
             continue
         spare = pools.spare(donor.name, lost=node.gpus * donor.units_per_gpu)
         loss = 0.0
@@ -570,3 +584,18 @@ def stale_drains(
         if waiting.get(spec.name, 0) > pools.free(spec.name):
             stale.append(node.name)
     return stale
+
+
+def overdue_drains(inventory: Iterable[NodeState], *, now: float, timeout_s: float) -> list[str]:
+    """List draining nodes that still hold GPU pods `timeout_s` after their drain began: a drain
+    waits that long at most, then the node goes back to its pool (a lease was extended, or a
+    pod that is no lease's keeps running). A drain with no known start is never overdue."""
+    return [
+        node.name
+        for node in inventory
+        if node.schedulable
+        and node.target_tier is not None
+        and node.gpu_pods > 0
+        and node.drain_started is not None
+        and now - node.drain_started > timeout_s
+    ]

@@ -107,6 +107,7 @@ def place(
     max_in_flight: int,
     waiting: Mapping[str, int] | None = None,
     prices: Prices | None = None,
+    drain_deadline: float | None = None,
 ) -> Decision:
     """Decide where the request goes.
 
@@ -115,15 +116,29 @@ def place(
     queue and no pool gives away a node its own queue needs. `prices` (optional: a valuation
     of pools learned from recent arrivals, see leases.rebalance) makes a move or a drain happen
     only when the request's tier gains more than the donor loses, by a margin; a donor may then
-    give up a node its own queue wants, when the node is worth more elsewhere.
+    give up a node its own queue wants, when the node is worth more elsewhere. A node not known
+    to empty by `drain_deadline` is not drained (its drain would be given up first).
     """
     pools = summarise(
         inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
     )
-    return decide(pools=pools, request=request, in_flight=in_flight, max_in_flight=max_in_flight)
+    return decide(
+        pools=pools,
+        request=request,
+        in_flight=in_flight,
+        max_in_flight=max_in_flight,
+        drain_deadline=drain_deadline,
+    )
 
 
-def decide(*, pools: Pools, request: PlacementRequest, in_flight: int, max_in_flight: int) -> Decision:
+def decide(
+    *,
+    pools: Pools,
+    request: PlacementRequest,
+    in_flight: int,
+    max_in_flight: int,
+    drain_deadline: float | None = None,
+) -> Decision:
     """Decide where the request goes, given pools already summarised."""
     spec = pools.tiers.get(request.tier)
     if spec is None:
@@ -162,7 +177,7 @@ def decide(*, pools: Pools, request: PlacementRequest, in_flight: int, max_in_fl
     elif slots <= 0 and movable(pools=pools, target=spec):
         why = f"{short}; an idle node could move but {in_flight} of {max_in_flight} moves are in flight"
     else:
-        drain = choose_drain(pools=pools, target=spec, wait_until=request.wait_until)
+        drain = choose_drain(pools=pools, target=spec, wait_until=request.wait_until, deadline=drain_deadline)
         if drain is not None:
             why = f"{short}; draining {drain.node} ({drain.from_tier}, {drain.gpu_pods} GPU pods) for it"
         else:

@@ -42,6 +42,7 @@ from leases.moves import (
     movable,
     move_gain,
     move_of,
+    not_empty_by,
     summarise,
 )
 
@@ -340,6 +341,7 @@ def rebalance_drains(
     waiting: Mapping[str, int] | None,
     prices: Prices,
     max_draining: int,
+    deadline: float | None = None,
 ) -> list[NodeDrain]:
     """Drain busy nodes for the tiers where they are worth more, before anyone waits for them.
 
@@ -349,7 +351,8 @@ def rebalance_drains(
     target tier gains more than (1 + `prices.drain_margin`) times what its pool loses. The
     largest net gain goes first, and among nodes alike the one that empties soonest; at most
     `max_draining` busy nodes drain at once, counting those draining already; pools are priced
-    again after each pick.
+    again after each pick. A node not known to empty by `deadline` is left alone: its drain
+    would be given up (leases.moves.overdue_drains).
     """
     draining = sum(1 for n in inventory if n.schedulable and n.target_tier is not None and n.gpu_pods > 0)
     slots = max_draining - draining
@@ -364,7 +367,7 @@ def rebalance_drains(
         for spec in tiers.values():
             nets: dict[tuple[str, int], float | None] = {}  # nodes alike are priced alike
             for node in pools.busy.get(spec.gpu_model, ()):
-                if node.tier == spec.name or node.tier is None:
+                if node.tier == spec.name or node.tier is None or not_empty_by(node, deadline):
                     continue
                 kind = (node.tier, node.gpus)
                 if kind not in nets:

@@ -8,11 +8,20 @@ Every call goes through the retry policy.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from kubernetes.client import ApiClient
 
-from leases.inventory import MIG_CONFIG, MIG_CONFIG_STATE, TARGET_TIER_ANNOTATION, TIER_LABEL, pod_uses_gpu
+from leases.inventory import (
+    DRAINING_SINCE_ANNOTATION,
+    MIG_CONFIG,
+    MIG_CONFIG_STATE,
+    TARGET_TIER_ANNOTATION,
+    TIER_LABEL,
+    draining_since,
+    pod_uses_gpu,
+)
 from provisioners.kube.client import request
 from provisioners.kube.retry import RetryPolicy
 
@@ -84,27 +93,40 @@ def _taints_without_drain(node: dict[str, Any]) -> list[dict[str, Any]]:
     return [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != DRAIN_TAINT]
 
 
-def _rewrite_taints(api: ApiClient, name: str, add: dict[str, Any] | None, target: str | None) -> dict[str, Any]:
+def _rewrite_taints(
+    api: ApiClient, name: str, add: dict[str, Any] | None, target: str | None, since: str | None
+) -> dict[str, Any]:
     # Read and write in one attempt: on a 409 (the GPU Operator or another controller changed
     # the node meanwhile) the retry policy runs both again, on the fresh object.
     node = request(api, "GET", f"/api/v1/nodes/{name}")
     taints = _taints_without_drain(node) + ([add] if add else [])
+    annotations = node["metadata"].get("annotations") or {}
+    if target is not None and annotations.get(TARGET_TIER_ANNOTATION) == target:
+        # Drained again for the same tier: the drain began when it first did.
+        since = annotations.get(DRAINING_SINCE_ANNOTATION) or since
     body = {
         # resourceVersion makes this a compare-and-swap, so taints set by others are kept.
-        "metadata": {"resourceVersion": node["metadata"].get("resourceVersion"),
-                     "annotations": {TARGET_TIER_ANNOTATION: target}},
+        "metadata": {
+            "resourceVersion": node["metadata"].get("resourceVersion"),
+            "annotations": {TARGET_TIER_ANNOTATION: target, DRAINING_SINCE_ANNOTATION: since},
+        },
         "spec": {"taints": taints or None},
     }
     return request(api, "PATCH", f"/api/v1/nodes/{name}", body=body, content_type=MERGE)
 
 
-def set_draining(api: ApiClient, name: str, *, to_tier: str, retry: RetryPolicy) -> dict[str, Any]:
-    """Drain a node for another tier: annotate the target and taint it PreferNoSchedule, so the
+def set_draining(
+    api: ApiClient, name: str, *, to_tier: str, since: datetime, retry: RetryPolicy
+) -> dict[str, Any]:
+    """Drain a node for another tier: annotate the target and when the drain began (`since`,
+    kept if the node already drains for that tier), and taint it PreferNoSchedule, so the
     leases on its pool keep their room but no new lease lands on it, and it empties."""
     taint = {"key": DRAIN_TAINT, "value": to_tier, "effect": "PreferNoSchedule"}
-    return retry.call(_rewrite_taints, api, name, taint, to_tier, what=f"patch node {name}")
+    return retry.call(
+        _rewrite_taints, api, name, taint, to_tier, draining_since(since), what=f"patch node {name}"
+    )
 
 
 def clear_draining(api: ApiClient, name: str, *, retry: RetryPolicy) -> dict[str, Any]:
-    """Give a drained (or moved) node back: drop the target-tier annotation and the drain taint."""
-    return retry.call(_rewrite_taints, api, name, None, None, what=f"patch node {name}")
+    """Give a drained (or moved) node back: drop the drain annotations and the drain taint."""
+    return retry.call(_rewrite_taints, api, name, None, None, None, what=f"patch node {name}")

@@ -103,9 +103,9 @@ def drain_node(self: Task, cluster: str, node: str, to_tier: str):
 
 
 @app.task(bind=True, name="gpulease.undrain_node", acks_late=True)
-def undrain_node(self: Task, cluster: str, node: str):
-    """Give a drained node back to its pool."""
-    return _retrying(self, moving.undrain, cluster, node)
+def undrain_node(self: Task, cluster: str, node: str, reason: str = ""):
+    """Give a drained node back to its pool (`reason`: why, when not just unneeded)."""
+    return _retrying(self, moving.undrain, cluster, node, reason)
 
 
 @app.task(bind=True, name="gpulease.deliver", acks_late=True)

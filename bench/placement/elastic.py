@@ -37,7 +37,7 @@ import numpy as np
 from bench.placement.outcome import Outcome, use_from_starts
 from bench.placement.traces import GPUS_PER_NODE, MODEL, TIER_NAMES, TIERS, Trace
 from leases.capacity import NodeState
-from leases.moves import Prices, stale_drains
+from leases.moves import Prices, overdue_drains, stale_drains
 from leases.placement import (
     Decision,
     OfferFallback,
@@ -62,7 +62,8 @@ class ElasticConfig:
     that long is placed without prices, as in the placer), `proactive`: idle nodes move, and
     busy ones are drained (checked every `sweep_s`, the placer's wake-up), before anyone asks,
     `drain_backfill`: requests say when they end, so short ones may use draining nodes,
-    `accept_fallback`: requesters accept their tier's fallbacks, `moves`: False fixes the
+    `drain_timeout_s`: a drain is given up after that long, and a node known to empty later is
+    not drained (the placer's `placement.drain_timeout`), `accept_fallback`: requesters accept their tier's fallbacks, `moves`: False fixes the
     split (no moves, drains, rebalancing or prices, whatever the other knobs say)."""
 
     move_time_s: float = 300.0
@@ -79,6 +80,7 @@ class ElasticConfig:
     sweep_s: float = 60.0
     move_margin: float = 0.1
     drain_margin: float = 0.5
+    drain_timeout_s: float = 24 * 3600.0
     accept_fallback: bool = False
     moves: bool = True
 
@@ -91,6 +93,7 @@ class _Node:
     schedulable: bool = True
     moving: bool = False
     target: str | None = None
+    drain_started: float | None = None
     ends: dict[int, float] | None = None  # lease → expiry, of leases with pods here
 
     def state(self) -> NodeState:
@@ -107,6 +110,7 @@ class _Node:
             config_state="pending" if self.moving else "success",
             target_tier=self.target,
             empties_at=max(self.ends.values()) if self.ends else None,
+            drain_started=self.drain_started if self.target is not None and not self.moving else None,
         )
 
 
@@ -230,6 +234,8 @@ class ElasticSim:
             return
         self.drained_at = now
         began = time.perf_counter_ns()
+        for name in overdue_drains(self.states, now=now, timeout_s=self.config.drain_timeout_s):
+            self._give_back(self.index[name])
         drains = rebalance_drains(
             inventory=self.states,
             reservations=self.reserved,
@@ -237,9 +243,10 @@ class ElasticSim:
             waiting=self.queued,
             prices=self.prices,
             max_draining=self.max_in_flight,
+            deadline=now + self.config.drain_timeout_s,
         )
         self.outcome.rebalance_ns.append(time.perf_counter_ns() - began)
-        self._start_drains(drains)
+        self._start_drains(now, drains)
 
     def _decide(self, now: float, i: int, waiting: dict[str, int]) -> Decision:
         trace = self.trace
@@ -263,6 +270,7 @@ class ElasticSim:
             # As in the placer: prices may delay a request, but one waiting `priced_wait_s` may
             # have any spare node.
             prices=self.prices if self._priced(now, i) else None,
+            drain_deadline=now + self.config.drain_timeout_s,
         )
         self.outcome.decision_ns.append(time.perf_counter_ns() - began)
         return decision
@@ -303,7 +311,7 @@ class ElasticSim:
             return
         drain = getattr(decision, "drain", None)
         if drain is not None:
-            self._start_drains([drain])
+            self._start_drains(now, [drain])
 
     def _start_moves(self, now: float, moves) -> None:
         for move in moves:
@@ -315,11 +323,11 @@ class ElasticSim:
             self.outcome.moves += 1
             self._push(now + self.move_time_s, _MOVED, k)
 
-    def _start_drains(self, drains) -> None:
+    def _start_drains(self, now: float, drains) -> None:
         for drain in drains:
             k = self.index[drain.node]
             assert self.nodes[k].schedulable and self.nodes[k].target is None
-            self.nodes[k].target = drain.to_tier
+            self.nodes[k].target, self.nodes[k].drain_started = drain.to_tier, now
             self._touch(k)
             self.outcome.drains += 1
 
@@ -355,7 +363,7 @@ class ElasticSim:
 
     def _moved(self, k: int) -> None:
         node = self.nodes[k]
-        node.tier, node.target = node.target, None
+        node.tier, node.target, node.drain_started = node.target, None, None
         node.schedulable, node.moving = True, False
         self._touch(k)
 
@@ -419,10 +427,13 @@ class ElasticSim:
             prices=self.prices,
         )
         for name in stale:
-            k = self.index[name]
-            self.nodes[k].target = None
-            self._touch(k)
+            self._give_back(self.index[name])
         return bool(stale)
+
+    def _give_back(self, k: int) -> None:
+        """Give a draining node back to its pool."""
+        self.nodes[k].target, self.nodes[k].drain_started = None, None
+        self._touch(k)
 
 
 def simulate(trace: Trace, *, split: tuple[int, ...], config: ElasticConfig) -> Outcome:

@@ -204,3 +204,17 @@ def test_a_drain_just_decided_shows_before_the_node_is_annotated():
     # Given back (None), it counts in its pool again.
     back = with_drains(drained, {"n1": None})
     assert [r.state for r in back] == [r.state for r in readings]
+
+
+def test_a_drain_reads_when_it_began_from_its_annotation():
+    def drained(**annotations):
+        raw = mig_single("n1")
+        raw["metadata"]["annotations"] = annotations
+        return read_node(raw).state
+
+    started = drained(**{"gpulease.io/target-tier": "h100-full", "gpulease.io/draining-since": "2026-03-02T09:00:00Z"})
+    assert (started.target_tier, started.drain_started) == ("h100-full", 1772442000.0)
+    assert drained(**{"gpulease.io/target-tier": "h100-full"}).drain_started is None
+    # A time that is not one, or a start left behind without a drain, counts as no start.
+    assert drained(**{"gpulease.io/target-tier": "h100-full", "gpulease.io/draining-since": "soon"}).drain_started is None
+    assert drained(**{"gpulease.io/draining-since": "2026-03-02T09:00:00Z"}).drain_started is None

@@ -6,6 +6,7 @@ import time
 
 from config.policy import Tier
 from leases.capacity import NodeState, TierSpec, pool_capacity, tier_spec
+from leases.moves import overdue_drains
 from leases.placement import (
     OfferFallback,
     PlaceAfterMove,
@@ -196,6 +197,45 @@ def test_drain_skips_nodes_that_empty_after_the_request_gives_up():
     # c has more pods but its leases end first; d's end is unknown, so it comes last.
     assert decide(inventory, reserved, "h100-full", 1).drain.node == "c"
     assert decide(inventory, reserved, "h100-full", 1, wait_until=900.0).drain.node == "d"
+
+
+def test_drain_skips_nodes_not_known_to_empty_before_the_drain_would_be_given_up():
+    inventory = [
+        node("a", "h100-full", pods=8),
+        node("b", "h100-1g", pods=2, empties_at=5000.0),
+        node("c", "h100-1g", pods=5, empties_at=1000.0),
+        node("d", "h100-1g", pods=1),  # a GPU pod of no lease: it may never empty
+    ]
+    reserved = {"h100-full": 8, "h100-1g": 8}
+
+    def by(deadline):
+        return place(
+            inventory=inventory,
+            reservations=reserved,
+            request=PlacementRequest("h100-full", 1),
+            tiers=SPECS,
+            in_flight=0,
+            max_in_flight=1,
+            drain_deadline=deadline,
+        )
+
+    assert by(1000.0).drain.node == "c"
+    later = by(900.0)
+    assert isinstance(later, Waitlist) and later.drain is None
+    assert "no other pool can spare a node now" in later.reason
+
+
+def test_a_drain_is_overdue_only_when_its_node_still_holds_gpu_pods_after_the_timeout():
+    inventory = [
+        node("late", "h100-1g", pods=2, target_tier="h100-full", drain_started=0.0),
+        node("fresh", "h100-1g", pods=2, target_tier="h100-full", drain_started=500.0),
+        node("empty", "h100-1g", target_tier="h100-full", drain_started=0.0),  # it moves now
+        node("moving", "h100-1g", pods=1, schedulable=False, target_tier="h100-full", drain_started=0.0),
+        node("unknown", "h100-1g", pods=2, target_tier="h100-full"),  # drained, start unknown
+        node("plain", "h100-1g", pods=2),
+    ]
+    assert overdue_drains(inventory, now=1000.0, timeout_s=600.0) == ["late"]
+    assert overdue_drains(inventory, now=1000.0, timeout_s=400.0) == ["late", "fresh"]
 
 
 def test_smaller_node_preferred_when_it_covers_and_several_when_none_does():

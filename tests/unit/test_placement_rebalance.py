@@ -317,9 +317,15 @@ def _rebalance(inventory, reserved, prices, *, in_flight=0, max_in_flight=1):
     )
 
 
-def _drains(inventory, reserved, prices, *, max_draining=1):
+def _drains(inventory, reserved, prices, *, max_draining=1, deadline=None):
     drains = rebalance_drains(
-        inventory=inventory, reservations=reserved, tiers=SPECS, waiting={}, prices=prices, max_draining=max_draining
+        inventory=inventory,
+        reservations=reserved,
+        tiers=SPECS,
+        waiting={},
+        prices=prices,
+        max_draining=max_draining,
+        deadline=deadline,
     )
     return [(d.node, d.from_tier, d.to_tier) for d in drains]
 
@@ -345,6 +351,19 @@ def test_busy_nodes_drain_ahead_for_where_they_are_worth_more_soonest_empty_firs
     draining = [node("b", "h100-3g", pods=1, target_tier="h100-full"), *inventory[:1], *inventory[2:]]
     assert _drains(draining, reserved, prices) == []
     assert _drains(inventory, reserved, Prices(prices.valuation, drain_margin=10.0)) == []
+
+
+def test_no_node_drains_ahead_that_is_not_known_to_empty_before_the_drain_timeout():
+    inventory = [
+        node("a", "h100-3g", pods=2, empties_at=5000.0),
+        node("b", "h100-3g", pods=1, empties_at=900.0),
+        node("c", "h100-full", pods=8),
+        node("d", "h100-3g", pods=1),  # a GPU pod of no lease: it may never empty
+    ]
+    reserved = {"h100-3g": 3, "h100-full": 8}
+    prices = Prices(Linear({"h100-3g": 0.1, "h100-full": 1.0}))
+    assert _drains(inventory, reserved, prices, max_draining=2, deadline=1000.0) == [("b", "h100-3g", "h100-full")]
+    assert _drains(inventory, reserved, prices, max_draining=2, deadline=800.0) == []
 
 
 def test_drains_ahead_are_priced_again_after_each_pick():

@@ -219,7 +219,7 @@ def drain(rt: Runtime, cluster: str, node: str, to_tier: str) -> None:
     tier, cordon it for maintenance (an admin's drain)."""
     api = rt.kube(cluster)
     if to_tier:
-        nodes.set_draining(api, node, to_tier=to_tier, retry=rt.retry)
+        nodes.set_draining(api, node, to_tier=to_tier, since=rt.now(), retry=rt.retry)
         why = f"emptying for {to_tier}"
     else:
         nodes.patch_node(api, node, retry=rt.retry, unschedulable=True)
@@ -235,8 +235,8 @@ def drain(rt: Runtime, cluster: str, node: str, to_tier: str) -> None:
         )
 
 
-def undrain(rt: Runtime, cluster: str, node: str) -> None:
-    """Give a drained node back to its pool (its destination no longer needs it)."""
+def undrain(rt: Runtime, cluster: str, node: str, reason: str = "") -> None:
+    """Give a drained node back to its pool: its destination no longer needs it, or `reason`."""
     nodes.clear_draining(rt.kube(cluster), node, retry=rt.retry)
     with session_scope(rt.engine) as session:
         record_event(
@@ -244,6 +244,6 @@ def undrain(rt: Runtime, cluster: str, node: str) -> None:
             actor=SYSTEM,
             action="node.undrain",
             now=rt.now(),
-            reason="drain no longer needed",
+            reason=reason or "drain no longer needed",
             data={"cluster": cluster, "node": node},
         )

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
+from config.durations import format_duration
 from leases.capacity import NodeState, pool_capacity
 from leases.errors import CapacityExceeded
 from leases.inventory import NodeReading, with_drains, with_empty_times, with_moves_under_way
 from leases.lifecycle import transition
 from leases.models import Lease, NodeMoveRecord, Pool, Reservation
-from leases.moves import NodeMove, Prices, stale_drains
+from leases.moves import NodeMove, Prices, overdue_drains, stale_drains
 from leases.placement import (
     OfferFallback,
     PlaceAfterMove,
@@ -121,6 +122,31 @@ def prices_for(lease: Lease, prices: Prices | None, *, now: datetime, patience: 
     return prices if prices is not None and now - since < patience else None
 
 
+def drain_deadline(rt: Runtime, now: datetime) -> float:
+    """Return when a drain begun now is given up (POSIX seconds): nodes known to empty only
+    later are not drained."""
+    return (now + rt.policy.placement.drain_timeout).timestamp()
+
+
+def give_back_overdue(rt: Runtime, cluster: str, *, readings: list[NodeReading]) -> list[str]:
+    """Give back to their pools the draining nodes still running GPU pods `drain_timeout` after
+    their drain began; return them. `readings` (the cluster's nodes as just read) show it."""
+    timeout = rt.policy.placement.drain_timeout
+    overdue = overdue_drains(
+        [r.state for r in readings], now=rt.now().timestamp(), timeout_s=timeout.total_seconds()
+    )
+    targets = {r.state.name: r.state.target_tier for r in readings}
+    follow_up: list[tuple[str, tuple]] = []
+    for node in overdue:
+        why = f"still running GPU pods {format_duration(timeout)} after its drain for {targets[node]} began"
+        _log_rebalance("node.drain_overdue", cluster, node, None, targets[node] or "")
+        follow_up.append(("undrain_node", (cluster, node, why)))
+    for task, args in follow_up:
+        enqueue(rt, task, *args)
+    show_drains(readings, follow_up)
+    return overdue
+
+
 def moves_in_flight(session: Session, cluster: str) -> int:
     """Count node moves on the cluster that have not finished."""
     return session.exec(
@@ -173,6 +199,7 @@ def place_lease(rt: Runtime, lease_id: str, *, readings: list[NodeReading] | Non
             max_in_flight=rt.policy.cluster(cluster).max_moves_in_flight,
             waiting=_waiting(session, cluster, besides=lease.id),
             prices=prices_for(lease, prices, now=now, patience=rt.policy.placement.priced_wait),
+            drain_deadline=drain_deadline(rt, now),
         )
         log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
         for node in stale_drains(
@@ -313,6 +340,7 @@ def rebalance_cluster(rt: Runtime, cluster: str, *, readings: list[NodeReading] 
             waiting=waiting,
             prices=prices,
             max_draining=limit,
+            deadline=drain_deadline(rt, rt.now()),
         )
         for drain in drains:
             _log_rebalance("node.rebalance_drain", cluster, drain.node, drain.from_tier, drain.to_tier)

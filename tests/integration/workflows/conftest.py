@@ -12,7 +12,9 @@ from kubernetes.client import Configuration
 
 from config.settings import EXAMPLE_POLICY
 from gpulease.wiring import load_checked_policy
+from leases.models import Lease
 from leases.records import ensure_team
+from leases.states import LeaseState
 from leases.store import session_scope
 from provisioners.kube.client import api_client_for
 from provisioners.kube.retry import RetryPolicy
@@ -89,20 +91,48 @@ def gpu_node(name: str, tier: str, *, gpus: int = 8) -> dict:
     }
 
 
-def gpu_pod(kube, name: str, node: str) -> None:
-    """A running pod holding one GPU on `node`, outside any lease (it keeps the node busy)."""
+def gpu_pod(kube, name: str, node: str, namespace: str = "default") -> None:
+    """A running pod holding one GPU on `node` (in "default": outside any lease); it keeps the
+    node busy."""
     kube.create(
         "pods",
         {
             "apiVersion": "v1",
             "kind": "Pod",
-            "metadata": {"name": name, "namespace": "default"},
+            "metadata": {"name": name, "namespace": namespace},
             "spec": {
                 "nodeName": node,
                 "containers": [{"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
             },
         },
     )
+
+
+def running_lease(rt, kube, *, node: str, tier: str, hours: float) -> str:
+    """Record a live lease of `tier` ending in `hours`, with one GPU pod on `node`; return its
+    namespace."""
+    namespace = f"run-{node}"
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        session.add(
+            Lease(
+                namespace=namespace,
+                cluster="sandbox",
+                requester="U0RUN",
+                team="ml-research",
+                tier=tier,
+                units=1,
+                duration_seconds=int(hours * 3600),
+                state=LeaseState.ACTIVE,
+                created_at=now,
+                updated_at=now,
+                decided_at=now,
+                expires_at=now + timedelta(hours=hours),
+            )
+        )
+    kube.create("namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    gpu_pod(kube, f"busy-{node}", node, namespace)
+    return namespace
 
 
 class Clock:

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import select
 
-from leases.models import Lease, NodeMoveRecord
+from leases.models import AuditEvent, Lease, NodeMoveRecord
 from leases.moves import Prices
 from leases.rebalance import Demand
 from leases.states import LeaseState
 from leases.store import session_scope
 from sandbox.kube import KubeSandbox
-from tests.integration.workflows.conftest import gpu_pod, roomy_policy
+from tests.integration.workflows.conftest import gpu_pod, roomy_policy, running_lease
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api, demand, sweeps
 from workflows.steps import moving, placing
@@ -134,12 +134,26 @@ def test_the_sweep_moves_an_idle_node_to_where_demand_is(make_runtime, kube):
     assert len(rt.queue.held_moves) == 2
 
 
+def _drains(kube) -> dict[str, tuple[str, str | None]]:
+    """Return each draining node's target tier and drain start (its annotations)."""
+    out = {}
+    for n in kube.list("nodes"):
+        annotations = n["metadata"].get("annotations") or {}
+        if annotations.get("gpulease.io/target-tier"):
+            out[n["metadata"]["name"]] = (
+                annotations["gpulease.io/target-tier"],
+                annotations.get("gpulease.io/draining-since"),
+            )
+    return out
+
+
 def test_the_sweep_drains_a_busy_node_for_where_demand_is_and_moves_it_once_empty(make_runtime, kube):
     rt = make_runtime(policy=_policy(), nodes=())
     before = _tiers(kube)
     donors = [name for name, tier in before.items() if tier in ("h100-1g", "h100-3g")]
+    namespaces = {}
     for node in donors:  # every node that could give way is busy: none can move now
-        gpu_pod(kube, f"busy-{node}", node)
+        namespaces[node] = running_lease(rt, kube, node=node, tier=before[node], hours=6)
     _history(rt, tier="h100-full", count=60, over=timedelta(hours=12))
     rt.queue.run_moves = False
     assert sweeps.wake_waitlist(rt, CLUSTER) == []
@@ -157,12 +171,50 @@ def test_the_sweep_drains_a_busy_node_for_where_demand_is_and_moves_it_once_empt
     annotated = [n for n in kube.list("nodes") if (n["metadata"].get("annotations") or {}).get("gpulease.io/target-tier")]
     assert len(annotated) == 1
     # Once its GPU pod has finished, the drained node moves to whole GPUs.
-    kube.set_pod_phase("default", f"busy-{drained}", "Succeeded")
+    kube.set_pod_phase(namespaces[drained], f"busy-{drained}", "Succeeded")
     sweeps.wake_waitlist(rt, CLUSTER)
     rt.queue.drain()
     move = _finish_held_move(rt)
     assert (move.node, move.to_tier, move.step) == (drained, "h100-full", "done")
     assert _tiers(kube)[drained] == "h100-full"
+
+
+def test_a_drain_is_given_up_when_its_node_has_not_emptied_in_time(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(drain_timeout=timedelta(hours=10)), nodes=())
+    before = _tiers(kube)
+    donors = sorted(name for name, tier in before.items() if tier in ("h100-1g", "h100-3g"))
+    # The first donor's lease ends in 8 hours, the others' in 3 days, and a GPU pod of no
+    # lease may never leave: only the first is known to empty within the drain timeout.
+    running_lease(rt, kube, node=donors[0], tier=before[donors[0]], hours=8)
+    for node in donors[1:]:
+        running_lease(rt, kube, node=node, tier=before[node], hours=72)
+    gpu_pod(kube, "stray", donors[1])
+    _history(rt, tier="h100-full", count=60, over=timedelta(hours=12))
+    rt.queue.run_moves = False
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    began = clock().strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert _drains(kube) == {donors[0]: ("h100-full", began)}
+    # The lease is extended past the timeout: the drain goes on, its start unchanged, until
+    # the timeout; then the node goes back to its pool and nothing else can drain in time.
+    with session_scope(rt.engine) as session:
+        lease = session.exec(select(Lease).where(Lease.namespace == f"run-{donors[0]}")).one()
+        lease.expires_at = lease.expires_at + timedelta(days=2)
+    clock.advance(timedelta(hours=9))
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    assert _drains(kube) == {donors[0]: ("h100-full", began)}
+    clock.advance(timedelta(hours=2))
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    assert _drains(kube) == {}
+    node = kube.get("nodes", donors[0])
+    assert not [t for t in node["spec"].get("taints") or [] if t["key"] == "gpulease.io/draining"]
+    with session_scope(rt.engine) as session:
+        [event] = session.exec(select(AuditEvent).where(AuditEvent.action == "node.undrain")).all()
+    assert event.data["node"] == donors[0]
+    assert event.reason == "still running GPU pods 10h after its drain for h100-full began"
+    assert _moves(rt) == []
 
 
 @pytest.mark.parametrize("setting", [{"pricing": False}, {"rebalance": False}])

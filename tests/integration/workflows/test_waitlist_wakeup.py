@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from leases.states import LeaseState
-from tests.integration.workflows.conftest import gpu_node, gpu_pod, roomy_policy
+from tests.integration.workflows.conftest import gpu_node, roomy_policy, running_lease
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api
 from workflows.sweeps import wake_waitlist
@@ -62,7 +62,7 @@ def test_a_drain_decided_in_a_wake_up_counts_for_the_next_lease_of_it(make_runti
     assert [state_of(rt, x) for x in leases] == [LeaseState.WAITLISTED] * 2
     assert _annotated(kube) == {}
     for node in ("n-3g-0", "n-3g-1"):  # both 3g nodes get busy: only a drain can free one
-        gpu_pod(kube, f"busy-{node}", node)
+        running_lease(rt, kube, node=node, tier="h100-3g", hours=6)
     assert wake_waitlist(rt) == []
     rt.queue.drain()
     # Each lease needs a whole node: the second one sees the first one's drain on its way and

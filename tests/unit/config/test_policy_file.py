@@ -167,9 +167,11 @@ def test_placement_section_defaults_and_errors():
     assert policy.placement.demand_half_life == timedelta(hours=24)
     assert policy.placement.demand_shift_half_life == timedelta(hours=4)
     data = raw()
-    data["placement"] = {"demand_half_life": "0s", "drain_margin": -1, "pricng": False}
+    assert policy.placement.drain_timeout == timedelta(hours=24)
+    data["placement"] = {"demand_half_life": "0s", "drain_margin": -1, "pricng": False, "drain_timeout": "0s"}
     found = issues_of(data)
     assert any(i.startswith("placement.demand_half_life: ") and "half-life must be positive" in i for i in found)
+    assert any(i.startswith("placement.drain_timeout: ") and "drain timeout must be positive" in i for i in found)
     assert any(i.startswith("placement.drain_margin: ") for i in found)
     assert any("placement.pricng: unknown field (did you mean 'pricing'?)" in i for i in found)
     data = raw()
