@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -47,6 +48,21 @@ def read_nodes(nodes_file: Path | None, cluster: str | None, policy) -> list[Nod
         api_client.close()
 
 
+def _utc(posix: float | None) -> str | None:
+    return datetime.fromtimestamp(posix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if posix is not None else None
+
+
+def _schedulable(node: dict) -> str:
+    """Say whether the node takes new leases: yes, cordoned (moving to a tier), or draining."""
+    target = node["target_tier"]
+    if not node["schedulable"]:
+        return f"cordoned, moving to {target}" if target else "cordoned"
+    if target:
+        since = f" since {node['draining_since']}" if node["draining_since"] else ""
+        return f"draining for {target}{since}"
+    return "yes"
+
+
 def inventory(
     nodes_file: Path | None = typer.Option(
         None, "--nodes", help="A `kubectl get nodes -o json` dump instead of the live cluster."
@@ -72,6 +88,8 @@ def inventory(
             "schedulable": a.node.schedulable,
             "units": a.units,
             "gpu_pods": a.node.gpu_pods,
+            "target_tier": a.node.target_tier,
+            "draining_since": _utc(a.node.drain_started),
             "reason": None if a.counted else (a.node.reason or a.reason),
         }
         for a in assessed
@@ -113,7 +131,7 @@ def inventory(
             n["tier"] or "-",
             str(n["units"]),
             str(n["gpu_pods"]),
-            "yes" if n["schedulable"] else "cordoned",
+            _schedulable(n),
             n["reason"] or "",
         )
     out.print(table)

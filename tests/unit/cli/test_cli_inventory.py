@@ -27,7 +27,13 @@ def test_inventory_from_a_node_dump(tmp_path):
             mig_single("gpu-b", allocatable=49),
             mig_single("gpu-c", profile="3g.40gb", per_gpu=2, config="all-3g.40gb", tier="h100-3g"),
             node("cpu-1", {}, None),
+            mig_single("gpu-d", profile="3g.40gb", per_gpu=2, config="all-3g.40gb", tier="h100-3g"),
         ],
+    }
+    # gpu-d drains for whole GPUs: it runs the leases on it but takes no new one.
+    dump["items"][4]["metadata"]["annotations"] = {
+        "gpulease.io/target-tier": "h100-full",
+        "gpulease.io/draining-since": "2026-03-02T09:00:00Z",
     }
     path = tmp_path / "nodes.json"
     path.write_text(json.dumps(dump))
@@ -43,12 +49,15 @@ def test_inventory_from_a_node_dump(tmp_path):
     )
     assert "allocatable is 49" in nodes["gpu-b"]["reason"]
     assert nodes["cpu-1"]["gpus"] == 0 and nodes["cpu-1"]["reason"] == "no GPUs"
+    assert (nodes["gpu-d"]["target_tier"], nodes["gpu-d"]["draining_since"]) == ("h100-full", "2026-03-02T09:00:00Z")
+    assert (nodes["gpu-a"]["target_tier"], nodes["gpu-a"]["draining_since"]) == (None, None)
     tiers = {t["name"]: t for t in report["tiers"]}
     assert tiers["h100-1g"]["capacity_units"] == 56 and tiers["h100-1g"]["nodes"] == 2
     assert tiers["h100-3g"]["capacity_units"] == 16
     assert tiers["h100-full"]["capacity_units"] == 0
     human = run("--nodes", str(path))
     assert human.returncode == 0 and "gpu-b" in human.stdout
+    assert "draining for h100-full since" in " ".join(human.stdout.split())
 
 
 def test_inventory_refuses_a_file_that_is_not_a_node_list(tmp_path):
