@@ -234,21 +234,8 @@ def test_a_node_empties_when_the_last_lease_on_it_expires(make_runtime, kube):
     api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
     rt.queue.drain()
     assert state_of(rt, s.lease_id) is LeaseState.ACTIVE
-    for name, namespace in (("p-a", "train-a"), ("p-b", "default")):
-        kube.create(
-            "pods",
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {
-                    "nodeName": "n-a" if namespace == "train-a" else "n-b",
-                    "containers": [
-                        {"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
-                    ],
-                },
-            },
-        )
+    gpu_pod(kube, "p-a", "n-a", "train-a")
+    gpu_pod(kube, "p-b", "n-b")
     readings = placing.read_inventory(rt, CLUSTER)
     with session_scope(rt.engine) as session:
         expires = session.get(Lease, s.lease_id).expires_at
