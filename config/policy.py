@@ -249,7 +249,7 @@ class Placement(_Strict):
         description="a request waiting longer than this may have any spare node, whatever the prices",
     )
     drain_timeout: Duration = Field(
-        timedelta(hours=24),
+        timedelta(days=3),
         description="a drained node still running GPU pods after this goes back to its pool",
     )
 

@@ -80,7 +80,7 @@ class ElasticConfig:
     sweep_s: float = 60.0
     move_margin: float = 0.1
     drain_margin: float = 0.5
-    drain_timeout_s: float = 24 * 3600.0
+    drain_timeout_s: float = 3 * 86400.0
     accept_fallback: bool = False
     moves: bool = True
 

@@ -167,7 +167,7 @@ def test_placement_section_defaults_and_errors():
     assert policy.placement.demand_half_life == timedelta(hours=24)
     assert policy.placement.demand_shift_half_life == timedelta(hours=4)
     data = raw()
-    assert policy.placement.drain_timeout == timedelta(hours=24)
+    assert policy.placement.drain_timeout == timedelta(days=3)
     data["placement"] = {"demand_half_life": "0s", "drain_margin": -1, "pricng": False, "drain_timeout": "0s"}
     found = issues_of(data)
     assert any(i.startswith("placement.demand_half_life: ") and "half-life must be positive" in i for i in found)
