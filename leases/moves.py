@@ -116,12 +116,25 @@ class MovePlan:
 @dataclass(frozen=True)
 class NodeDrain:
     """Drain `node` for `to_tier`: annotate it with the target tier and taint it PreferNoSchedule,
-    so its pool admits no new lease on it and it empties; then it can move."""
+    so its pool admits no new lease on it and it empties (at `empties_at`, POSIX seconds, when
+    known); then it can move."""
 
     node: str
     from_tier: str
     to_tier: str
     gpu_pods: int
+    empties_at: float | None = None
+
+    @classmethod
+    def of(cls, node: NodeState, to_tier: str) -> NodeDrain:
+        """Return the drain of a busy node for `to_tier`."""
+        return cls(
+            node=node.name,
+            from_tier=node.tier or "",
+            to_tier=to_tier,
+            gpu_pods=node.gpu_pods,
+            empties_at=node.empties_at,
+        )
 
 
 @dataclass(frozen=True)
@@ -537,9 +550,7 @@ def choose_drain(
             best, chosen = key, node
     if chosen is None:
         return None
-    return NodeDrain(
-        node=chosen.name, from_tier=chosen.tier or "", to_tier=target.name, gpu_pods=chosen.gpu_pods
-    )
+    return NodeDrain.of(chosen, target.name)
 
 
 def stale_drains(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from leases.capacity import NodeState, Reservations, TierSpec
 from leases.moves import (
@@ -97,6 +98,10 @@ class Refuse:
 Decision = PlaceNow | PlaceAfterMove | Waitlist | OfferFallback | Refuse
 
 
+def _utc(posix: float) -> str:
+    return datetime.fromtimestamp(posix, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
 def place(
     *,
     inventory: Sequence[NodeState],
@@ -180,6 +185,8 @@ def decide(
         drain = choose_drain(pools=pools, target=spec, wait_until=request.wait_until, deadline=drain_deadline)
         if drain is not None:
             why = f"{short}; draining {drain.node} ({drain.from_tier}, {drain.gpu_pods} GPU pods) for it"
+            if drain.empties_at is not None:
+                why += f", empty by {_utc(drain.empties_at)}"
         else:
             why = f"{short}; no other pool can spare a node now"
     offers = _alternative(pools, request, spec, accepted_only=False)

@@ -384,6 +384,6 @@ def rebalance_drains(
         if best is None:
             break
         _, node, spec = best
-        chosen.append(NodeDrain(node=node.name, from_tier=node.tier or "", to_tier=spec.name, gpu_pods=node.gpu_pods))
+        chosen.append(NodeDrain.of(node, spec.name))
         pools.commit_drain(busy_candidate(pools, node), spec)
     return chosen

@@ -195,7 +195,9 @@ def test_drain_skips_nodes_that_empty_after_the_request_gives_up():
     ]
     reserved = {"h100-full": 8, "h100-1g": 8}
     # c has more pods but its leases end first; d's end is unknown, so it comes last.
-    assert decide(inventory, reserved, "h100-full", 1).drain.node == "c"
+    first = decide(inventory, reserved, "h100-full", 1)
+    assert first.drain.node == "c" and first.drain.empties_at == 1000.0
+    assert first.reason.endswith("draining c (h100-1g, 5 GPU pods) for it, empty by 1970-01-01 00:16 UTC")
     assert decide(inventory, reserved, "h100-full", 1, wait_until=900.0).drain.node == "d"
 
 
