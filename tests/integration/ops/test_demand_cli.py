@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from leases.models import Lease
 from leases.records import ensure_team
-from leases.states import LeaseState
 from leases.store import make_engine, session_scope, upgrade
 from sandbox.kube import KubeSandbox
+from tests.integration.history import add_past_leases
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -36,11 +35,7 @@ def _approved(db: str, *, tier: str, count: int, over: timedelta) -> None:
     with session_scope(engine) as session:
         ensure_team(session, name="ml-research", now=now)
         session.flush()
-        for i in range(count):
-            at = now - over + over * i / count
-            session.add(Lease(namespace=f"{tier}-{i}", cluster="sandbox", requester="U0PAST", team="ml-research",
-                              tier=tier, units=2, duration_seconds=8 * 3600, state=LeaseState.RECLAIMED,
-                              created_at=at, updated_at=at, decided_at=at))
+        add_past_leases(session, cluster="sandbox", tier=tier, count=count, over=over, now=now)
     engine.dispose()
 
 

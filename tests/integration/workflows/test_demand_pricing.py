@@ -16,6 +16,7 @@ from leases.rebalance import Demand
 from leases.states import LeaseState
 from leases.store import session_scope
 from sandbox.kube import KubeSandbox
+from tests.integration.history import add_past_leases
 from tests.integration.workflows.conftest import gpu_pod, roomy_policy, running_lease
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api, demand, sweeps
@@ -41,25 +42,10 @@ def _policy(**placement):
 
 def _history(rt, *, tier: str, count: int, over: timedelta, units: int = 2, hours: int = 8) -> None:
     """Record `count` leases of `tier` approved evenly over the last `over`, all since ended."""
-    now = rt.now()
     with session_scope(rt.engine) as session:
-        for i in range(count):
-            at = now - over + over * i / count
-            session.add(
-                Lease(
-                    namespace=f"past-{tier}-{i}",
-                    cluster=CLUSTER,
-                    requester="U0PAST",
-                    team="ml-research",
-                    tier=tier,
-                    units=units,
-                    duration_seconds=hours * 3600,
-                    state=LeaseState.RECLAIMED,
-                    created_at=at,
-                    updated_at=at,
-                    decided_at=at,
-                )
-            )
+        add_past_leases(
+            session, cluster=CLUSTER, tier=tier, count=count, over=over, now=rt.now(), units=units, hours=hours
+        )
 
 
 def _moves(rt) -> list[NodeMoveRecord]:
