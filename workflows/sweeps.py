@@ -25,7 +25,7 @@ from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
 from workflows.steps.placing import (
-    give_back_overdue,
+    enforce_drain_timeout,
     moving_nodes,
     place_lease,
     read_inventory,
@@ -213,7 +213,7 @@ def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     readings = {name: read_inventory(rt, name) for name in names}
     for name in names:
         sync_capacity(rt, name, readings=readings[name])
-        give_back_overdue(rt, name, readings=readings[name])
+        enforce_drain_timeout(rt, name, readings=readings[name])
     with session_scope(rt.engine) as session:
         query = select(Lease.id, Lease.cluster).where(Lease.state == LeaseState.WAITLISTED)
         if cluster:

@@ -123,24 +123,28 @@ def prices_for(lease: Lease, prices: Prices | None, *, now: datetime, patience: 
 
 
 def drain_deadline(rt: Runtime, now: datetime) -> float:
-    """Return when a drain begun now is given up (POSIX seconds): nodes known to empty only
-    later are not drained."""
+    """Return when a drain begun now is given up (POSIX seconds): nodes not known to empty by
+    then are not drained."""
     return (now + rt.policy.placement.drain_timeout).timestamp()
 
 
-def give_back_overdue(rt: Runtime, cluster: str, *, readings: list[NodeReading]) -> list[str]:
+def enforce_drain_timeout(rt: Runtime, cluster: str, *, readings: list[NodeReading]) -> list[str]:
     """Give back to their pools the draining nodes still running GPU pods `drain_timeout` after
-    their drain began; return them. `readings` (the cluster's nodes as just read) show it."""
+    their drain began, and return them; stamp a start on a drain that has none (one begun
+    before drains were stamped, or whose stamp is unreadable), so that it is bounded too.
+    `readings` (the cluster's nodes as just read) show what was given back."""
     timeout = rt.policy.placement.drain_timeout
-    overdue = overdue_drains(
-        [r.state for r in readings], now=rt.now().timestamp(), timeout_s=timeout.total_seconds()
-    )
-    targets = {r.state.name: r.state.target_tier for r in readings}
+    states = [r.state for r in readings]
+    overdue = overdue_drains(states, now=rt.now().timestamp(), timeout_s=timeout.total_seconds())
+    targets = {state.name: state.target_tier for state in states}
     follow_up: list[tuple[str, tuple]] = []
     for node in overdue:
         why = f"still running GPU pods {format_duration(timeout)} after its drain for {targets[node]} began"
         _log_rebalance("node.drain_overdue", cluster, node, None, targets[node] or "")
         follow_up.append(("undrain_node", (cluster, node, why)))
+    for state in states:
+        if state.schedulable and state.target_tier and state.gpu_pods and state.drain_started is None:
+            follow_up.append(("drain_node", (cluster, state.name, state.target_tier)))
     for task, args in follow_up:
         enqueue(rt, task, *args)
     show_drains(readings, follow_up)

@@ -15,6 +15,7 @@ from leases.moves import Prices
 from leases.rebalance import Demand
 from leases.states import LeaseState
 from leases.store import session_scope
+from provisioners import nodes
 from sandbox.kube import KubeSandbox
 from tests.integration.history import add_past_leases
 from tests.integration.workflows.conftest import gpu_pod, roomy_policy, running_lease
@@ -201,6 +202,18 @@ def test_a_drain_is_given_up_when_its_node_has_not_emptied_in_time(make_runtime,
     assert event.data["node"] == donors[0]
     assert event.reason == "still running GPU pods 10h after its drain for h100-full began"
     assert _moves(rt) == []
+
+
+def test_a_drain_without_a_start_gets_one_so_that_its_wait_is_bounded_too(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(rebalance=False), nodes=())
+    node = next(name for name, tier in _tiers(kube).items() if tier == "h100-1g")
+    running_lease(rt, kube, node=node, tier="h100-1g", hours=6)
+    # Drained before drains were stamped: the target tier, but no start.
+    nodes.patch_node(rt.kube(CLUSTER), node, retry=rt.retry, annotations={"gpulease.io/target-tier": "h100-full"})
+    sweeps.wake_waitlist(rt, CLUSTER)
+    rt.queue.drain()
+    assert _drains(kube) == {node: ("h100-full", clock().strftime("%Y-%m-%dT%H:%M:%SZ"))}
+    assert [t["key"] for t in kube.get("nodes", node)["spec"]["taints"]] == ["gpulease.io/draining"]
 
 
 @pytest.mark.parametrize("setting", [{"pricing": False}, {"rebalance": False}])
