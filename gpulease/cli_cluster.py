@@ -15,7 +15,7 @@ from gpulease.console import err, out
 from gpulease.wiring import load_checked_policy
 from leases.capacity import assess_nodes, tier_specs
 from leases.errors import InfrastructureError
-from leases.inventory import NodeReading, read_inventory
+from leases.inventory import NodeReading, draining_since, read_inventory
 from provisioners.inventory import read_cluster
 from provisioners.kube.client import make_api_client
 from provisioners.kube.retry import retry_policy
@@ -46,10 +46,6 @@ def read_nodes(nodes_file: Path | None, cluster: str | None, policy) -> list[Nod
         raise fail(f"cannot read the cluster: {exc}") from None
     finally:
         api_client.close()
-
-
-def _utc(posix: float | None) -> str | None:
-    return datetime.fromtimestamp(posix, UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if posix is not None else None
 
 
 def _schedulable(node: dict) -> str:
@@ -89,7 +85,9 @@ def inventory(
             "units": a.units,
             "gpu_pods": a.node.gpu_pods,
             "target_tier": a.node.target_tier,
-            "draining_since": _utc(a.node.drain_started),
+            "draining_since": draining_since(datetime.fromtimestamp(a.node.drain_started, UTC))
+            if a.node.drain_started is not None
+            else None,
             "reason": None if a.counted else (a.node.reason or a.reason),
         }
         for a in assessed

@@ -62,9 +62,10 @@ class ElasticConfig:
     that long is placed without prices, as in the placer), `proactive`: idle nodes move, and
     busy ones are drained (checked every `sweep_s`, the placer's wake-up), before anyone asks,
     `drain_backfill`: requests say when they end, so short ones may use draining nodes,
-    `drain_timeout_s`: a drain is given up after that long, and a node known to empty later is
-    not drained (the placer's `placement.drain_timeout`), `accept_fallback`: requesters accept their tier's fallbacks, `moves`: False fixes the
-    split (no moves, drains, rebalancing or prices, whatever the other knobs say)."""
+    `drain_timeout_s`: a drain is given up after that long, and a node not known to empty
+    within it is not drained (the placer's `placement.drain_timeout`), `accept_fallback`:
+    requesters accept their tier's fallbacks, `moves`: False fixes the split (no moves,
+    drains, rebalancing or prices, whatever the other knobs say)."""
 
     move_time_s: float = 300.0
     max_in_flight: int = 1
@@ -110,7 +111,7 @@ class _Node:
             config_state="pending" if self.moving else "success",
             target_tier=self.target,
             empties_at=max(self.ends.values()) if self.ends else None,
-            drain_started=self.drain_started if self.target is not None and not self.moving else None,
+            drain_started=self.drain_started,
         )
 
 

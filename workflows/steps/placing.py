@@ -136,14 +136,13 @@ def enforce_drain_timeout(rt: Runtime, cluster: str, *, readings: list[NodeReadi
     timeout = rt.policy.placement.drain_timeout
     states = [r.state for r in readings]
     overdue = overdue_drains(states, now=rt.now().timestamp(), timeout_s=timeout.total_seconds())
-    targets = {state.name: state.target_tier for state in states}
     follow_up: list[tuple[str, tuple]] = []
-    for node in overdue:
-        why = f"still running GPU pods {format_duration(timeout)} after its drain for {targets[node]} began"
-        _log_rebalance("node.drain_overdue", cluster, node, None, targets[node] or "")
-        follow_up.append(("undrain_node", (cluster, node, why)))
     for state in states:
-        if state.schedulable and state.target_tier and state.gpu_pods and state.drain_started is None:
+        if state.name in overdue:
+            why = f"still running GPU pods {format_duration(timeout)} after its drain for {state.target_tier} began"
+            _log_rebalance("node.drain_overdue", cluster, state.name, state.tier, state.target_tier or "")
+            follow_up.append(("undrain_node", (cluster, state.name, why)))
+        elif state.schedulable and state.target_tier and state.gpu_pods and state.drain_started is None:
             follow_up.append(("drain_node", (cluster, state.name, state.target_tier)))
     for task, args in follow_up:
         enqueue(rt, task, *args)
