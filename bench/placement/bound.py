@@ -1,6 +1,6 @@
-"""`bound`: an upper bound on the requests any policy could accept, from a hindsight LP/ILP.
+"""Upper bounds on the requests any policy could accept, from hindsight LPs/ILPs.
 
-Relaxation, and why it stays an upper bound:
+`upper_bound` (the benchmark's `bound`). Relaxation, and why it stays an upper bound:
 - Pooled GPUs. A request of u units of a tier with k units per GPU uses u/k of a GPU. Any real
   placement puts every running lease on nodes of its tier, and no node serves two tiers, so at
   every instant the GPU cost of running leases is at most the cluster's GPUs. Node
@@ -19,7 +19,18 @@ Relaxation, and why it stays an upper bound:
 - The LP relaxation (0 ≤ x ≤ 1) of the 0/1 choice is ≥ the ILP optimum; when the ILP is run,
   its dual bound (not its incumbent) is used, which is ≥ the optimum too.
 Maximising measured accepted requests, then separately measured accepted units, gives bounds
-on `acceptance` and `unit_acceptance`. Imported by bench.placement only.
+on `acceptance` and `unit_acceptance`.
+
+`node_bound` (the benchmark's `node-bound`, asked-tier scenario only) keeps node boundaries:
+at every instant each node serves one tier or none, so the units of a tier running then are
+at most its units per node times a whole number of nodes, and those numbers sum to at most the
+cluster's nodes. Nodes may change tier at any instant, for free and with leases on them: no
+drain, no reconfiguration time. Cores, the rows and the dual bound are as above, so it is an
+upper bound on any policy that serves each request on its asked tier (not with fallbacks: a
+lease on a fallback needs no node of its asked tier), and at most `upper_bound`, since summing
+its node constraints gives the pooled one. What lies between it and a policy is the price of
+draining and of not knowing the future; what lies between it and `upper_bound`, the price of
+whole nodes. Imported by bench.placement only.
 """
 
 from __future__ import annotations
@@ -28,9 +39,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import csr_matrix
+from scipy.sparse import csr_matrix, hstack, identity, vstack
 
-from bench.placement.traces import Trace
+from bench.placement.traces import GPUS_PER_NODE, PER_GPU, TIER_NAMES, Trace
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class BoundResult:
     """Upper bounds on acceptance and unit acceptance, and how they were obtained."""
 
     acceptance: float
-    unit_acceptance: float
+    unit_acceptance: float | None  # None: not computed (node_bound)
     method: str
     rows: int
 
@@ -84,19 +95,14 @@ def upper_bound(
     results = []
     for weight in (np.ones(len(trace)), trace.units.astype(float)):
         objective = np.where(trace.measured, weight, 0.0)
-        res = milp(
-            -objective[columns],
-            constraints=[constraint],
-            bounds=Bounds(0.0, 1.0),
+        best, limited = _maximise(
+            objective[columns],
+            constraint,
+            upper=np.ones(len(columns)),
             integrality=np.ones(len(columns)) if integer else None,
-            options={"time_limit": time_limit_s, "disp": False},
+            time_limit_s=time_limit_s,
         )
-        if res.status not in (0, 1) or res.x is None:
-            raise RuntimeError(f"bound: the solver failed: {res.message}")
-        # The ILP's dual bound, not its incumbent: it is >= the optimum even when the time
-        # limit stopped the search, so it stays an upper bound.
-        best = -float(res.mip_dual_bound) if integer else -float(res.fun)
-        if integer and res.status == 1:
+        if limited:
             method = "ilp-dual-bound (time limit)"
         results.append((best + float(objective[~cored].sum())) / float(objective.sum()))
     return BoundResult(
@@ -105,3 +111,70 @@ def upper_bound(
         method=method,
         rows=pattern.shape[0],
     )
+
+
+def node_bound(trace: Trace, *, nodes: int, time_limit_s: float = 20.0) -> BoundResult:
+    """Bound the acceptance of any policy serving asked tiers on `nodes` whole nodes, in
+    hindsight (module docstring)."""
+    begin = trace.arrival + trace.patience
+    end = trace.arrival + trace.duration
+    cored = end > begin
+    columns = np.flatnonzero(cored)
+    pattern = _rows(begin[cored], end[cored], None)
+    points, tiers = pattern.shape[0], len(TIER_NAMES)
+    per_node = GPUS_PER_NODE * PER_GPU
+    tier, units = trace.tier[cored], trace.units[cored].astype(float)
+    # Variables: x (one per cored request), then n[t, p] (nodes of tier t at point p), tier-major.
+    # Rows: per tier and point, units running <= per_node[t] * n[t, p]; per point, sum of n <= nodes.
+    blocks = []
+    for t in range(tiers):
+        load = pattern.multiply(np.where(tier == t, units, 0.0)[np.newaxis, :]).tocsr()
+        room = csr_matrix(
+            (np.full(points, -per_node[t]), (np.arange(points), t * points + np.arange(points))),
+            shape=(points, tiers * points),
+        )
+        blocks.append(hstack([load, room]))
+    blocks.append(hstack([csr_matrix((points, len(columns))), hstack([identity(points)] * tiers)]))
+    matrix = vstack(blocks).tocsr()
+    upper = np.concatenate([np.zeros(tiers * points), np.full(points, float(nodes))])
+    constraint = LinearConstraint(matrix, -np.inf, upper)
+    objective = np.where(trace.measured, 1.0, 0.0)
+    best, limited = _maximise(
+        np.concatenate([objective[columns], np.zeros(tiers * points)]),
+        constraint,
+        upper=np.concatenate([np.ones(len(columns)), np.full(tiers * points, float(nodes))]),
+        integrality=np.ones(len(columns) + tiers * points),
+        time_limit_s=time_limit_s,
+    )
+    return BoundResult(
+        acceptance=min(1.0, (best + float(objective[~cored].sum())) / float(objective.sum())),
+        unit_acceptance=None,
+        method="ilp-dual-bound (time limit)" if limited else "ilp-dual-bound",
+        rows=matrix.shape[0],
+    )
+
+
+def _maximise(
+    objective: np.ndarray,
+    constraint: LinearConstraint,
+    *,
+    upper: np.ndarray,
+    integrality: np.ndarray | None,
+    time_limit_s: float,
+) -> tuple[float, bool]:
+    """Maximise objective·x over 0 <= x <= upper; return an upper bound on the optimum (the
+    dual bound of an ILP, the optimum of an LP) and whether the time limit stopped the search."""
+    res = milp(
+        -objective,
+        constraints=[constraint],
+        bounds=Bounds(0.0, upper),
+        integrality=integrality,
+        options={"time_limit": time_limit_s, "disp": False},
+    )
+    if res.status not in (0, 1) or res.x is None:
+        raise RuntimeError(f"bound: the solver failed: {res.message}")
+    if integrality is None:
+        return -float(res.fun), False
+    # The ILP's dual bound, not its incumbent: it is >= the optimum even when the time
+    # limit stopped the search, so it stays an upper bound.
+    return -float(res.mip_dual_bound), res.status == 1

@@ -18,7 +18,7 @@ from bench.placement.__main__ import (
     seed_means,
     targets,
 )
-from bench.placement.bound import upper_bound
+from bench.placement.bound import node_bound, upper_bound
 from bench.placement.elastic import ElasticConfig, ElasticSim, simulate
 from bench.placement.outcome import mean_use, metrics, use_from_starts
 from bench.placement.plot import plot_utilisation
@@ -98,10 +98,11 @@ def test_every_policy_respects_arrival_patience_and_cluster_size(trace):
     assert elastic.estimate_ns and elastic.rebalance_ns
     assert len(elastic.estimate_ns) <= (trace.arrival[-1] - trace.arrival[0]) / 900 + 1
     assert not unpriced.estimate_ns and not unpriced.rebalance_ns
-    bound = upper_bound(trace)
+    bound, whole = upper_bound(trace), node_bound(trace, nodes=nodes)
+    assert whole.acceptance <= bound.acceptance + 1e-9
     for outcome in (static, first_fit, elastic):
         measured = metrics(trace, outcome)
-        assert measured["acceptance"] <= bound.acceptance + 1e-9
+        assert measured["acceptance"] <= whole.acceptance + 1e-9
         assert measured["unit_acceptance"] <= bound.unit_acceptance + 1e-9
     assert upper_bound(trace, integer=False).acceptance >= bound.acceptance - 1e-9
 
@@ -119,6 +120,32 @@ def test_bound_counts_overlapping_cores_against_the_cluster():
     assert upper_bound(t).acceptance == pytest.approx(0.5)
     t.arrival[1] = 2000.0  # no overlap: both fit
     assert upper_bound(t).acceptance == pytest.approx(1.0)
+
+
+def test_node_bound_gives_every_tier_running_at_once_its_own_node():
+    # One node of 8 H100s; a 1g.10gb lease and a whole-GPU lease overlap in their cores. Pooled,
+    # they cost 1/7 + 1 of 8 GPUs and both fit; with whole nodes each tier needs the only node.
+    t = generate(
+        mix="balanced", load=0.5, gpus=8, seed=2, config=TraceConfig(requests=2, warmup_fraction=0)
+    )
+    t.tier[:] = [TIER_NAMES.index("h100-1g"), TIER_NAMES.index("h100-full")]
+    t.units[:] = 1
+    t.arrival[:] = [0.0, 10.0]
+    t.duration[:] = [1000.0, 1000.0]
+    t.patience[:] = [100.0, 100.0]
+    assert upper_bound(t).acceptance == pytest.approx(1.0)
+    whole = node_bound(t, nodes=1)
+    assert whole.acceptance == pytest.approx(0.5) and whole.unit_acceptance is None
+    assert node_bound(t, nodes=2).acceptance == pytest.approx(1.0)
+    t.arrival[1] = 2000.0  # one after the other: the node changes tier in between
+    assert node_bound(t, nodes=1).acceptance == pytest.approx(1.0)
+    # Same tier: the node holds both as long as their units fit (8 of 8 whole GPUs).
+    t.arrival[1] = 10.0
+    t.tier[:] = TIER_NAMES.index("h100-full")
+    t.units[:] = [4, 4]
+    assert node_bound(t, nodes=1).acceptance == pytest.approx(1.0)
+    t.units[:] = [4, 5]
+    assert node_bound(t, nodes=1).acceptance == pytest.approx(0.5)
 
 
 def test_metrics_and_mean_use():
@@ -145,6 +172,9 @@ def test_targets_read_the_rows():
     checks = targets(
         [row("elastic", 0.9), row("static", 0.75), row("elastic", 0.8, load=0.7), row("bound", 1.0, load=0.7)]
     )
+    assert "M_elastic_over_node_bound_at_0.7" not in checks
+    with_nodes = targets([row("elastic", 0.8, load=0.7), row("node-bound", 0.96, load=0.7)])
+    assert with_nodes["M_elastic_over_node_bound_at_0.7"] == {"shifting": 0.8333}
     assert checks["M_shifting_0.9_elastic_over_static_ge_1.15"] == {"ratio": 1.2, "met": True}
     assert checks["M_elastic_over_bound_at_0.7_ge_0.9"]["shifting"] == {"ratio": 0.8, "met": False}
     assert "fallback" not in checks
@@ -279,13 +309,13 @@ def test_the_split_search_with_fallbacks_ends_no_worse_than_it_starts_at_a_local
 
 def test_rows_carry_their_scenario():
     t = generate(mix="balanced", load=0.9, gpus=16, seed=4, config=TraceConfig(requests=300))
-    results = run_trace(t, nodes=2, move_time_s=300.0)
+    results = run_trace(t, nodes=2, move_time_s=300.0, with_node_bound=True)
     grouped: dict = {}
     group(grouped, "M", "balanced", 0.9, results)
     found = {(r["scenario"], r["policy"]) for r in seed_means(grouped)}
     assert found == {
         (s, p) for s in ("asked-tier", "fallback") for p in ("bound", "static", "elastic", "first-fit")
-    }
+    } | {("asked-tier", "node-bound")}
     # The bound is the same in both; the fallback-scenario policies use fallbacks.
     assert results["asked-tier", "bound"][0] == results["fallback", "bound"][0]
     assert results["asked-tier", "elastic"][0]["on_fallback"] == 0.0
@@ -300,6 +330,7 @@ def test_parallel_runs_give_the_same_results_as_one_process():
         requests={"M": 300, "L": 300},
         loads={"M": (0.9,), "L": ()},
         fallback={"M": (0.9,)},
+        node_bound={"M": (0.9,)},
         xl_traces=(("shifting", 1.1),),
         xl_requests=200,
     )
