@@ -12,6 +12,7 @@ requests, have been seen: a handful of requests says nothing about demand.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, select
@@ -102,3 +103,20 @@ def cluster_prices(
     now = rt.now()
     arrivals = recent_arrivals(session, cluster=cluster, since=now - window_of(settings))
     return estimate_prices(arrivals, now=now, inventory=inventory, tiers=rt.tiers, settings=settings)
+
+
+@dataclass
+class PriceBook:
+    """Prices of each cluster, estimated once and then reused: a waitlist wake-up decides every
+    waiting lease (and rebalances) within moments, on the same recent requests, so one
+    estimate per cluster serves them all instead of one per lease."""
+
+    _prices: dict[str, Prices | None] = field(default_factory=dict)
+
+    def prices(
+        self, session: Session, rt: Runtime, *, cluster: str, inventory: Sequence[NodeState]
+    ) -> Prices | None:
+        """Return the cluster's prices, estimating them on first use (as `cluster_prices`)."""
+        if cluster not in self._prices:
+            self._prices[cluster] = cluster_prices(session, rt, cluster=cluster, inventory=inventory)
+        return self._prices[cluster]

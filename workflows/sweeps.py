@@ -21,6 +21,7 @@ from leases.ports import Notice
 from leases.states import LeaseState
 from leases.store import session_scope
 from workflows import outbox
+from workflows.demand import PriceBook
 from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
@@ -207,7 +208,8 @@ def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     placements made meanwhile create no pods yet, the moves they plan are in the store, which
     placement reads afresh for every lease (leases.inventory.with_moves_under_way), and the
     drains they start are written into the readings as they are decided, before their tasks
-    annotate the nodes (placing.show_drains).
+    annotate the nodes (placing.show_drains). Demand is estimated once per cluster too, and
+    prices every decision of the wake-up (demand.PriceBook).
     """
     names = [cluster] if cluster else [c.name for c in rt.policy.clusters]
     readings = {name: read_inventory(rt, name) for name in names}
@@ -222,12 +224,13 @@ def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
             query.order_by(col(Lease.priority).desc(), col(Lease.created_at), col(Lease.id))
         ).all()
     placed = []
+    book = PriceBook()
     for lease_id, on in waiting:
-        if place_lease(rt, lease_id, readings=readings.get(on)) != str(LeaseState.WAITLISTED):
+        if place_lease(rt, lease_id, readings=readings.get(on), book=book) != str(LeaseState.WAITLISTED):
             placed.append(lease_id)
     # Then idle nodes go where demand is, before the next request has to wait for them.
     for name in names:
-        rebalance_cluster(rt, name, readings=readings[name])
+        rebalance_cluster(rt, name, readings=readings[name], book=book)
     return placed
 
 

@@ -39,7 +39,7 @@ from leases.states import LeaseState
 from leases.store import session_scope
 from provisioners.inventory import read_cluster
 from workflows import outbox
-from workflows.demand import cluster_prices
+from workflows.demand import PriceBook
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, fail_lease, locked, log, mark_step
 from workflows.views import lease_view
@@ -159,12 +159,19 @@ def moves_in_flight(session: Session, cluster: str) -> int:
     ).one()
 
 
-def place_lease(rt: Runtime, lease_id: str, *, readings: list[NodeReading] | None = None) -> str:
+def place_lease(
+    rt: Runtime,
+    lease_id: str,
+    *,
+    readings: list[NodeReading] | None = None,
+    book: PriceBook | None = None,
+) -> str:
     """Place one approved or waitlisted lease; return its state afterwards.
 
     `readings`: the cluster's nodes as just read by the caller (a waitlist wake-up reads them
     once for every lease it tries), updated here with the drains this placement starts; None
-    reads them here.
+    reads them here. `book`: the caller's prices, shared by the leases it places (None:
+    estimated here).
     """
     now = rt.now()
     with session_scope(rt.engine) as session:
@@ -185,7 +192,7 @@ def place_lease(rt: Runtime, lease_id: str, *, readings: list[NodeReading] | Non
         inventory = with_expiries(session, cluster, readings)
         sync_pools(session, rt, cluster=cluster, inventory=inventory)
         _lock_pools(session, cluster)
-        prices = cluster_prices(session, rt, cluster=cluster, inventory=inventory)
+        prices = (book or PriceBook()).prices(session, rt, cluster=cluster, inventory=inventory)
         request = PlacementRequest(
             tier=lease.tier,
             units=lease.units,
@@ -303,11 +310,17 @@ def start_moves(
         follow_up.append(("move_node", (record.id,)))
 
 
-def rebalance_cluster(rt: Runtime, cluster: str, *, readings: list[NodeReading] | None = None) -> list[str]:
+def rebalance_cluster(
+    rt: Runtime,
+    cluster: str,
+    *,
+    readings: list[NodeReading] | None = None,
+    book: PriceBook | None = None,
+) -> list[str]:
     """Move idle nodes of the cluster to the tiers where demand makes them worth more, and drain
     busy ones for them; return the nodes set moving or draining. Nothing changes while pricing
     or rebalancing is off, or still learning. `readings`: the cluster's nodes as just read by
-    the caller (None: read them here)."""
+    the caller (None: read them here); `book`: the caller's prices (None: estimated here)."""
     settings = rt.policy.placement
     if not (settings.pricing and settings.rebalance):
         return []
@@ -317,7 +330,7 @@ def rebalance_cluster(rt: Runtime, cluster: str, *, readings: list[NodeReading] 
     with session_scope(rt.engine) as session:
         inventory = with_expiries(session, cluster, readings)
         _lock_pools(session, cluster)
-        prices = cluster_prices(session, rt, cluster=cluster, inventory=inventory)
+        prices = (book or PriceBook()).prices(session, rt, cluster=cluster, inventory=inventory)
         if prices is None:
             return []
         held, waiting = _held(session, cluster), _waiting(session, cluster, besides="")

@@ -6,9 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from leases.states import LeaseState
+from leases.store import session_scope
+from tests.integration.history import add_past_leases
 from tests.integration.workflows.conftest import gpu_node, roomy_policy, running_lease
 from tests.integration.workflows.test_pipeline import request, state_of
-from workflows import api
+from workflows import api, demand, sweeps
+from workflows.steps import placing
 from workflows.sweeps import wake_waitlist
 
 
@@ -68,3 +71,35 @@ def test_a_drain_decided_in_a_wake_up_counts_for_the_next_lease_of_it(make_runti
     # Each lease needs a whole node: the second one sees the first one's drain on its way and
     # drains the other node, rather than the same one again.
     assert _annotated(kube) == {"n-3g-0": "h100-full", "n-3g-1": "h100-full"}
+
+
+def test_a_wake_up_estimates_demand_once_for_every_lease_it_decides(make_runtime, kube, monkeypatch):
+    policy = roomy_policy()
+    policy = policy.model_copy(update={"tiers": [t.model_copy(update={"max_units": 8}) for t in policy.tiers]})
+    rt = make_runtime(policy=policy, nodes=(("n-3g", "h100-3g"),))
+    with session_scope(rt.engine) as session:  # demand is learnt: placement is priced
+        add_past_leases(
+            session, cluster="sandbox", tier="h100-3g", count=60, over=timedelta(hours=12), now=rt.now()
+        )
+    running_lease(rt, kube, node="n-3g", tier="h100-3g", hours=6)  # the only node is busy
+    waiting = []
+    for name in ("wait-a", "wait-b", "wait-c"):
+        s = api.submit(request(tier="h100-full", units=8, namespace=name, duration=timedelta(days=1)))
+        api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
+        rt.queue.drain()
+        waiting.append(s.lease_id)
+    assert [state_of(rt, x) for x in waiting] == [LeaseState.WAITLISTED] * 3
+    reads = []
+    real = demand.recent_arrivals
+
+    def counted(session, *, cluster, since):
+        reads.append(cluster)
+        return real(session, cluster=cluster, since=since)
+
+    monkeypatch.setattr(demand, "recent_arrivals", counted)
+    assert sweeps.wake_waitlist(rt, "sandbox") == []
+    # Three placements and the rebalancing after them, on one estimate.
+    assert reads == ["sandbox"]
+    # A lease placed on its own still estimates afresh.
+    placing.place_lease(rt, waiting[0])
+    assert reads == ["sandbox", "sandbox"]
