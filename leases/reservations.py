@@ -69,13 +69,19 @@ def set_pool_capacity(
     actor: str = "system",
     force: bool = False,
 ) -> Pool:
-    """Set a pool's capacity, creating it if new; refuse to go below what is reserved."""
+    """Set a pool's capacity, creating it if new; refuse to go below what is reserved.
+
+    Only a change is written and audited: placement sets every pool of the cluster from the
+    nodes it has just read, for each lease it decides, and most of those find nothing new.
+    """
     # `force` records capacity that is gone whatever is held (a node died): reservations then
     # exceed capacity until leases end, and `free` stays 0 meanwhile.
     if units < 0:
         raise DomainError(f"capacity cannot be negative ({units})", field="units")
     pool = _lock_pool(session, cluster=cluster, tier=tier)
     before = pool.capacity_units if pool is not None else None
+    if pool is not None and before == units:
+        return pool
     if pool is None:
         pool = Pool(cluster=cluster, tier=tier, capacity_units=units, updated_at=now)
         session.add(pool)

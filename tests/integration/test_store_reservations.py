@@ -100,6 +100,7 @@ def test_pool_cannot_shrink_below_what_is_reserved_unless_forced(engine, make_le
         with pytest.raises(CapacityExceeded, match="3 units reserved"):
             set_pool_capacity(session, cluster="gpu-a", tier="h100-1g", units=2, now=now)
         set_pool_capacity(session, cluster="gpu-a", tier="h100-1g", units=3, now=now)
+        set_pool_capacity(session, cluster="gpu-a", tier="h100-1g", units=3, now=now)  # no change
         set_pool_capacity(
             session, cluster="gpu-a", tier="h100-1g", units=1, now=now, actor="U_ADMIN", force=True
         )
