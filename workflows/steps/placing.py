@@ -172,6 +172,11 @@ def place_lease(
     once for every lease it tries), updated here with the drains this placement starts; None
     reads them here. `book`: the caller's prices, shared by the leases it places (None:
     estimated here).
+
+    A waitlisted lease stays waitlisted while it is decided, and when it has to wait again
+    nothing about it is written but what changed (its fallback offer, a drain for it): the
+    wake-up tries every waiting lease each minute, and its state and audit trail change only
+    when it leaves the waitlist (waitlisted → placing → ...), as they would for a new one.
     """
     now = rt.now()
     with session_scope(rt.engine) as session:
@@ -179,15 +184,16 @@ def place_lease(
         if lease.state not in PLACEABLE:
             return str(lease.state)  # placed, cancelled or failed already
         cluster = lease.cluster
-        if lease.state is not LeaseState.PLACING:
-            transition(session, lease=lease, to=LeaseState.PLACING, actor=SYSTEM, reason=None, now=now)
-        mark_step(lease, "place", now)
+        if lease.state is not LeaseState.WAITLISTED:
+            if lease.state is not LeaseState.PLACING:
+                transition(session, lease=lease, to=LeaseState.PLACING, actor=SYSTEM, reason=None, now=now)
+            mark_step(lease, "place", now)
     if readings is None:
         readings = read_inventory(rt, cluster)
     follow_up: list[tuple[str, tuple]] = []
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
-        if lease.state is not LeaseState.PLACING:
+        if lease.state not in (LeaseState.PLACING, LeaseState.WAITLISTED):
             return str(lease.state)
         inventory = with_expiries(session, cluster, readings)
         sync_pools(session, rt, cluster=cluster, inventory=inventory)
@@ -212,6 +218,9 @@ def place_lease(
             drain_deadline=drain_deadline(rt, now),
         )
         log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
+        if lease.state is LeaseState.WAITLISTED and not isinstance(decision, Waitlist | OfferFallback):
+            transition(session, lease=lease, to=LeaseState.PLACING, actor=SYSTEM, reason=None, now=now)
+            mark_step(lease, "place", now)
         for node in stale_drains(
             inventory=inventory,
             reservations=_held(session, cluster),
@@ -389,7 +398,8 @@ def _wait(
     moving: bool = False,
 ) -> str:
     now = rt.now()
-    transition(session, lease=lease, to=LeaseState.WAITLISTED, actor=SYSTEM, reason=decision.reason, now=now)
+    if lease.state is not LeaseState.WAITLISTED:  # one that waits again has nothing new to record
+        transition(session, lease=lease, to=LeaseState.WAITLISTED, actor=SYSTEM, reason=decision.reason, now=now)
     mark_step(lease, None, now)
     view = lease_view(rt, lease)
     if isinstance(decision, OfferFallback):

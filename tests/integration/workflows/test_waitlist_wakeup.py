@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from leases.records import audit_trail
 from leases.states import LeaseState
 from leases.store import session_scope
 from tests.integration.history import add_past_leases
@@ -34,6 +35,32 @@ def test_a_wake_up_reads_the_nodes_once_and_places_what_fits(make_runtime, kube,
     assert state_of(rt, leases[4]) is LeaseState.WAITLISTED
     assert len(kube.requests("GET", "/api/v1/nodes")) == 1
     assert len(kube.requests("GET", "/api/v1/pods")) == 1
+
+
+def _trail(rt, lease_id: str) -> list[str]:
+    with session_scope(rt.engine) as session:
+        return [event.action for event in audit_trail(session, lease_id=lease_id)]
+
+
+def test_a_lease_that_waits_again_leaves_its_state_and_audit_trail_as_they_were(make_runtime, kube):
+    rt = make_runtime(policy=roomy_policy(), nodes=(("h100-3g-0", "h100-3g", 1),))  # 2 units
+    first = api.submit(request(tier="h100-3g", units=2, namespace="first", duration=timedelta(days=1)))
+    api.decide(lease_id=first.lease_id, approver="U0APPROVER1", approve=True)
+    s = api.submit(request(tier="h100-3g", units=1, namespace="second", duration=timedelta(days=1)))
+    api.decide(lease_id=s.lease_id, approver="U0APPROVER1", approve=True)
+    rt.queue.drain()
+    assert state_of(rt, s.lease_id) is LeaseState.WAITLISTED
+    waited = _trail(rt, s.lease_id)
+    assert waited[-2:] == ["lease.placing", "lease.waitlisted"]
+    for _ in range(3):  # three minutes of wake-ups, nothing freed
+        assert wake_waitlist(rt) == []
+        rt.queue.drain()
+    assert state_of(rt, s.lease_id) is LeaseState.WAITLISTED
+    assert _trail(rt, s.lease_id) == waited
+    # Room comes: the lease leaves the waitlist the way a new one is placed.
+    kube.create("nodes", gpu_node("h100-3g-1", "h100-3g", gpus=1))
+    assert wake_waitlist(rt) == [s.lease_id]
+    assert _trail(rt, s.lease_id)[len(waited):len(waited) + 2] == ["lease.placing", "lease.provisioning"]
 
 
 def _annotated(kube) -> dict[str, str]:
