@@ -33,6 +33,20 @@ def request(**kw) -> SubmitRequest:
     return SubmitRequest(**base)
 
 
+def approved(rt, approver: str, *requests: SubmitRequest, clock=None) -> list[str]:
+    """Submit each request, approve it as `approver` and run what follows; return the lease
+    ids. `clock`: advanced a minute after each, so that the waitlist has an order."""
+    ids = []
+    for req in requests:
+        s = api.submit(req)
+        api.decide(lease_id=s.lease_id, approver=approver, approve=True)
+        rt.queue.drain()
+        ids.append(s.lease_id)
+        if clock is not None:
+            clock.advance(timedelta(minutes=1))
+    return ids
+
+
 def state_of(rt, lease_id: str) -> LeaseState:
     with session_scope(rt.engine) as session:
         return get_lease(session, lease_id=lease_id).state
@@ -121,12 +135,11 @@ def test_duplicate_submission_is_recorded_once(make_runtime):
 
 def test_shortage_waitlists_and_reclaim_places_the_waiting_request(make_runtime):
     rt = make_runtime(policy=roomy_policy(), nodes=(("h100-3g-0", "h100-3g", 2),))  # 4 units of h100-3g
-    leases = []
-    for name in ("a-0", "a-1", "a-2"):
-        s = api.submit(request(tier="h100-3g", units=2, namespace=name, duration=timedelta(days=1)))
-        api.decide(lease_id=s.lease_id, approver="U0APPROVER1", approve=True)
-        rt.queue.drain()
-        leases.append(s.lease_id)
+    leases = approved(
+        rt,
+        "U0APPROVER1",
+        *(request(tier="h100-3g", units=2, namespace=name, duration=timedelta(days=1)) for name in ("a-0", "a-1", "a-2")),
+    )
     assert [state_of(rt, x) for x in leases] == [LeaseState.ACTIVE, LeaseState.ACTIVE, LeaseState.WAITLISTED]
     assert "lease.waitlisted" in kinds(rt, "requester")
     api.release(namespace="a-0", actor="U0ALICE")

@@ -10,22 +10,19 @@ from leases.states import LeaseState
 from leases.store import session_scope
 from tests.integration.history import add_past_leases
 from tests.integration.workflows.conftest import gpu_node, roomy_policy, running_lease
-from tests.integration.workflows.test_pipeline import request, state_of
-from workflows import api, demand, sweeps
+from tests.integration.workflows.test_pipeline import approved, request, state_of
+from workflows import demand, sweeps
 from workflows.steps import placing
 from workflows.sweeps import wake_waitlist
 
 
 def test_a_wake_up_reads_the_nodes_once_and_places_what_fits(make_runtime, kube, clock):
     rt = make_runtime(policy=roomy_policy(), nodes=(("h100-3g-0", "h100-3g", 2),))  # 4 units
-    leases = []
-    for name in ("a-0", "a-1", "b-0", "b-1", "b-2"):
-        s = api.submit(request(tier="h100-3g", units=2 if name.startswith("a") else 1, namespace=name,
-                               duration=timedelta(days=1)))
-        api.decide(lease_id=s.lease_id, approver="U0APPROVER1", approve=True)
-        rt.queue.drain()
-        leases.append(s.lease_id)
-        clock.advance(timedelta(minutes=1))  # so that the waitlist has an order
+    asked = [
+        request(tier="h100-3g", units=2 if name.startswith("a") else 1, namespace=name, duration=timedelta(days=1))
+        for name in ("a-0", "a-1", "b-0", "b-1", "b-2")
+    ]
+    leases = approved(rt, "U0APPROVER1", *asked, clock=clock)
     assert [state_of(rt, x) for x in leases] == [LeaseState.ACTIVE] * 2 + [LeaseState.WAITLISTED] * 3
     kube.create("nodes", gpu_node("h100-3g-1", "h100-3g", gpus=1))  # two more units
     kube.clear_requests()
@@ -37,6 +34,11 @@ def test_a_wake_up_reads_the_nodes_once_and_places_what_fits(make_runtime, kube,
     assert len(kube.requests("GET", "/api/v1/pods")) == 1
 
 
+def _whole_nodes(*namespaces: str) -> list:
+    """Return requests of a whole node of whole GPUs (8 units) for a day, one per namespace."""
+    return [request(tier="h100-full", units=8, namespace=ns, duration=timedelta(days=1)) for ns in namespaces]
+
+
 def _trail(rt, lease_id: str) -> list[str]:
     with session_scope(rt.engine) as session:
         return [event.action for event in audit_trail(session, lease_id=lease_id)]
@@ -44,23 +46,24 @@ def _trail(rt, lease_id: str) -> list[str]:
 
 def test_a_lease_that_waits_again_leaves_its_state_and_audit_trail_as_they_were(make_runtime, kube):
     rt = make_runtime(policy=roomy_policy(), nodes=(("h100-3g-0", "h100-3g", 1),))  # 2 units
-    first = api.submit(request(tier="h100-3g", units=2, namespace="first", duration=timedelta(days=1)))
-    api.decide(lease_id=first.lease_id, approver="U0APPROVER1", approve=True)
-    s = api.submit(request(tier="h100-3g", units=1, namespace="second", duration=timedelta(days=1)))
-    api.decide(lease_id=s.lease_id, approver="U0APPROVER1", approve=True)
-    rt.queue.drain()
-    assert state_of(rt, s.lease_id) is LeaseState.WAITLISTED
-    waited = _trail(rt, s.lease_id)
+    _, second = approved(
+        rt,
+        "U0APPROVER1",
+        request(tier="h100-3g", units=2, namespace="first", duration=timedelta(days=1)),
+        request(tier="h100-3g", units=1, namespace="second", duration=timedelta(days=1)),
+    )
+    assert state_of(rt, second) is LeaseState.WAITLISTED
+    waited = _trail(rt, second)
     assert waited[-2:] == ["lease.placing", "lease.waitlisted"]
     for _ in range(3):  # three minutes of wake-ups, nothing freed
         assert wake_waitlist(rt) == []
         rt.queue.drain()
-    assert state_of(rt, s.lease_id) is LeaseState.WAITLISTED
-    assert _trail(rt, s.lease_id) == waited
+    assert state_of(rt, second) is LeaseState.WAITLISTED
+    assert _trail(rt, second) == waited
     # Room comes: the lease leaves the waitlist the way a new one is placed.
     kube.create("nodes", gpu_node("h100-3g-1", "h100-3g", gpus=1))
-    assert wake_waitlist(rt) == [s.lease_id]
-    assert _trail(rt, s.lease_id)[len(waited):len(waited) + 2] == ["lease.placing", "lease.provisioning"]
+    assert wake_waitlist(rt) == [second]
+    assert _trail(rt, second)[len(waited):len(waited) + 2] == ["lease.placing", "lease.provisioning"]
 
 
 def _annotated(kube) -> dict[str, str]:
@@ -83,12 +86,7 @@ def test_a_drain_decided_in_a_wake_up_counts_for_the_next_lease_of_it(make_runti
         }
     )
     rt = make_runtime(policy=policy, nodes=(("n-3g-0", "h100-3g"), ("n-3g-1", "h100-3g")))
-    leases = []
-    for name in ("train-a", "train-b"):
-        s = api.submit(request(tier="h100-full", units=8, namespace=name, duration=timedelta(days=1)))
-        api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
-        rt.queue.drain()
-        leases.append(s.lease_id)
+    leases = approved(rt, "U0APPROVER2", *_whole_nodes("train-a", "train-b"))
     assert [state_of(rt, x) for x in leases] == [LeaseState.WAITLISTED] * 2
     assert _annotated(kube) == {}
     for node in ("n-3g-0", "n-3g-1"):  # both 3g nodes get busy: only a drain can free one
@@ -109,12 +107,7 @@ def test_a_wake_up_estimates_demand_once_for_every_lease_it_decides(make_runtime
             session, cluster="sandbox", tier="h100-3g", count=60, over=timedelta(hours=12), now=rt.now()
         )
     running_lease(rt, kube, node="n-3g", tier="h100-3g", hours=6)  # the only node is busy
-    waiting = []
-    for name in ("wait-a", "wait-b", "wait-c"):
-        s = api.submit(request(tier="h100-full", units=8, namespace=name, duration=timedelta(days=1)))
-        api.decide(lease_id=s.lease_id, approver="U0APPROVER2", approve=True)
-        rt.queue.drain()
-        waiting.append(s.lease_id)
+    waiting = approved(rt, "U0APPROVER2", *_whole_nodes("wait-a", "wait-b", "wait-c"))
     assert [state_of(rt, x) for x in waiting] == [LeaseState.WAITLISTED] * 3
     reads = []
     real = demand.recent_arrivals
