@@ -84,8 +84,14 @@ def moving_nodes(session: Session, cluster: str) -> dict[str, str]:
 
 
 def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[NodeState]) -> dict[str, int]:
-    """Write each tier's capacity on the cluster from the inventory; return it."""
-    capacity = pool_capacity(inventory=inventory, tiers=rt.tiers)
+    """Write each tier's capacity on the cluster from the inventory; return it.
+
+    The store holds what leases can run on: draining nodes count, as their pool's leases keep
+    running there and a lease that ends before they empty may be placed on them. Which leases
+    may use them is placement's call (leases.moves.Pools.room_until); the store only makes
+    sure that reservations never exceed the units that exist.
+    """
+    capacity = pool_capacity(inventory=inventory, tiers=rt.tiers, include_draining=True)
     now = rt.now()
     for tier, units in capacity.items():
         # force: a node that failed or left shrinks its pool even below what is reserved;

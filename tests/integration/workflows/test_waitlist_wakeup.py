@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 from leases.records import audit_trail
+from leases.reservations import pool_usage
 from leases.states import LeaseState
 from leases.store import session_scope
 from tests.integration.history import add_past_leases
 from tests.integration.workflows.conftest import gpu_node, roomy_policy, running_lease
 from tests.integration.workflows.test_pipeline import approved, request, state_of
 from workflows import demand, sweeps
-from workflows.steps import placing
+from workflows.steps import moving, placing
 from workflows.sweeps import wake_waitlist
 
 
@@ -123,3 +124,21 @@ def test_a_wake_up_estimates_demand_once_for_every_lease_it_decides(make_runtime
     # A lease placed on its own still estimates afresh.
     placing.place_lease(rt, waiting[0])
     assert reads == ["sandbox", "sandbox"]
+
+
+def test_a_lease_that_ends_before_a_draining_node_empties_runs_on_it_meanwhile(make_runtime, kube):
+    rt = make_runtime(policy=roomy_policy(), nodes=(("n-3g-0", "h100-3g", 1),))  # 2 units
+    running_lease(rt, kube, node="n-3g-0", tier="h100-3g", hours=6)
+    moving.drain(rt, "sandbox", "n-3g-0", "h100-full")
+    short, long = approved(
+        rt,
+        "U0APPROVER1",
+        request(tier="h100-3g", units=1, namespace="short", duration=timedelta(hours=1)),
+        request(tier="h100-3g", units=1, namespace="long", duration=timedelta(days=1)),
+    )
+    # The node drains for six more hours: an hour's lease delays nothing, a day's would.
+    assert state_of(rt, short) is LeaseState.ACTIVE
+    assert state_of(rt, long) is LeaseState.WAITLISTED
+    with session_scope(rt.engine) as session:
+        [pool] = [p for p in pool_usage(session, cluster="sandbox") if p.tier == "h100-3g"]
+    assert (pool.capacity, pool.reserved) == (2, 1)
