@@ -27,6 +27,7 @@ from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue
 from workflows.steps.placing import (
     enforce_drain_timeout,
+    lock_pools,
     moving_nodes,
     place_lease,
     read_inventory,
@@ -197,6 +198,7 @@ def sync_capacity(rt: Runtime, cluster: str, *, readings: list[NodeReading] | No
         readings = read_inventory(rt, cluster)
     with session_scope(rt.engine) as session:
         # Capacity needs no expiries, but the nodes of unfinished moves count for no pool.
+        lock_pools(session, cluster)
         states = with_moves_under_way([r.state for r in readings], moving_nodes(session, cluster))
         sync_pools(session, rt, cluster=cluster, inventory=states)
 

@@ -100,8 +100,12 @@ def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[N
     return capacity
 
 
-def _lock_pools(session: Session, cluster: str) -> None:
-    # One placement per cluster at a time: two deciders must not pick the same idle node.
+def lock_pools(session: Session, cluster: str) -> None:
+    """Hold the cluster's pool rows until the transaction ends: one placement (or capacity
+    sync) per cluster at a time, so two deciders never pick the same idle node. Taken before
+    the store's moves are read: a move another decider records meanwhile is then read after
+    it committed, and its node is never counted in the pool it leaves. Always in id order, so
+    two lockers never deadlock."""
     session.exec(select(Pool).where(Pool.cluster == cluster).order_by(Pool.id).with_for_update()).all()
 
 
@@ -201,9 +205,9 @@ def place_lease(
         lease = locked(session, lease_id)
         if lease.state not in (LeaseState.PLACING, LeaseState.WAITLISTED):
             return str(lease.state)
+        lock_pools(session, cluster)
         inventory = with_expiries(session, cluster, readings)
         sync_pools(session, rt, cluster=cluster, inventory=inventory)
-        _lock_pools(session, cluster)
         prices = (book or PriceBook()).prices(session, rt, cluster=cluster, inventory=inventory)
         request = PlacementRequest(
             tier=lease.tier,
@@ -343,8 +347,8 @@ def rebalance_cluster(
         readings = read_inventory(rt, cluster)
     follow_up: list[tuple[str, tuple]] = []
     with session_scope(rt.engine) as session:
+        lock_pools(session, cluster)
         inventory = with_expiries(session, cluster, readings)
-        _lock_pools(session, cluster)
         prices = (book or PriceBook()).prices(session, rt, cluster=cluster, inventory=inventory)
         if prices is None:
             return []
