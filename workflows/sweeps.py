@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from config.durations import format_duration
 from leases.inventory import NodeReading, with_moves_under_way
 from leases.lifecycle import claim_warning, expire_unapproved, transition
-from leases.models import Lease
+from leases.models import Lease, NodeMoveRecord
 from leases.ports import Notice
 from leases.states import LeaseState
 from leases.store import session_scope
@@ -55,6 +55,7 @@ class SweepReport:
     expired: list[str] = field(default_factory=list)
     scheduled: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    resumed_moves: list[int] = field(default_factory=list)
     idle_warned: list[str] = field(default_factory=list)
     idle_reclaimed: list[str] = field(default_factory=list)
 
@@ -191,6 +192,31 @@ def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:
         )
 
 
+def stuck_moves(rt: Runtime, now: datetime, report: SweepReport) -> None:
+    """Re-enqueue node moves whose task chain was lost (a dead worker, a broker that dropped
+    the re-queued poll): a move still unfinished `stuck_after` after its last step, or, while
+    the GPU Operator reconfigures, past the move timeout (the next step then rolls it back).
+    A lost move would otherwise hold its node out of every pool, and a move slot, for good;
+    a move whose chain is alive after all is only polled twice, as each step is idempotent."""
+    with session_scope(rt.engine) as session:
+        rows = session.exec(
+            select(NodeMoveRecord.id, NodeMoveRecord.step, NodeMoveRecord.updated_at).where(
+                col(NodeMoveRecord.finished_at).is_(None), NodeMoveRecord.updated_at <= now - rt.stuck_after
+            )
+        ).all()
+    for move_id, step, updated_at in rows:
+        if step == "reconfiguring" and now - updated_at <= rt.move_timeout:
+            continue  # the operator may still be at work; the chain polls it
+        enqueue(rt, "move_node", move_id)
+        report.resumed_moves.append(move_id)
+        logger.warning(
+            "node_move.resumed move=%s step=%s",
+            move_id,
+            step,
+            extra={"event": "node_move.resumed", "move": move_id, "step": step},
+        )
+
+
 def sync_capacity(rt: Runtime, cluster: str, *, readings: list[NodeReading] | None = None) -> None:
     """Write the cluster's pool capacity from its nodes (approval cards show free units from it);
     `readings`: the nodes as just read (None: read them here)."""
@@ -244,6 +270,7 @@ def sweep(rt: Runtime, now: datetime | None = None) -> SweepReport:
     expiry_warnings(rt, now, report)
     expiries(rt, now, report)
     stuck_steps(rt, now, report)
+    stuck_moves(rt, now, report)
     idle = idle_sweep(rt, now)
     report.idle_warned, report.idle_reclaimed = idle.warned, idle.reclaimed
     enqueue(rt, "deliver")

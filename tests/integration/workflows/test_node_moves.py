@@ -161,3 +161,42 @@ def test_a_node_planned_to_move_counts_for_no_pool_until_its_move_ends(make_runt
     with session_scope(rt.engine) as session:
         for pool in pool_usage(session):
             assert pool.reserved <= pool.capacity, pool
+
+
+def test_a_move_whose_task_was_lost_is_resumed_by_the_sweep(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(), nodes=())
+    rt.queue.run_moves = False
+    _whole_gpus(rt, "train-a")
+    second = _whole_gpus(rt, "train-b")  # needs an idle node moved
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves
+    rt.queue.held_moves.clear()  # the worker died with the message
+    assert sweeps.sweep(rt).resumed_moves == []  # not overdue yet
+    clock.advance(rt.stuck_after + timedelta(seconds=1))
+    assert sweeps.sweep(rt).resumed_moves == [move_id]
+    rt.queue.run_moves = True
+    rt.queue.drain()
+    [move] = _moves(rt)
+    assert move.step == "done" and state_of(rt, second) is LeaseState.ACTIVE
+    assert sweeps.sweep(rt).resumed_moves == []
+
+
+def test_a_lost_move_that_was_reconfiguring_is_resumed_only_after_the_move_timeout(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(), nodes=())
+    rt.queue.run_moves = False
+    _whole_gpus(rt, "train-a")
+    second = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves
+    rt.queue.held_moves.clear()
+    while moving.advance_move(rt, move_id).step != "reconfiguring":
+        pass  # lost while the GPU Operator works
+    clock.advance(rt.stuck_after + timedelta(seconds=1))
+    assert sweeps.sweep(rt).resumed_moves == []  # the operator may still be at it
+    clock.advance(rt.move_timeout)
+    assert sweeps.sweep(rt).resumed_moves == [move_id]
+    rt.queue.run_moves = True
+    rt.queue.drain()
+    # The operator had finished meanwhile: the resumed step sees it and completes the move.
+    [move] = _moves(rt)
+    assert move.step == "done" and state_of(rt, second) is LeaseState.ACTIVE
