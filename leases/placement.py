@@ -90,9 +90,12 @@ class OfferFallback:
 
 @dataclass(frozen=True)
 class Refuse:
-    """The request can never be placed as asked."""
+    """The request cannot be placed as asked: never (`lasting`: it asks for an unknown tier,
+    more units than a lease may hold), or not on the cluster's nodes as they are now (every
+    node of the tier's GPU model would not hold it; a node that left may come back)."""
 
     reason: str
+    lasting: bool = True
 
 
 Decision = PlaceNow | PlaceAfterMove | Waitlist | OfferFallback | Refuse
@@ -150,7 +153,7 @@ def decide(
         return Refuse(f"unknown tier {request.tier}; tiers: {', '.join(sorted(pools.tiers))}")
     refusal = _refusal(pools, spec, request)
     if refusal is not None:
-        return Refuse(refusal)
+        return refusal
     units, tier = request.units, request.tier
     free = pools.free(tier)
     if free >= units:
@@ -195,16 +198,17 @@ def decide(
     return Waitlist(why, drain)
 
 
-def _refusal(pools: Pools, spec: TierSpec, request: PlacementRequest) -> str | None:
+def _refusal(pools: Pools, spec: TierSpec, request: PlacementRequest) -> Refuse | None:
     if request.units < 1:
-        return f"a lease needs at least 1 unit, not {request.units}"
+        return Refuse(f"a lease needs at least 1 unit, not {request.units}")
     if request.units > spec.max_units:
-        return f"{request.tier} allows at most {spec.max_units} units per lease, {request.units} asked"
+        return Refuse(f"{request.tier} allows at most {spec.max_units} units per lease, {request.units} asked")
     ever = pools.ever(request.tier)
     if request.units > ever:
-        return (
+        return Refuse(
             f"{request.tier} could hold at most {ever} units on this cluster "
-            f"(every {spec.gpu_model} node in it), {request.units} asked"
+            f"(every {spec.gpu_model} node in it), {request.units} asked",
+            lasting=False,
         )
     return None
 

@@ -292,6 +292,9 @@ def test_refusals_name_the_limit():
     refused = decide(small, {}, "h100-full", 7)
     assert isinstance(refused, Refuse) and "could hold at most 6 units" in refused.reason
     assert isinstance(decide(inventory, {}, "l40s-full", 1), Refuse)
+    # Only what the cluster's nodes allow now may change; the request's own limits never do.
+    assert not refused.lasting and not decide(inventory, {}, "l40s-full", 1).lasting
+    assert decide(inventory, {}, "h100-3g", 3).lasting and decide(inventory, {}, "nope", 1).lasting
 
 
 def test_decision_is_quick_on_a_large_cluster():

@@ -228,6 +228,9 @@ def place_lease(
             drain_deadline=drain_deadline(rt, now),
         )
         log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
+        if isinstance(decision, Refuse) and not decision.lasting and lease.state is LeaseState.WAITLISTED:
+            # It fitted when it was approved: nodes have left (or not come back yet) since.
+            decision = Waitlist(decision.reason)
         if lease.state is LeaseState.WAITLISTED and not isinstance(decision, Waitlist | OfferFallback):
             transition(session, lease=lease, to=LeaseState.PLACING, actor=SYSTEM, reason=None, now=now)
             mark_step(lease, "place", now)

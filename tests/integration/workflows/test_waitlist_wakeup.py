@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from kubernetes.client import CoreV1Api
+
 from leases.records import audit_trail
 from leases.reservations import pool_usage
 from leases.states import LeaseState
@@ -142,3 +144,24 @@ def test_a_lease_that_ends_before_a_draining_node_empties_runs_on_it_meanwhile(m
     with session_scope(rt.engine) as session:
         [pool] = [p for p in pool_usage(session, cluster="sandbox") if p.tier == "h100-3g"]
     assert (pool.capacity, pool.reserved) == (2, 1)
+
+
+def test_a_waiting_lease_keeps_waiting_while_the_nodes_it_needs_are_gone(make_runtime, kube):
+    policy = roomy_policy()
+    policy = policy.model_copy(update={"tiers": [t.model_copy(update={"max_units": 8}) for t in policy.tiers]})
+    rt = make_runtime(policy=policy, nodes=(("n-3g-0", "h100-3g"),))
+    running_lease(rt, kube, node="n-3g-0", tier="h100-3g", hours=6)
+    [big] = approved(rt, "U0APPROVER2", *_whole_nodes("big"))
+    assert state_of(rt, big) is LeaseState.WAITLISTED
+    node = kube.get("nodes", "n-3g-0")
+    CoreV1Api(rt.kube("sandbox")).delete_node("n-3g-0")  # the only H100 node leaves for a while
+    assert wake_waitlist(rt) == []
+    rt.queue.drain()
+    assert state_of(rt, big) is LeaseState.WAITLISTED
+    # A new request that no node could hold is refused at once, as before.
+    [other] = approved(rt, "U0APPROVER2", *_whole_nodes("other"))
+    assert state_of(rt, other) is LeaseState.FAILED
+    node["metadata"].pop("resourceVersion", None)
+    kube.create("nodes", node)
+    assert wake_waitlist(rt) == []  # back, and still busy: it waits as it did
+    assert state_of(rt, big) is LeaseState.WAITLISTED
