@@ -252,6 +252,10 @@ class Placement(_Strict):
         timedelta(days=3),
         description="a drained node still running GPU pods after this goes back to its pool",
     )
+    failed_move_pause: Duration = Field(
+        timedelta(hours=1),
+        description="after a reconfiguration to a tier fails, no node moves or drains toward it for this long",
+    )
 
     @field_validator("demand_half_life", "demand_shift_half_life")
     @classmethod
@@ -265,6 +269,13 @@ class Placement(_Strict):
     def _positive_timeout(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("the drain timeout must be positive")
+        return value
+
+    @field_validator("failed_move_pause")
+    @classmethod
+    def _not_negative_pause(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("the pause after a failed move cannot be negative (0 turns it off)")
         return value
 
     @model_validator(mode="after")

@@ -156,7 +156,8 @@ class Pools:
     `held` is what each pool will have once the moves and drains under way are done (open
     nodes plus nodes on their way to it): with `prices`, moves and drains are priced from it.
     `drain_busy` and `drain_empties` are the units of a pool's draining nodes that still hold
-    leases, and when the first of them empties.
+    leases, and when the first of them empties. `paused` names the tiers no node may move or
+    drain toward now (a reconfiguration to them failed lately).
     """
 
     tiers: Mapping[str, TierSpec]
@@ -172,6 +173,7 @@ class Pools:
     held: dict[str, int] = field(default_factory=dict)
     drain_busy: dict[str, int] = field(default_factory=dict)
     drain_empties: dict[str, float] = field(default_factory=dict)
+    paused: frozenset[str] = frozenset()
 
     def free(self, tier: str) -> int:
         """Return units of `tier` that new leases may reserve now."""
@@ -232,11 +234,12 @@ def summarise(
     tiers: Mapping[str, TierSpec],
     waiting: Mapping[str, int] | None = None,
     prices: Prices | None = None,
+    paused: frozenset[str] = frozenset(),
 ) -> Pools:
     """Summarise capacity, reservations, idle and busy nodes of every pool in one pass.
 
     `waiting` is units per tier of requests in the waitlist; `prices` prices moves and drains
-    (None: the donor rules alone decide).
+    (None: the donor rules alone decide); `paused`: tiers no node may move or drain toward.
     """
     pools = Pools(
         tiers=tiers,
@@ -246,6 +249,7 @@ def summarise(
         draining=dict.fromkeys(tiers, 0),
         incoming=dict.fromkeys(tiers, 0),
         prices=prices,
+        paused=paused,
     )
     for node in inventory:
         if node.gpu_model is not None:
@@ -423,7 +427,9 @@ def _cost(pools: Pools, candidate: Candidate, target: TierSpec, margin: float | 
 
 def movable(*, pools: Pools, target: TierSpec, margin: float | None = None) -> list[tuple[tuple, Candidate]]:
     """List the idle nodes that could move to `target` now, each with its cost."""
-    costed = []
+    costed: list[tuple[tuple, Candidate]] = []
+    if target.name in pools.paused:
+        return costed
     # Idle nodes alike (same pool, drain target and size) cost the same but for their name,
     # which breaks ties last: price one of each kind (hundreds of idle nodes on big clusters).
     kinds: dict[tuple, tuple | None] = {}
@@ -527,6 +533,8 @@ def choose_drain(
     """
     best: tuple | None = None
     chosen: NodeState | None = None
+    if target.name in pools.paused:
+        return None
     for node in pools.busy.get(target.gpu_model, ()):
         donor = pools.tiers[node.tier]  # type: ignore[index]
         if donor.name == target.name:

@@ -116,6 +116,7 @@ def place(
     waiting: Mapping[str, int] | None = None,
     prices: Prices | None = None,
     drain_deadline: float | None = None,
+    paused: frozenset[str] = frozenset(),
 ) -> Decision:
     """Decide where the request goes.
 
@@ -125,10 +126,11 @@ def place(
     of pools learned from recent arrivals, see leases.rebalance) makes a move or a drain happen
     only when the request's tier gains more than the donor loses, by a margin; a donor may then
     give up a node its own queue wants, when the node is worth more elsewhere. A node not known
-    to empty by `drain_deadline` is not drained (its drain would be given up first).
+    to empty by `drain_deadline` is not drained (its drain would be given up first). No node
+    moves or drains toward a `paused` tier (a reconfiguration to it failed lately).
     """
     pools = summarise(
-        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
+        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices, paused=paused
     )
     return decide(
         pools=pools,
@@ -182,6 +184,8 @@ def decide(
     drain = None
     if need <= 0:
         why = f"{short}; {incoming} units are already on their way to it"
+    elif tier in pools.paused:
+        why = f"{short}; no node moves to it for now, as a reconfiguration to it failed"
     elif slots <= 0 and movable(pools=pools, target=spec):
         why = f"{short}; an idle node could move but {in_flight} of {max_in_flight} moves are in flight"
     else:

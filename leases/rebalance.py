@@ -300,19 +300,21 @@ def rebalance(
     prices: Prices,
     in_flight: int,
     max_in_flight: int,
+    paused: frozenset[str] = frozenset(),
 ) -> list[NodeMove]:
     """Move idle nodes to the tiers where they are worth more, before anyone asks for them.
 
     A node moves only when its new tier gains more than (1 + `prices.move_margin`) times what
     its pool loses, and the donor keeps its reservations. The largest net gain goes first, up
     to the free move slots; pools are priced again after each pick. Nodes with GPU pods never
-    move (they are drained: `rebalance_drains`, or `place` for a request that waits).
+    move (they are drained: `rebalance_drains`, or `place` for a request that waits). No node
+    moves toward a `paused` tier.
     """
     slots = max_in_flight - in_flight
     if slots <= 0:
         return []
     pools = summarise(
-        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
+        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices, paused=paused
     )
     chosen: list[NodeMove] = []
     while len(chosen) < slots:
@@ -342,6 +344,7 @@ def rebalance_drains(
     prices: Prices,
     max_draining: int,
     deadline: float | None = None,
+    paused: frozenset[str] = frozenset(),
 ) -> list[NodeDrain]:
     """Drain busy nodes for the tiers where they are worth more, before anyone waits for them.
 
@@ -352,19 +355,21 @@ def rebalance_drains(
     largest net gain goes first, and among nodes alike the one that empties soonest; at most
     `max_draining` busy nodes drain at once, counting those draining already; pools are priced
     again after each pick. A node not known to empty by `deadline` is left alone: its drain
-    would be given up (leases.moves.overdue_drains).
+    would be given up (leases.moves.overdue_drains). No node drains toward a `paused` tier.
     """
     draining = sum(1 for n in inventory if n.schedulable and n.target_tier is not None and n.gpu_pods > 0)
     slots = max_draining - draining
     if slots <= 0:
         return []
     pools = summarise(
-        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices
+        inventory=inventory, reservations=reservations, tiers=tiers, waiting=waiting, prices=prices, paused=paused
     )
     chosen: list[NodeDrain] = []
     while len(chosen) < slots:
         best: tuple[tuple, NodeState, TierSpec] | None = None
         for spec in tiers.values():
+            if spec.name in paused:
+                continue
             nets: dict[tuple[str, int], float | None] = {}  # nodes alike are priced alike
             for node in pools.busy.get(spec.gpu_model, ()):
                 if node.tier == spec.name or node.tier is None or not_empty_by(node, deadline):

@@ -49,7 +49,9 @@ def node(name: str, tier: str | None, *, gpus: int = 8, pods: int = 0, **kw) -> 
     return NodeState(name=name, gpus=gpus, tier=tier, gpu_pods=pods, **(defaults | kw))
 
 
-def decide(inventory, reserved, tier, units, *, in_flight=0, max_in_flight=1, waiting=None, **request):
+def decide(
+    inventory, reserved, tier, units, *, in_flight=0, max_in_flight=1, waiting=None, paused=frozenset(), **request
+):
     return place(
         inventory=inventory,
         reservations=reserved,
@@ -58,6 +60,7 @@ def decide(inventory, reserved, tier, units, *, in_flight=0, max_in_flight=1, wa
         in_flight=in_flight,
         max_in_flight=max_in_flight,
         waiting=waiting,
+        paused=paused,
     )
 
 
@@ -116,6 +119,19 @@ def test_busy_node_is_never_moved_but_may_be_drained():
         1,
     )
     assert "draining c" in decision.reason
+
+
+def test_no_node_moves_or_drains_toward_a_paused_tier():
+    idle = [node("a", "h100-full", pods=8), node("b", "h100-3g")]
+    assert isinstance(decide(idle, {"h100-full": 8}, "h100-full", 1), PlaceAfterMove)
+    paused = decide(idle, {"h100-full": 8}, "h100-full", 1, paused=frozenset({"h100-full"}))
+    assert isinstance(paused, Waitlist) and paused.drain is None
+    assert "no node moves to it for now, as a reconfiguration to it failed" in paused.reason
+    busy = [node("a", "h100-full", pods=8), node("b", "h100-1g", pods=3), node("c", "h100-1g", pods=1)]
+    assert decide(busy, {"h100-full": 8, "h100-1g": 4}, "h100-full", 1).drain is not None
+    assert decide(busy, {"h100-full": 8, "h100-1g": 4}, "h100-full", 1, paused=frozenset({"h100-full"})).drain is None
+    # Other tiers move as before.
+    assert isinstance(decide(idle, {"h100-full": 8}, "h100-1g", 1, paused=frozenset({"h100-full"})), PlaceAfterMove)
 
 
 def test_no_drain_when_the_donor_needs_every_node():

@@ -234,6 +234,8 @@ def test_rebalance_moves_idle_nodes_where_they_are_worth_more():
     # Busy nodes never move, however much they are worth elsewhere.
     busy = [node("a", "h100-3g", pods=1), *inventory[1:]]
     assert _rebalance(busy, {**reserved, "h100-3g": 3}, prices) == []
+    # Nor toward a tier whose reconfiguration failed lately.
+    assert _rebalance(inventory, reserved, prices, paused=frozenset({"h100-full"})) == []
 
 
 def test_rebalance_prices_each_pick_with_the_previous_ones_under_way():
@@ -305,7 +307,7 @@ def _decide(inventory, reserved, tier, units, *, prices, waiting=None, **request
     )
 
 
-def _rebalance(inventory, reserved, prices, *, in_flight=0, max_in_flight=1):
+def _rebalance(inventory, reserved, prices, *, in_flight=0, max_in_flight=1, paused=frozenset()):
     return rebalance(
         inventory=inventory,
         reservations=reserved,
@@ -314,10 +316,11 @@ def _rebalance(inventory, reserved, prices, *, in_flight=0, max_in_flight=1):
         prices=prices,
         in_flight=in_flight,
         max_in_flight=max_in_flight,
+        paused=paused,
     )
 
 
-def _drains(inventory, reserved, prices, *, max_draining=1, deadline=None):
+def _drains(inventory, reserved, prices, *, max_draining=1, deadline=None, paused=frozenset()):
     drains = rebalance_drains(
         inventory=inventory,
         reservations=reserved,
@@ -326,6 +329,7 @@ def _drains(inventory, reserved, prices, *, max_draining=1, deadline=None):
         prices=prices,
         max_draining=max_draining,
         deadline=deadline,
+        paused=paused,
     )
     return [(d.node, d.from_tier, d.to_tier) for d in drains]
 
@@ -351,6 +355,8 @@ def test_busy_nodes_drain_ahead_for_where_they_are_worth_more_soonest_empty_firs
     draining = [node("b", "h100-3g", pods=1, target_tier="h100-full"), *inventory[:1], *inventory[2:]]
     assert _drains(draining, reserved, prices) == []
     assert _drains(inventory, reserved, Prices(prices.valuation, drain_margin=10.0)) == []
+    # Whole GPUs paused (a reconfiguration to them failed): the next best destination.
+    assert _drains(inventory, reserved, prices, paused=frozenset({"h100-full"})) == [("b", "h100-3g", "h100-1g")]
 
 
 def test_no_node_drains_ahead_that_is_not_known_to_empty_before_the_drain_timeout():

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session
 
+from config.durations import format_duration
 from leases.inventory import read_node
 from leases.models import NodeMoveRecord
 from leases.ports import Notice
@@ -124,7 +125,9 @@ def _cordon(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
 def _reconfigure(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
     if nodes.gpu_pods_on(api, node, retry=rt.retry):
         # A pod slipped in between the check and the cordon: give the node back untouched.
-        return _rollback(rt, move_id, api, node, "a GPU pod started on the node before it was cordoned")
+        return _rollback(
+            rt, move_id, api, node, "a GPU pod started on the node before it was cordoned", step="abandoned"
+        )
     with session_scope(rt.engine) as session:
         record = _record(session, move_id)
         labels: dict[str, str | None] = {}
@@ -170,7 +173,12 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
     return MoveProgress("reconfiguring", again=True)
 
 
-def _rollback(rt: Runtime, move_id: int, api, node: str, reason: str) -> MoveProgress:
+def _rollback(
+    rt: Runtime, move_id: int, api, node: str, reason: str, *, step: str = "rolled_back"
+) -> MoveProgress:
+    """Restore the node's saved labels and cordon state, and finish the move as `step`:
+    rolled_back (the reconfiguration failed: moves toward its tier pause, placing.paused_tiers)
+    or abandoned (nothing was wrong with it: a pod came first)."""
     with session_scope(rt.engine) as session:
         previous = _record(session, move_id).previous or {}
     saved = previous.get("labels") or {}
@@ -186,7 +194,7 @@ def _rollback(rt: Runtime, move_id: int, api, node: str, reason: str) -> MovePro
         unschedulable=bool(previous.get("unschedulable", False)),
     )
     nodes.clear_draining(api, node, retry=rt.retry)
-    return _finish(rt, move_id, "rolled_back", reason)
+    return _finish(rt, move_id, step, reason)
 
 
 def _finish(rt: Runtime, move_id: int, step: str, reason: str) -> MoveProgress:
@@ -197,6 +205,10 @@ def _finish(rt: Runtime, move_id: int, step: str, reason: str) -> MoveProgress:
             return MoveProgress(record.step, again=False)
         _set_step(session, rt, record, step, reason)
         if step != "done":
+            text = f"Moving {record.node} from {record.from_tier} to {record.to_tier}: {step} ({reason})"
+            pause = rt.policy.placement.failed_move_pause
+            if step == "rolled_back" and pause:
+                text += f"; no node moves to {record.to_tier} on {record.cluster} for {format_duration(pause)}"
             outbox.add(
                 session,
                 key=f"move:{record.id}:{step}",
@@ -204,7 +216,7 @@ def _finish(rt: Runtime, move_id: int, step: str, reason: str) -> MoveProgress:
                 now=now,
                 notice=Notice(
                     kind=f"admin.node_move_{step}",
-                    text=f"Moving {record.node} from {record.from_tier} to {record.to_tier}: {step} ({reason})",
+                    text=text,
                     data={"node": record.node, "reason": reason},
                 ),
             )

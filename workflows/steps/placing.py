@@ -125,6 +125,23 @@ def _waiting(session: Session, cluster: str, *, besides: str) -> dict[str, int]:
     return {tier: int(units) for tier, units in rows}
 
 
+def paused_tiers(session: Session, rt: Runtime, cluster: str) -> frozenset[str]:
+    """Return the tiers no node of the cluster may move or drain toward now: a reconfiguration
+    to them was rolled back within `placement.failed_move_pause` (a config the GPU Operator
+    cannot apply would otherwise be tried again at every wake-up, node after node)."""
+    pause = rt.policy.placement.failed_move_pause
+    if not pause:
+        return frozenset()
+    rows = session.exec(
+        select(NodeMoveRecord.to_tier).where(
+            NodeMoveRecord.cluster == cluster,
+            NodeMoveRecord.step == "rolled_back",
+            col(NodeMoveRecord.finished_at) >= rt.now() - pause,
+        )
+    ).all()
+    return frozenset(rows)
+
+
 def prices_for(lease: Lease, prices: Prices | None, *, now: datetime, patience: timedelta) -> Prices | None:
     """Return the prices that hold for this lease: none once it has waited `patience` since
     approval, so that prices can delay a request but never keep it waiting for ever."""
@@ -226,6 +243,7 @@ def place_lease(
             waiting=_waiting(session, cluster, besides=lease.id),
             prices=prices_for(lease, prices, now=now, patience=rt.policy.placement.priced_wait),
             drain_deadline=drain_deadline(rt, now),
+            paused=paused_tiers(session, rt, cluster),
         )
         log("lease.placement", lease, decision=type(decision).__name__, reason=decision.reason)
         if isinstance(decision, Refuse) and not decision.lasting and lease.state is LeaseState.WAITLISTED:
@@ -357,6 +375,7 @@ def rebalance_cluster(
             return []
         held, waiting = _held(session, cluster), _waiting(session, cluster, besides="")
         limit = rt.policy.cluster(cluster).max_moves_in_flight
+        paused = paused_tiers(session, rt, cluster)
         moves = rebalance(
             inventory=inventory,
             reservations=held,
@@ -365,6 +384,7 @@ def rebalance_cluster(
             prices=prices,
             in_flight=moves_in_flight(session, cluster),
             max_in_flight=limit,
+            paused=paused,
         )
         for move in moves:
             _log_rebalance("node.rebalance", cluster, move.node, move.from_tier, move.to_tier)
@@ -379,6 +399,7 @@ def rebalance_cluster(
             prices=prices,
             max_draining=limit,
             deadline=drain_deadline(rt, rt.now()),
+            paused=paused,
         )
         for drain in drains:
             _log_rebalance("node.rebalance_drain", cluster, drain.node, drain.from_tier, drain.to_tier)

@@ -200,3 +200,28 @@ def test_a_lost_move_that_was_reconfiguring_is_resumed_only_after_the_move_timeo
     # The operator had finished meanwhile: the resumed step sees it and completes the move.
     [move] = _moves(rt)
     assert move.step == "done" and state_of(rt, second) is LeaseState.ACTIVE
+
+
+def test_after_a_failed_reconfiguration_no_node_moves_to_its_tier_for_a_while(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(), nodes=())
+    _whole_gpus(rt, "train-a")
+    rt.queue.drain()
+    for donor in DONORS:
+        kube.set_faulty(donor, True)
+    waiting = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    for _ in range(3):  # wake-ups find the same shortage: no other node is tried meanwhile
+        sweeps.wake_waitlist(rt, "sandbox")
+        rt.queue.drain()
+    assert [m.step for m in _moves(rt)] == ["rolled_back"]
+    assert rt.notifier.kinds("admins").count("admin.node_move_rolled_back") == 1
+    [notice] = [s.notice for s in rt.notifier.sent if s.notice.kind == "admin.node_move_rolled_back"]
+    assert "no node moves to h100-full on sandbox for 1h" in notice.text
+    # The pause over (and the GPU Operator fixed), the next wake-up moves a node.
+    for donor in DONORS:
+        kube.set_faulty(donor, False)
+    clock.advance(rt.policy.placement.failed_move_pause + timedelta(seconds=1))
+    sweeps.wake_waitlist(rt, "sandbox")
+    rt.queue.drain()
+    assert [m.step for m in _moves(rt)] == ["rolled_back", "done"]
+    assert state_of(rt, waiting) is LeaseState.ACTIVE
