@@ -271,13 +271,6 @@ class Placement(_Strict):
             raise ValueError("the drain timeout must be positive")
         return value
 
-    @field_validator("failed_move_pause")
-    @classmethod
-    def _not_negative_pause(cls, value: timedelta) -> timedelta:
-        if value < timedelta(0):
-            raise ValueError("the pause after a failed move cannot be negative (0 turns it off)")
-        return value
-
     @model_validator(mode="after")
     def _shift_is_shorter(self) -> Placement:
         shift = self.demand_shift_half_life

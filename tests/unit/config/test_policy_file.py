@@ -168,6 +168,7 @@ def test_placement_section_defaults_and_errors():
     assert policy.placement.demand_shift_half_life == timedelta(hours=4)
     data = raw()
     assert policy.placement.drain_timeout == timedelta(days=3)
+    assert policy.placement.failed_move_pause == timedelta(hours=1)
     data["placement"] = {"demand_half_life": "0s", "drain_margin": -1, "pricng": False, "drain_timeout": "0s"}
     found = issues_of(data)
     assert any(i.startswith("placement.demand_half_life: ") and "half-life must be positive" in i for i in found)
@@ -175,9 +176,10 @@ def test_placement_section_defaults_and_errors():
     assert any(i.startswith("placement.drain_margin: ") for i in found)
     assert any("placement.pricng: unknown field (did you mean 'pricing'?)" in i for i in found)
     data = raw()
-    data["placement"] = {"demand_half_life": "2h", "rebalance": False}
+    data["placement"] = {"demand_half_life": "2h", "rebalance": False, "failed_move_pause": "0s"}
     parsed = parse_policy(data)
     assert parsed.placement.demand_half_life == timedelta(hours=2) and not parsed.placement.rebalance
+    assert parsed.placement.failed_move_pause == timedelta(0)  # no pause
     # The default shift half-life is no shorter than 2h: there is nothing shorter to follow.
     assert parsed.placement.demand_shift_half_life is None
     data["placement"] = {"demand_half_life": "2h", "demand_shift_half_life": "3h"}
