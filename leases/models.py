@@ -165,6 +165,8 @@ class Lease(SQLModel, table=True):
     step: str | None = Field(default=None, max_length=64)
     step_started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     failure_reason: str | None = Field(default=None, sa_type=Text)
+    # Tiers on offer to the requester now, in place of theirs (their tier was full, these had
+    # room at the last placement); None: nothing on offer.
     fallback_tiers: list[str] | None = Field(default=None, sa_type=JSON)
     # Bumped on every change through leases.lifecycle, so a Slack card or task can tell
     # that what it showed or read is out of date.

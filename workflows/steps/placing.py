@@ -229,7 +229,6 @@ def place_lease(
         request = PlacementRequest(
             tier=lease.tier,
             units=lease.units,
-            fallback=tuple(lease.fallback_tiers or ()),
             # A lease that ends before a draining node empties may use that node's room.
             ends_at=now.timestamp() + lease.duration_seconds,
         )
@@ -435,9 +434,11 @@ def _wait(
     if lease.state is not LeaseState.WAITLISTED:  # one that waits again has nothing new to record
         transition(session, lease=lease, to=LeaseState.WAITLISTED, actor=SYSTEM, reason=decision.reason, now=now)
     mark_step(lease, None, now)
+    # What is on offer is what this decision offers (the tier's fallbacks with room now): an
+    # offer no longer backed by room cannot be accepted any more.
+    lease.fallback_tiers = list(decision.tiers) if isinstance(decision, OfferFallback) else None
     view = lease_view(rt, lease)
     if isinstance(decision, OfferFallback):
-        lease.fallback_tiers = list(decision.tiers)
         outbox.add(
             session,
             key=f"{lease.id}:fallback:{','.join(decision.tiers)}",

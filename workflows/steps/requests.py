@@ -122,7 +122,7 @@ def submit(rt: Runtime, req: SubmitRequest) -> Submitted:
                 reason=req.reason,
                 priority=tier.priority,
                 idempotency_key=req.idempotency_key,
-                fallback_tiers=list(tier.fallback) or None,
+                fallback_tiers=None,  # nothing on offer until placement finds the tier full
                 now=now,
             )
         except NamespaceTaken as exc:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from kubernetes.client import CoreV1Api
 
+from leases.errors import DomainError
 from leases.records import audit_trail
 from leases.reservations import pool_usage
 from leases.states import LeaseState
@@ -14,7 +16,7 @@ from leases.store import session_scope
 from tests.integration.history import add_past_leases
 from tests.integration.workflows.conftest import gpu_node, roomy_policy, running_lease
 from tests.integration.workflows.test_pipeline import approved, request, state_of
-from workflows import demand, sweeps
+from workflows import api, demand, sweeps
 from workflows.steps import moving, placing
 from workflows.sweeps import wake_waitlist
 
@@ -165,3 +167,51 @@ def test_a_waiting_lease_keeps_waiting_while_the_nodes_it_needs_are_gone(make_ru
     kube.create("nodes", node)
     assert wake_waitlist(rt) == []  # back, and still busy: it waits as it did
     assert state_of(rt, big) is LeaseState.WAITLISTED
+
+
+def test_a_waiting_lease_is_offered_the_fallbacks_with_room_now_and_only_those(make_runtime, kube):
+    policy = roomy_policy()
+    tiers = [
+        t.model_copy(update={"fallback": ["h100-shared", "h100-3g"]}) if t.name == "h100-1g" else t
+        for t in policy.tiers
+    ]
+    policy = policy.model_copy(
+        update={
+            "tiers": tiers,
+            "clusters": [c.model_copy(update={"max_moves_in_flight": 0}) for c in policy.clusters],
+        }
+    )
+    rt = make_runtime(
+        policy=policy, nodes=(("n-1g", "h100-1g", 1), ("n-shared", "h100-shared", 1), ("n-3g", "h100-3g", 1))
+    )
+    day = timedelta(days=1)
+    approved(
+        rt,
+        "U0APPROVER1",
+        request(tier="h100-1g", units=4, namespace="one-a", duration=day),
+        request(tier="h100-1g", units=3, namespace="one-b", duration=day),
+        request(tier="h100-3g", units=2, namespace="three", duration=day),
+    )
+    [lease] = approved(rt, "U0APPROVER1", request(tier="h100-1g", units=1, namespace="small", duration=day))
+    assert state_of(rt, lease) is LeaseState.WAITLISTED
+    assert api.lease_by_namespace("small").fallback_tiers == ("h100-shared",)  # 3g is full
+    # The time-shares fill up and the 3g lease ends: 3g is on offer now, the shares no more.
+    approved(
+        rt,
+        "U0APPROVER1",
+        request(tier="h100-shared", units=2, namespace="share-a", duration=day),
+        request(tier="h100-shared", units=2, namespace="share-b", duration=day),
+    )
+    api.release(namespace="three", actor="U0ALICE")
+    rt.queue.drain()
+    wake_waitlist(rt)
+    rt.queue.drain()
+    assert api.lease_by_namespace("small").fallback_tiers == ("h100-3g",)
+    offers = [s.notice.data["tiers"] for s in rt.notifier.sent if s.notice.kind == "lease.fallback_offered"]
+    assert offers == [["h100-shared"], ["h100-3g"]]
+    with pytest.raises(DomainError, match="h100-shared is not on offer for small any more"):
+        api.accept_fallback(lease_id=lease, tier="h100-shared", actor="U0ALICE")
+    assert api.accept_fallback(lease_id=lease, tier="h100-3g", actor="U0ALICE") == "h100-3g"
+    rt.queue.drain()
+    assert state_of(rt, lease) is LeaseState.ACTIVE
+    assert api.lease_by_namespace("small").tier == "h100-3g"
