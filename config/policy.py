@@ -252,6 +252,10 @@ class Placement(_Strict):
         timedelta(days=3),
         description="a drained node still running GPU pods after this goes back to its pool",
     )
+    max_wait: Duration | None = Field(
+        None,
+        description="a lease still waitlisted this long after approval is cancelled (none: it waits until placed or cancelled)",
+    )
     failed_move_pause: Duration = Field(
         timedelta(hours=1),
         description="after a reconfiguration to a tier fails, no node moves or drains toward it for this long",
@@ -269,6 +273,13 @@ class Placement(_Strict):
     def _positive_timeout(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("the drain timeout must be positive")
+        return value
+
+    @field_validator("max_wait")
+    @classmethod
+    def _positive_wait(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("the longest wait must be positive (leave it out to wait without limit)")
         return value
 
     @model_validator(mode="after")

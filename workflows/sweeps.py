@@ -56,6 +56,7 @@ class SweepReport:
     scheduled: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
     resumed_moves: list[int] = field(default_factory=list)
+    wait_expired: list[str] = field(default_factory=list)
     idle_warned: list[str] = field(default_factory=list)
     idle_reclaimed: list[str] = field(default_factory=list)
 
@@ -192,6 +193,46 @@ def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:
         )
 
 
+def waitlist_timeouts(rt: Runtime, now: datetime, report: SweepReport) -> None:
+    """Cancel leases still waitlisted `placement.max_wait` after their approval, and tell the
+    requesters: nobody waits for capacity that has not come for that long."""
+    limit = rt.policy.placement.max_wait
+    if limit is None:
+        return
+    clusters = set()
+    with session_scope(rt.engine) as session:
+        ids = session.exec(
+            select(Lease.id).where(
+                Lease.state == LeaseState.WAITLISTED,
+                col(Lease.decided_at).is_not(None),
+                col(Lease.decided_at) < now - limit,
+            )
+        ).all()
+        for lease_id in ids:
+            lease = session.get(Lease, lease_id, with_for_update=True, populate_existing=True)
+            if lease is None or lease.state is not LeaseState.WAITLISTED:
+                continue  # placed or cancelled meanwhile
+            why = f"no {lease.tier} capacity within {format_duration(limit)} of approval"
+            transition(session, lease=lease, to=LeaseState.CANCELLED, actor=SYSTEM, reason=why, now=now)
+            lease.fallback_tiers = None
+            outbox.add(
+                session,
+                key=f"{lease.id}:wait_expired",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.wait_expired",
+                    text=f"{lease.namespace} was cancelled: {why}. Ask again later, or for another tier.",
+                    lease=lease_view(rt, lease),
+                ),
+            )
+            report.wait_expired.append(lease.id)
+            clusters.add(lease.cluster)
+    for cluster in sorted(clusters):
+        enqueue(rt, "wake_waitlist", cluster)  # the waits they caused (drains, queue) are over
+
+
 def stuck_moves(rt: Runtime, now: datetime, report: SweepReport) -> None:
     """Re-enqueue node moves whose task chain was lost (a dead worker, a broker that dropped
     the re-queued poll): a move still unfinished `stuck_after` after its last step, or, while
@@ -271,6 +312,7 @@ def sweep(rt: Runtime, now: datetime | None = None) -> SweepReport:
     expiries(rt, now, report)
     stuck_steps(rt, now, report)
     stuck_moves(rt, now, report)
+    waitlist_timeouts(rt, now, report)
     idle = idle_sweep(rt, now)
     report.idle_warned, report.idle_reclaimed = idle.warned, idle.reclaimed
     enqueue(rt, "deliver")

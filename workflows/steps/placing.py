@@ -142,6 +142,15 @@ def paused_tiers(session: Session, rt: Runtime, cluster: str) -> frozenset[str]:
     return frozenset(rows)
 
 
+def wait_until(rt: Runtime, lease: Lease) -> float | None:
+    """Return when the lease leaves the waitlist unplaced (POSIX seconds): `placement.max_wait`
+    after its approval; None when waits are not limited."""
+    limit = rt.policy.placement.max_wait
+    if limit is None or lease.decided_at is None:
+        return None
+    return (lease.decided_at + limit).timestamp()
+
+
 def prices_for(lease: Lease, prices: Prices | None, *, now: datetime, patience: timedelta) -> Prices | None:
     """Return the prices that hold for this lease: none once it has waited `patience` since
     approval, so that prices can delay a request but never keep it waiting for ever."""
@@ -231,6 +240,8 @@ def place_lease(
             units=lease.units,
             # A lease that ends before a draining node empties may use that node's room.
             ends_at=now.timestamp() + lease.duration_seconds,
+            # No node is drained for it that would empty only after it stops waiting.
+            wait_until=wait_until(rt, lease),
         )
         decision = place(
             inventory=inventory,

@@ -215,3 +215,42 @@ def test_a_waiting_lease_is_offered_the_fallbacks_with_room_now_and_only_those(m
     rt.queue.drain()
     assert state_of(rt, lease) is LeaseState.ACTIVE
     assert api.lease_by_namespace("small").tier == "h100-3g"
+
+
+def _waiting_at_most(limit: timedelta):
+    policy = roomy_policy()
+    return policy.model_copy(
+        update={
+            "tiers": [t.model_copy(update={"max_units": 8}) for t in policy.tiers],
+            "placement": policy.placement.model_copy(update={"max_wait": limit}),
+        }
+    )
+
+
+def test_a_lease_waitlisted_past_the_longest_wait_is_cancelled_and_its_requester_told(make_runtime, kube, clock):
+    rt = make_runtime(policy=_waiting_at_most(timedelta(hours=2)), nodes=(("n-3g-0", "h100-3g"),))
+    running_lease(rt, kube, node="n-3g-0", tier="h100-3g", hours=1)
+    [big] = approved(rt, "U0APPROVER2", *_whole_nodes("big"))
+    assert state_of(rt, big) is LeaseState.WAITLISTED
+    clock.advance(timedelta(hours=2))
+    assert sweeps.sweep(rt).wait_expired == []  # two hours exactly: still waiting
+    clock.advance(timedelta(seconds=1))
+    assert sweeps.sweep(rt).wait_expired == [big]
+    rt.queue.drain()
+    assert state_of(rt, big) is LeaseState.CANCELLED
+    [notice] = [s.notice for s in rt.notifier.sent if s.notice.kind == "lease.wait_expired"]
+    assert notice.text == (
+        "big was cancelled: no h100-full capacity within 2h of approval. Ask again later, or for another tier."
+    )
+    assert _trail(rt, big)[-1] == "lease.cancelled"
+    assert sweeps.sweep(rt).wait_expired == []
+
+
+def test_no_node_is_drained_for_a_lease_that_stops_waiting_before_it_empties(make_runtime, kube):
+    rt = make_runtime(policy=_waiting_at_most(timedelta(hours=2)), nodes=(("n-3g-0", "h100-3g"),))
+    running_lease(rt, kube, node="n-3g-0", tier="h100-3g", hours=6)  # empties in 6 hours
+    approved(rt, "U0APPROVER2", *_whole_nodes("big"))
+    assert _annotated(kube) == {}
+    rt.policy = _waiting_at_most(timedelta(hours=8))
+    approved(rt, "U0APPROVER2", *_whole_nodes("patient"))
+    assert _annotated(kube) == {"n-3g-0": "h100-full"}

@@ -173,6 +173,10 @@ def test_placement_section_defaults_and_errors():
     found = issues_of(data)
     assert any(i.startswith("placement.demand_half_life: ") and "half-life must be positive" in i for i in found)
     assert any(i.startswith("placement.drain_timeout: ") and "drain timeout must be positive" in i for i in found)
+    data = raw()
+    data["placement"] = {"max_wait": "0s"}
+    assert any(i.startswith("placement.max_wait: ") and "longest wait must be positive" in i for i in issues_of(data))
+    assert policy.placement.max_wait is None
     assert any(i.startswith("placement.drain_margin: ") for i in found)
     assert any("placement.pricng: unknown field (did you mean 'pricing'?)" in i for i in found)
     data = raw()
