@@ -5,8 +5,9 @@ the real scheduler's summary ("0/7 nodes are available: 3 Insufficient nvidia.co
 A node fits when it is Ready and schedulable (not cordoned), matches the pod's nodeSelector
 and required node affinity, carries no NoSchedule/NoExecute taint the pod does not
 tolerate, and has enough allocatable left for the pod's requests (cpu, memory, pods,
-`nvidia.com/*` and any other resource) after the pods already bound to it. Nodes are tried
-in name order. Pending pods are retried, oldest first, whenever a pod goes away or ends, or
+`nvidia.com/*` and any other resource) after the pods already bound to it. Of the nodes that
+fit, one without a PreferNoSchedule taint the pod does not tolerate is taken first (the real
+scheduler's TaintToleration score), then the first in name order. Pending pods are retried, oldest first, whenever a pod goes away or ends, or
 a node changes. Pods never finish on their own.
 
 Also keeps the `node.kubernetes.io/unschedulable` taint in step with spec.unschedulable,
@@ -111,6 +112,15 @@ def matches_node(pod: dict[str, Any], node: dict[str, Any]) -> bool:
     return False
 
 
+def _avoided(node: dict[str, Any], tolerations: list[dict[str, Any]]) -> int:
+    """Count the node's PreferNoSchedule taints the pod does not tolerate."""
+    return sum(
+        1
+        for taint in (node.get("spec") or {}).get("taints") or []
+        if taint.get("effect") == "PreferNoSchedule" and not any(tolerates(t, taint) for t in tolerations)
+    )
+
+
 class Scheduler:
     """Binds pods as they are created and whenever capacity may have appeared."""
 
@@ -157,17 +167,23 @@ class Scheduler:
             self._retrying = False
 
     def schedule(self, pod: dict[str, Any]) -> str | None:
-        """Bind the pod to the first node that fits; returns the node name or None."""
+        """Bind the pod to the best node that fits (see the module docstring); returns the node
+        name or None."""
         all_nodes = self.store.list(NODES)
         reasons: dict[str, int] = {}
         wanted = pod_requests(pod)
+        fitting = []
         for node in all_nodes:
             problems = self._problems(pod, node, wanted)
             if not problems:
-                self._run(pod, node["metadata"]["name"])
-                return node["metadata"]["name"]
+                fitting.append(node)
             for problem in problems:
                 reasons[problem] = reasons.get(problem, 0) + 1
+        if fitting:
+            tolerations = (pod.get("spec") or {}).get("tolerations") or []
+            best = min(fitting, key=lambda node: _avoided(node, tolerations))  # stable: name order
+            self._run(pod, best["metadata"]["name"])
+            return best["metadata"]["name"]
         self._unschedulable(pod, len(all_nodes), reasons)
         return None
 

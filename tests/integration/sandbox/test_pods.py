@@ -115,6 +115,23 @@ def test_untolerated_taint_leaves_pod_pending(kube, core):
     assert node_of(kube, "team", "waits") == "gpu-h100-full-0"
 
 
+def test_a_node_tainted_prefer_no_schedule_is_taken_last(kube, core):
+    pinned(core, "team", "h100-1g")
+    draining = {"key": "gpulease.io/draining", "value": "h100-full", "effect": "PreferNoSchedule"}
+    core.patch_node("gpu-h100-1g-0", {"spec": {"taints": [draining]}})
+    core.create_namespaced_pod("team", gpu_pod("avoids"))
+    assert node_of(kube, "team", "avoids") == "gpu-h100-1g-1"
+    # A pod that tolerates the taint sees no difference: the first node by name.
+    core.create_namespaced_pod("team", gpu_pod("tolerates", tolerations=[{"key": "gpulease.io/draining", "operator": "Exists"}]))
+    assert node_of(kube, "team", "tolerates") == "gpu-h100-1g-0"
+    # When only the tainted node has room, it is used: the taint is a preference.
+    room = int(kube.get("nodes", "gpu-h100-1g-1")["status"]["allocatable"]["nvidia.com/gpu"]) - 1
+    core.create_namespaced_pod("team", gpu_pod("fills", gpus=room))
+    assert node_of(kube, "team", "fills") == "gpu-h100-1g-1"
+    core.create_namespaced_pod("team", gpu_pod("overflow"))
+    assert node_of(kube, "team", "overflow") == "gpu-h100-1g-0"
+
+
 def test_insufficient_gpus_pending_until_a_pod_is_deleted(kube, core):
     pinned(core, "team", "h100-full")
     core.create_namespaced_pod("team", gpu_pod("big", gpus=8))
