@@ -103,17 +103,28 @@ def _cordon(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
     if nodes.gpu_pods_on(api, node, retry=rt.retry):
         # GPU pods arrived since the plan: a reconfiguration would wipe their MIG instances.
         return _finish(rt, move_id, "abandoned", "GPU pods are running on the node")
-    labels = (current.get("metadata") or {}).get("labels") or {}
+    metadata = current.get("metadata") or {}
+    labels = metadata.get("labels") or {}
     with session_scope(rt.engine) as session:
         record = _record(session, move_id)
         if record.step != "planned":
             return MoveProgress(record.step, again=record.step not in FINISHED, delay=0)
-        record.previous = {
-            "labels": {k: labels.get(k) for k in (nodes.TIER_LABEL, nodes.MIG_CONFIG, nodes.PLUGIN_CONFIG)},
-            "unschedulable": bool((current.get("spec") or {}).get("unschedulable")),
-            "gpus": read_node(current).state.gpus,
-        }
         to_tier = record.to_tier
+        ours = (metadata.get("annotations") or {}).get(nodes.TARGET_TIER_ANNOTATION) == to_tier
+        if (current.get("spec") or {}).get("unschedulable") and not ours:
+            cordoned_by_someone = True
+        else:
+            cordoned_by_someone = False
+            # Only an open node is planned to move: a cordon already on it with our target is
+            # this step's own, from an attempt cut short before it was recorded, and a
+            # rollback must lift it.
+            record.previous = {
+                "labels": {k: labels.get(k) for k in (nodes.TIER_LABEL, nodes.MIG_CONFIG, nodes.PLUGIN_CONFIG)},
+                "unschedulable": False,
+                "gpus": read_node(current).state.gpus,
+            }
+    if cordoned_by_someone:
+        return _finish(rt, move_id, "abandoned", "the node was cordoned by someone else since the move was planned")
     nodes.patch_node(
         api, node, retry=rt.retry, unschedulable=True, annotations={nodes.TARGET_TIER_ANNOTATION: to_tier}
     )

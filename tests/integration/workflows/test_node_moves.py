@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from kubernetes.client import CoreV1Api
 from sqlmodel import select
 
 from leases.models import AuditEvent, NodeMoveRecord
@@ -225,3 +226,43 @@ def test_after_a_failed_reconfiguration_no_node_moves_to_its_tier_for_a_while(ma
     rt.queue.drain()
     assert [m.step for m in _moves(rt)] == ["rolled_back", "done"]
     assert state_of(rt, waiting) is LeaseState.ACTIVE
+
+
+def _planned_move(rt) -> int:
+    """Plan a move of an idle 1g node to whole GPUs, held before its first step; return it."""
+    rt.queue.run_moves = False
+    _whole_gpus(rt, "train-a")
+    _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves
+    return move_id
+
+
+def test_a_cordon_cut_short_before_it_was_recorded_is_lifted_by_a_rollback(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    move_id = _planned_move(rt)
+    [move] = _moves(rt)
+    # The worker cordoned the node and died before recording it: the step runs again.
+    CoreV1Api(rt.kube("sandbox")).patch_node(
+        move.node, {"metadata": {"annotations": {"gpulease.io/target-tier": "h100-full"}}, "spec": {"unschedulable": True}}
+    )
+    kube.set_faulty(move.node, True)
+    while moving.advance_move(rt, move_id).again:
+        pass
+    [move] = _moves(rt)
+    assert move.step == "rolled_back" and move.previous["unschedulable"] is False
+    node = kube.get("nodes", move.node)
+    assert not node["spec"].get("unschedulable")
+    assert "gpulease.io/target-tier" not in (node["metadata"].get("annotations") or {})
+
+
+def test_a_node_an_admin_cordoned_after_the_plan_is_left_alone(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    move_id = _planned_move(rt)
+    [move] = _moves(rt)
+    CoreV1Api(rt.kube("sandbox")).patch_node(move.node, {"spec": {"unschedulable": True}})
+    assert moving.advance_move(rt, move_id).step == "abandoned"
+    [move] = _moves(rt)
+    assert "cordoned by someone else" in move.reason
+    node = kube.get("nodes", move.node)
+    assert node["spec"]["unschedulable"] and node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g"
