@@ -5,9 +5,9 @@ move finishes, gets a decision from `place` (timed: that is the decision latency
 simulation applies like the placer workflow would: reserve and start the lease's pods, start a
 move (the node is cordoned and serves nothing for `move_time_s`), or mark a node draining
 (no new lease on its capacity, PreferNoSchedule). Pods of a lease (one per unit, running for
-the whole lease) are packed onto the fullest nodes of the pool, as the scheduler's
-MostAllocated scoring for `nvidia.com/gpu` does, draining nodes last, so that nodes empty and
-can move.
+the whole lease) are spread over the pool's least used nodes, as the default scheduler
+spreads them, draining nodes last (their PreferNoSchedule taint); the placer does not choose
+nodes for pods.
 
 With `priced` (the default), every arrival also feeds a leases.rebalance.DemandTracker (tier,
 units and duration are known when a request arrives; nothing later is used), whose estimate
@@ -256,7 +256,9 @@ class ElasticSim:
             tier,
             int(trace.units[i]),
             accepts=frozenset(TIERS[tier].fallback) if self.config.accept_fallback else frozenset(),
-            wait_until=float(trace.arrival[i] + trace.patience[i]),
+            # Requesters give up after their patience, but do not say when: the placer knows
+            # only `placement.max_wait`, off by default.
+            wait_until=None,
             ends_at=now + float(trace.duration[i]) if self.config.drain_backfill else None,
         )
         began = time.perf_counter_ns()
@@ -336,7 +338,7 @@ class ElasticSim:
         units = int(self.trace.units[i])
         per_node = GPUS_PER_NODE * TIERS[tier].units_per_gpu
         serving = [k for k, node in enumerate(self.nodes) if node.tier == tier and node.schedulable]
-        serving.sort(key=lambda k: (self.nodes[k].target is not None, -self.nodes[k].used))
+        serving.sort(key=lambda k: (self.nodes[k].target is not None, self.nodes[k].used))
         taken, left = [], units
         for k in serving:
             room = min(per_node - self.nodes[k].used, left)

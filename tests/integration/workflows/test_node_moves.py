@@ -72,14 +72,21 @@ def test_a_short_tier_gets_an_idle_node_through_the_gpu_operator(make_runtime, k
     assert steps == ["node_move.cordoned", "node_move.reconfiguring", "node_move.done"]
 
 
-def test_a_failed_reconfiguration_rolls_back(make_runtime, kube):
-    rt = make_runtime(policy=_policy(), nodes=())
+def _after_a_failed_move(rt, kube) -> str:
+    """Fill the whole-GPU pool, make every donor's reconfiguration fail, and ask for another
+    node's worth: return that lease, waiting after its move rolled back."""
     _whole_gpus(rt, "train-a")
     rt.queue.drain()
     for donor in DONORS:
         kube.set_faulty(donor, True)
     waiting = _whole_gpus(rt, "train-b")
     rt.queue.drain()
+    return waiting
+
+
+def test_a_failed_reconfiguration_rolls_back(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    waiting = _after_a_failed_move(rt, kube)
     moves = _moves(rt)
     assert moves[0].step == "rolled_back" and "failed" in moves[0].reason
     node = kube.get("nodes", moves[0].node)
@@ -205,12 +212,7 @@ def test_a_lost_move_that_was_reconfiguring_is_resumed_only_after_the_move_timeo
 
 def test_after_a_failed_reconfiguration_no_node_moves_to_its_tier_for_a_while(make_runtime, kube, clock):
     rt = make_runtime(policy=_policy(), nodes=())
-    _whole_gpus(rt, "train-a")
-    rt.queue.drain()
-    for donor in DONORS:
-        kube.set_faulty(donor, True)
-    waiting = _whole_gpus(rt, "train-b")
-    rt.queue.drain()
+    waiting = _after_a_failed_move(rt, kube)
     for _ in range(3):  # wake-ups find the same shortage: no other node is tried meanwhile
         sweeps.wake_waitlist(rt, "sandbox")
         rt.queue.drain()
