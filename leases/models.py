@@ -142,6 +142,9 @@ class Lease(SQLModel, table=True):
     requester_email: str | None = Field(default=None, max_length=254)
     team: str = Field(foreign_key="team.name", max_length=63, index=True)
     tier: str = Field(max_length=63)
+    # The tier the requester asked for, once the lease was moved to a fallback they accepted
+    # (None: `tier` is the one asked for). Demand is what was asked (workflows.demand).
+    asked_tier: str | None = Field(default=None, max_length=63)
     units: int = Field(gt=0)
     duration_seconds: int = Field(gt=0)
     reason: str = Field(default="", sa_type=Text)

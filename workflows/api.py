@@ -239,6 +239,7 @@ def accept_fallback(*, lease_id: str, tier: str, actor: str) -> str:
             lease_id=lease.id,
             data={"from": lease.tier, "to": tier},
         )
+        lease.asked_tier = lease.asked_tier or lease.tier
         lease.tier = tier
         lease.fallback_tiers = None
     enqueue(rt, "place", lease_id)

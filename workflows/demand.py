@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from config.policy import Placement
 from leases.capacity import NodeState, TierSpec
@@ -32,9 +32,10 @@ _HALF_LIVES = 8
 def recent_arrivals(
     session: Session, *, cluster: str, since: datetime
 ) -> list[tuple[str, int, int, datetime]]:
-    """Return (tier, units, duration in seconds, approved at) of leases approved since `since`."""
+    """Return (tier, units, duration in seconds, approved at) of leases approved since `since`;
+    a lease on a fallback its requester accepted counts for the tier they asked for."""
     rows = session.exec(
-        select(Lease.tier, Lease.units, Lease.duration_seconds, Lease.decided_at)
+        select(func.coalesce(Lease.asked_tier, Lease.tier), Lease.units, Lease.duration_seconds, Lease.decided_at)
         .where(
             Lease.cluster == cluster,
             col(Lease.decided_at).is_not(None),

@@ -215,6 +215,10 @@ def test_a_waiting_lease_is_offered_the_fallbacks_with_room_now_and_only_those(m
     rt.queue.drain()
     assert state_of(rt, lease) is LeaseState.ACTIVE
     assert api.lease_by_namespace("small").tier == "h100-3g"
+    # It was asked as a 1g slice: demand learns a 1g request, not a 3g one.
+    with session_scope(rt.engine) as session:
+        arrivals = demand.recent_arrivals(session, cluster="sandbox", since=rt.now() - timedelta(hours=1))
+    assert [tier for tier, *_ in arrivals if tier in ("h100-1g", "h100-3g")].count("h100-1g") == 3
 
 
 def _waiting_at_most(limit: timedelta):
