@@ -6,7 +6,7 @@ Used by the policy file schema and by every user-facing parser (CLI, Slack).
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)\s*([smhdw])")
@@ -46,3 +46,11 @@ def format_duration(delta: timedelta) -> str:
             parts.append(f"{seconds // size}{unit}")
             seconds %= size
     return sign + ("".join(parts) or "0s")
+
+
+def format_moment(moment: datetime | float) -> str:
+    """Format a moment (an aware datetime, or POSIX seconds) as messages show it: UTC, to the
+    minute, e.g. "2026-12-02 17:05 UTC"."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -18,7 +18,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from config.durations import format_duration
+from config.durations import format_duration, format_moment
 from leases.errors import AlreadyDecided, DomainError, NotAuthorised
 from leases.models import ApprovalDecision, AuditEvent, Lease, SentWarning
 from leases.records import POLICY_APPROVER, add_audit_event
@@ -144,7 +144,7 @@ def _already_decided(session: Session, lease: Lease) -> AlreadyDecided:
         return AlreadyDecided(f"this request is already {lease.state}; nothing changed")
     verb = "approved" if earlier.decision is Decision.APPROVE else "denied"
     by = "by policy" if earlier.approver == POLICY_APPROVER else f"by {earlier.approver}"
-    when = earlier.decided_at.strftime("%Y-%m-%d %H:%M UTC")
+    when = format_moment(earlier.decided_at)
     return AlreadyDecided(f"this request was already {verb} {by} at {when}; nothing changed")
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from config.durations import format_moment
 from leases.capacity import NodeState, Reservations, TierSpec
 from leases.moves import (
     MovePlan,
@@ -99,10 +99,6 @@ class Refuse:
 
 
 Decision = PlaceNow | PlaceAfterMove | Waitlist | OfferFallback | Refuse
-
-
-def _utc(posix: float) -> str:
-    return datetime.fromtimestamp(posix, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def place(
@@ -193,7 +189,7 @@ def decide(
         if drain is not None:
             why = f"{short}; draining {drain.node} ({drain.from_tier}, {drain.gpu_pods} GPU pods) for it"
             if drain.empties_at is not None:
-                why += f", empty by {_utc(drain.empties_at)}"
+                why += f", empty by {format_moment(drain.empties_at)}"
         else:
             why = f"{short}; no other pool can spare a node now"
     offers = _alternative(pools, request, spec, accepted_only=False)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from config.durations import format_duration
+from config.durations import format_duration, format_moment
 from leases.capacity import NodeState, pool_capacity
 from leases.errors import CapacityExceeded
 from leases.inventory import NodeReading, with_drains, with_empty_times, with_moves_under_way
@@ -472,6 +472,9 @@ def _wait(
             if moving
             else f"{lease.namespace} is on the waitlist for {lease.tier}: {decision.reason}"
         )
+        until = wait_until(rt, lease)
+        if until is not None:
+            text += f" It is cancelled if still waiting at {format_moment(until)}."
         outbox.add(
             session,
             key=f"{lease.id}:waitlisted",

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from kubernetes.client import CoreV1Api
 
+from config.durations import format_moment
 from leases.errors import DomainError
 from leases.records import audit_trail
 from leases.reservations import pool_usage
@@ -236,6 +237,8 @@ def test_a_lease_waitlisted_past_the_longest_wait_is_cancelled_and_its_requester
     running_lease(rt, kube, node="n-3g-0", tier="h100-3g", hours=1)
     [big] = approved(rt, "U0APPROVER2", *_whole_nodes("big"))
     assert state_of(rt, big) is LeaseState.WAITLISTED
+    [waiting] = [s.notice for s in rt.notifier.sent if s.notice.kind == "lease.waitlisted"]
+    assert waiting.text.endswith(f"It is cancelled if still waiting at {format_moment(rt.now() + timedelta(hours=2))}.")
     clock.advance(timedelta(hours=2))
     assert sweeps.sweep(rt).wait_expired == []  # two hours exactly: still waiting
     clock.advance(timedelta(seconds=1))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config.durations import format_duration, parse_duration
+from config.durations import format_duration, format_moment, parse_duration
 from config.settings import SettingsError, load_settings
 
 
@@ -69,3 +69,12 @@ def test_bad_settings_name_the_variable(monkeypatch):
         load_settings()
     assert "GPULEASE_KUBE_RETRY_ATTEMPTS" in str(err.value)
     assert "GPULEASE_DATABASE_URL: Value error, only SQLite" in str(err.value)
+
+
+def test_moments_are_shown_in_utc_to_the_minute():
+    from datetime import UTC, datetime, timedelta, timezone
+
+    moment = datetime(2026, 12, 2, 17, 5, 59, tzinfo=UTC)
+    assert format_moment(moment) == "2026-12-02 17:05 UTC"
+    assert format_moment(moment.astimezone(timezone(timedelta(hours=-5)))) == "2026-12-02 17:05 UTC"
+    assert format_moment(moment.timestamp()) == "2026-12-02 17:05 UTC"
