@@ -92,10 +92,22 @@ def _seed(cluster: str, mix: str, load: float, index: int) -> int:
     return zlib.crc32(f"{cluster}/{mix}/{load}/{index}".encode())
 
 
-def _elastic_config(nodes: int, move_time_s: float, accept_fallback: bool = False) -> ElasticConfig:
+@dataclass(frozen=True)
+class Sim:
+    """How the cluster behaves in the simulation: seconds a node move takes, and whether its
+    scheduler bin-packs GPU pods (MostAllocated) instead of spreading them (the default)."""
+
+    move_time_s: float = 300.0
+    bin_pack: bool = False
+
+
+def _elastic_config(nodes: int, sim: Sim, accept_fallback: bool = False) -> ElasticConfig:
     # One reconfiguration at a time per 16 nodes (the policy default is 1).
     return ElasticConfig(
-        move_time_s=move_time_s, max_in_flight=max(1, nodes // 16), accept_fallback=accept_fallback
+        move_time_s=sim.move_time_s,
+        max_in_flight=max(1, nodes // 16),
+        accept_fallback=accept_fallback,
+        bin_pack=sim.bin_pack,
     )
 
 
@@ -103,7 +115,7 @@ def run_trace(
     trace: Trace,
     *,
     nodes: int,
-    move_time_s: float,
+    sim: Sim = Sim(),
     scenarios: tuple[str, ...] = SCENARIOS,
     with_node_bound: bool = False,
 ) -> dict[tuple[str, str], tuple[dict, Outcome | None]]:
@@ -123,7 +135,7 @@ def run_trace(
         else:
             static_split, static = split, outcome_of_split(trace, starts, split)
             first_fit = outcome_of_split(trace, starts, even)
-        elastic = simulate(trace, split=even, config=_elastic_config(nodes, move_time_s, fallback))
+        elastic = simulate(trace, split=even, config=_elastic_config(nodes, sim, fallback))
         # A fixed split decides by comparing two numbers; there is nothing worth timing.
         untimed = {"decision_p50_ms": None, "decision_p99_ms": None, "decisions": None}
         results[scenario, "static"] = (
@@ -374,7 +386,7 @@ def jobs_of(plan: Plan) -> list[Job]:
     return [Job("XL", mix, load) for mix, load in plan.xl_traces] + traces
 
 
-def run_job(job: Job, plan: Plan, move_time_s: float) -> tuple[Job, Any, Trace | None]:
+def run_job(job: Job, plan: Plan, sim: Sim) -> tuple[Job, Any, Trace | None]:
     """Run one job; return it with its results (per (scenario, policy), or the XL row), and its
     trace when it is the one plotted. Runs in a worker process: everything here is picklable."""
     nodes = CLUSTERS[job.cluster]
@@ -387,13 +399,13 @@ def run_job(job: Job, plan: Plan, move_time_s: float) -> tuple[Job, Any, Trace |
         config=TraceConfig(requests=requests),
     )
     if job.cluster == "XL":
-        outcome = simulate(trace, split=even_split(nodes), config=_elastic_config(nodes, move_time_s))
+        outcome = simulate(trace, split=even_split(nodes), config=_elastic_config(nodes, sim))
         return job, _latency_row("XL", job.mix, job.load, outcome), None
     scenarios = SCENARIOS if job.load in plan.fallback.get(job.cluster, ()) else SCENARIOS[:1]
     results = run_trace(
         trace,
         nodes=nodes,
-        move_time_s=move_time_s,
+        sim=sim,
         scenarios=scenarios,
         with_node_bound=job.load in plan.node_bound.get(job.cluster, ()),
     )
@@ -411,7 +423,7 @@ def _timings_only(outcome: Outcome) -> Outcome:
 
 
 def run_jobs(
-    jobs: list[Job], plan: Plan, *, move_time_s: float, workers: int, progress: Progress
+    jobs: list[Job], plan: Plan, *, sim: Sim, workers: int, progress: Progress
 ) -> list[tuple[Job, Any, Trace | None]]:
     """Run the jobs on `workers` processes (1: in this one), advancing the progress bar as each
     ends; return their results in the order of `jobs`."""
@@ -420,11 +432,11 @@ def run_jobs(
     if workers <= 1:
         for job in jobs:
             progress.update(task, description=job.label)
-            done[job] = run_job(job, plan, move_time_s)
+            done[job] = run_job(job, plan, sim)
             progress.advance(task)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(run_job, job, plan, move_time_s) for job in jobs]
+            futures = [pool.submit(run_job, job, plan, sim) for job in jobs]
             for future in as_completed(futures):
                 job = future.result()[0]
                 done[job] = future.result()
@@ -446,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
         "--move-time", type=float, default=300.0, help="seconds a node move takes (default 300)"
     )
     parser.add_argument(
+        "--bin-pack",
+        action="store_true",
+        help="the scheduler puts GPU pods on the fullest node (MostAllocated), not the emptiest",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
@@ -454,6 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, not {args.jobs}")
+    if args.move_time < 0:
+        parser.error(f"--move-time must be 0 or more seconds, not {args.move_time}")
+    sim = Sim(move_time_s=args.move_time, bin_pack=args.bin_pack)
     plan = QUICK if args.quick else FULL
     began = time.perf_counter()
     console = Console(stderr=True)
@@ -462,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     plotted: dict[str, Outcome] = {}
     plot_trace: Trace | None = None
     with Progress(console=console, disable=args.json_only, transient=True) as progress:
-        finished = run_jobs(jobs, plan, move_time_s=args.move_time, workers=args.jobs, progress=progress)
+        finished = run_jobs(jobs, plan, sim=sim, workers=args.jobs, progress=progress)
     grouped: dict[tuple, dict[str, list]] = {}
     for job, results, trace in finished:
         if job.cluster == "XL":
@@ -502,9 +522,10 @@ def main(argv: list[str] | None = None) -> int:
             "plan": asdict(plan),
             "fallback": {name: list(spec.fallback) for name, spec in TIERS.items()},
             "trace": asdict(replace(TraceConfig(), requests=0)) | {"requests": plan.requests},
-            "move_time_s": args.move_time,
+            "move_time_s": sim.move_time_s,
+            "bin_pack": sim.bin_pack,
             "max_in_flight": {
-                c: _elastic_config(n, args.move_time).max_in_flight for c, n in CLUSTERS.items()
+                c: _elastic_config(n, sim).max_in_flight for c, n in CLUSTERS.items()
             },
             "plot": str(plot_path) if plot_path else None,
         },

@@ -6,8 +6,9 @@ simulation applies like the placer workflow would: reserve and start the lease's
 move (the node is cordoned and serves nothing for `move_time_s`), or mark a node draining
 (no new lease on its capacity, PreferNoSchedule). Pods of a lease (one per unit, running for
 the whole lease) are spread over the pool's least used nodes, as the default scheduler
-spreads them, draining nodes last (their PreferNoSchedule taint); the placer does not choose
-nodes for pods.
+spreads them, or with `bin_pack` put on the fullest ones (a scheduler configured with
+MostAllocated scoring for `nvidia.com/gpu`, docs/deployment.md), draining nodes last either way
+(their PreferNoSchedule taint); the placer does not choose nodes for pods.
 
 With `priced` (the default), every arrival also feeds a leases.rebalance.DemandTracker (tier,
 units and duration are known when a request arrives; nothing later is used), whose estimate
@@ -65,7 +66,8 @@ class ElasticConfig:
     `drain_timeout_s`: a drain is given up after that long, and a node not known to empty
     within it is not drained (the placer's `placement.drain_timeout`), `accept_fallback`:
     requesters accept their tier's fallbacks, `moves`: False fixes the split (no moves,
-    drains, rebalancing or prices, whatever the other knobs say)."""
+    drains, rebalancing or prices, whatever the other knobs say), `bin_pack`: the scheduler
+    puts pods on the fullest node (MostAllocated), not the emptiest (the default)."""
 
     move_time_s: float = 300.0
     max_in_flight: int = 1
@@ -84,6 +86,7 @@ class ElasticConfig:
     drain_timeout_s: float = 3 * 86400.0
     accept_fallback: bool = False
     moves: bool = True
+    bin_pack: bool = False
 
 
 @dataclass
@@ -338,7 +341,8 @@ class ElasticSim:
         units = int(self.trace.units[i])
         per_node = GPUS_PER_NODE * TIERS[tier].units_per_gpu
         serving = [k for k, node in enumerate(self.nodes) if node.tier == tier and node.schedulable]
-        serving.sort(key=lambda k: (self.nodes[k].target is not None, self.nodes[k].used))
+        fullest_first = -1 if self.config.bin_pack else 1
+        serving.sort(key=lambda k: (self.nodes[k].target is not None, fullest_first * self.nodes[k].used))
         taken, left = [], units
         for k in serving:
             room = min(per_node - self.nodes[k].used, left)

@@ -11,6 +11,7 @@ from rich.progress import Progress
 from bench.placement.__main__ import (
     PLOTTED,
     Plan,
+    Sim,
     group,
     jobs_of,
     run_jobs,
@@ -309,7 +310,7 @@ def test_the_split_search_with_fallbacks_ends_no_worse_than_it_starts_at_a_local
 
 def test_rows_carry_their_scenario():
     t = generate(mix="balanced", load=0.9, gpus=16, seed=4, config=TraceConfig(requests=300))
-    results = run_trace(t, nodes=2, move_time_s=300.0, with_node_bound=True)
+    results = run_trace(t, nodes=2, with_node_bound=True)
     grouped: dict = {}
     group(grouped, "M", "balanced", 0.9, results)
     found = {(r["scenario"], r["policy"]) for r in seed_means(grouped)}
@@ -320,7 +321,7 @@ def test_rows_carry_their_scenario():
     assert results["asked-tier", "bound"][0] == results["fallback", "bound"][0]
     assert results["asked-tier", "elastic"][0]["on_fallback"] == 0.0
     assert results["fallback", "static"][0]["on_fallback"] > 0.0
-    only = run_trace(t, nodes=2, move_time_s=300.0, scenarios=("asked-tier",))
+    only = run_trace(t, nodes=2, scenarios=("asked-tier",))
     assert {scenario for scenario, _ in only} == {"asked-tier"}
 
 
@@ -339,7 +340,7 @@ def test_parallel_runs_give_the_same_results_as_one_process():
 
     def rows(workers: int) -> list:
         with Progress(disable=True) as progress:
-            finished = run_jobs(jobs, plan, move_time_s=300.0, workers=workers, progress=progress)
+            finished = run_jobs(jobs, plan, sim=Sim(), workers=workers, progress=progress)
         assert [job for job, _, _ in finished] == jobs
         # Latencies differ from run to run; everything else must not.
         timed = {"decision_p50_ms", "decision_p99_ms", "rebalance_p50_ms", "rebalance_p99_ms"}
@@ -355,3 +356,12 @@ def test_parallel_runs_give_the_same_results_as_one_process():
         return out
 
     assert rows(2) == rows(1)
+
+
+def test_pods_are_spread_by_default_and_packed_with_bin_pack():
+    t = _trace([(0.0, 1000.0, "h100-full", 2), (1.0, 1000.0, "h100-full", 2)], nodes=2)
+    for bin_pack, expected in ((False, [2, 2]), (True, [4, 0])):
+        sim = ElasticSim(t, split=(0, 0, 0, 0, 2), config=ElasticConfig(bin_pack=bin_pack, priced=False))
+        for i in range(2):
+            sim._place(float(t.arrival[i]), i, "h100-full")
+        assert sorted((node.used for node in sim.nodes), reverse=True) == expected
