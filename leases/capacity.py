@@ -182,6 +182,27 @@ def node_problem(*, node: NodeState, spec: TierSpec) -> str | None:
     return None
 
 
+def product_problem(*, product: str | None, spec: TierSpec) -> str | None:
+    """Say why a node's `nvidia.com/gpu.product` label does not show `spec`'s configuration,
+    or None when it does. GPU Feature Discovery relabels a node once its devices changed (a
+    MIG profile suffix under the single strategy, `-SHARED` when time-sliced), so this is the
+    evidence that a reconfiguration was applied, which a `mig.config.state=success` left over
+    from the previous one is not."""
+    if product is None:
+        return "no nvidia.com/gpu.product label"
+    parsed = gpu_catalog.parse_product(product)
+    if spec.mode is TierMode.MIG:
+        layout = gpu_catalog.get_model(spec.gpu_model).mig_configs.get(spec.node_config or "") or {}
+        wanted = next(iter(layout), None)  # the single strategy: one profile per node
+        if parsed.mig_profile is None or (wanted is not None and parsed.mig_profile != wanted):
+            return f"gpu.product is {product}, not MIG {wanted or 'instances'} as {spec.name} needs"
+    elif parsed.mig_profile is not None:
+        return f"gpu.product is {product}, with MIG instances {spec.name} does not use"
+    if parsed.shared != (spec.mode is TierMode.TIMESLICE):
+        return f"gpu.product is {product}: {spec.name} is {'' if spec.mode is TierMode.TIMESLICE else 'not '}time-sliced"
+    return None
+
+
 def assess_node(*, node: NodeState, tiers: Mapping[str, TierSpec]) -> NodeCapacity:
     """Work out what the node gives its labelled tier, or why it is not counted."""
     if node.tier is None:

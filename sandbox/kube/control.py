@@ -209,6 +209,11 @@ class KubeSandbox:
         with self.store.lock:
             self.operator.set_hang(node, hang)
 
+    def set_lagging(self, node: str, lagging: bool = True) -> None:
+        """Leave the node's label changes unseen by the GPU Operator until lagging is cleared."""
+        with self.store.lock:
+            self.operator.set_lagging(node, lagging)
+
     def reconfigure_error(self, node: str) -> dict[str, str]:
         """Why the node's last MIG / device-plugin reconfiguration failed ("" if it did not)."""
         return self.operator.last_error(node)

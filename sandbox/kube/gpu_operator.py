@@ -12,6 +12,10 @@ thread, it ends:
   reconfiguration would wipe its MIG instance);
 - nothing, for a node told to hang: it stays `pending` until released.
 
+A node told to lag stands for a manager that has not seen the change yet (the real one
+watches from another pod): label changes go unnoticed, the state label keeps the last run's
+value, until released.
+
 Setting the label back to the config already applied ends `success` at once (the rollback
 path). Nodes without MIG have no MIG manager: the label is ignored there.
 
@@ -64,6 +68,7 @@ class GpuNode:
     plugin: _Change
     faulty: bool = False
     hang: bool = False
+    lagging: bool = False
 
 
 def _requests_gpu(pod: dict[str, Any]) -> bool:
@@ -112,6 +117,20 @@ class GpuOperator:
                 if change.pending:
                     self.timers.call_later(0, self._finish, name, change, change.token)
 
+    def set_lagging(self, name: str, lagging: bool = True) -> None:
+        """Leave label changes of this node unseen (state labels as they were) until released;
+        releasing catches up with the labels as they are then."""
+        node = self._node(name)
+        node.lagging = lagging
+        if not lagging:
+            self.timers.call_later(0, self._catch_up, name)
+
+    def _catch_up(self, name: str) -> None:
+        with self.store.lock:
+            obj = self.store.get(NODES, "", name)
+            if obj is not None:
+                self._on_event(Event(rv=0, key=NODES, type="MODIFIED", obj=obj, old=None))
+
     def last_error(self, name: str) -> dict[str, str]:
         """Return why the last MIG / device-plugin reconfiguration failed ("" if it did not)."""
         node = self._node(name)
@@ -133,6 +152,8 @@ class GpuOperator:
             return
         if event.type == "DELETED":
             self.nodes.pop(name, None)
+            return
+        if node.lagging:
             return
         labels = event.obj["metadata"].get("labels") or {}
         if node.spec.model.mig_capable:

@@ -15,6 +15,7 @@ from leases.capacity import (
     free_units,
     node_units,
     pool_capacity,
+    product_problem,
     reserved_by_tier,
     tier_spec,
 )
@@ -161,3 +162,19 @@ def test_free_units_subtract_reservations_and_never_go_negative():
     )
     # The cordoned full node is out of the pool, so its lease shows as no room, not -2.
     assert free == {"h100-1g": 50, "h100-3g": 0, "h100-shared": 0, "h100-full": 0}
+
+
+def test_the_product_label_shows_which_configuration_a_node_serves():
+    product = "NVIDIA-H100-80GB-HBM3"
+    assert product_problem(product=f"{product}-MIG-1g.10gb", spec=SPECS["h100-1g"]) is None
+    assert product_problem(product=product, spec=SPECS["h100-full"]) is None
+    assert product_problem(product=f"{product}-SHARED", spec=SPECS["h100-shared"]) is None
+    # Left from the configuration before: whole GPUs where 1g slices are wanted, and so on.
+    assert "not MIG 1g.10gb" in product_problem(product=product, spec=SPECS["h100-1g"])
+    assert "not MIG 1g.10gb" in product_problem(product=f"{product}-MIG-3g.40gb", spec=SPECS["h100-1g"])
+    assert "MIG instances h100-full does not use" in product_problem(
+        product=f"{product}-MIG-1g.10gb", spec=SPECS["h100-full"]
+    )
+    assert "h100-shared is time-sliced" in product_problem(product=product, spec=SPECS["h100-shared"])
+    assert "h100-full is not time-sliced" in product_problem(product=f"{product}-SHARED", spec=SPECS["h100-full"])
+    assert product_problem(product=None, spec=SPECS["h100-full"]) == "no nvidia.com/gpu.product label"

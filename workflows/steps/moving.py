@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from config.durations import format_duration
-from leases.inventory import read_node
+from leases.capacity import product_problem
+from leases.inventory import PRODUCT, read_node
 from leases.models import NodeMoveRecord
 from leases.ports import Notice
 from leases.records import record_event
@@ -167,7 +168,10 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
         return _rollback(
             rt, move_id, api, node, f"the GPU Operator reports mig.config.state=failed for {mig_config}"
         )
-    if (mig_config is None or state == "success") and allocatable == expected:
+    # A `success` or an allocatable left from before the change proves nothing when the old and
+    # new tiers have as many units per GPU: the product label must show the new devices too.
+    shown = product_problem(product=labels.get(PRODUCT), spec=target)
+    if (mig_config is None or state == "success") and allocatable == expected and shown is None:
         nodes.patch_node(
             api, node, retry=rt.retry, unschedulable=False, labels={nodes.TIER_LABEL: target.name}
         )
@@ -179,7 +183,9 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
             move_id,
             api,
             node,
-            f"no success within {rt.move_timeout} (state {state}, allocatable {allocatable}, expected {expected})",
+            f"no success within {rt.move_timeout} (state {state}, allocatable {allocatable}, expected {expected}"
+            + (f"; {shown}" if shown else "")
+            + ")",
         )
     return MoveProgress("reconfiguring", again=True)
 

@@ -10,6 +10,7 @@ import pytest
 from kubernetes.client import CoreV1Api
 from sqlmodel import select
 
+from config.policy import Tier
 from leases.models import AuditEvent, NodeMoveRecord
 from leases.reservations import pool_usage
 from leases.states import LeaseState
@@ -268,3 +269,37 @@ def test_a_node_an_admin_cordoned_after_the_plan_is_left_alone(make_runtime, kub
     assert "cordoned by someone else" in move.reason
     node = kube.get("nodes", move.node)
     assert node["spec"]["unschedulable"] and node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g"
+
+
+def test_a_move_is_done_only_once_the_node_shows_the_new_devices(make_runtime, kube):
+    # Whole GPUs and 7g.80gb slices both give one unit per GPU: a state of success and an
+    # allocatable left from before the change look like the move is done.
+    seven = Tier(name="h100-7g", display="7g.80gb", gpu_model="H100-80GB", mode="mig", mig_profile="7g.80gb")
+    policy = _policy()
+    rt = make_runtime(policy=policy.model_copy(update={"tiers": [*policy.tiers, seven]}), nodes=())
+    node = "gpu-h100-full-0"
+    with session_scope(rt.engine) as session:
+        record = NodeMoveRecord(
+            cluster="sandbox",
+            node=node,
+            from_tier="h100-full",
+            to_tier="h100-7g",
+            node_config=rt.tiers["h100-7g"].node_config,
+            started_at=rt.now(),
+            updated_at=rt.now(),
+        )
+        session.add(record)
+        session.flush()
+        move_id = record.id
+    kube.set_lagging(node, True)  # the MIG manager has not seen the new label yet
+    steps = [moving.advance_move(rt, move_id).step for _ in range(4)]
+    assert steps == ["cordoned", "reconfiguring", "reconfiguring", "reconfiguring"]
+    assert kube.get("nodes", node)["spec"]["unschedulable"]
+    kube.set_lagging(node, False)
+    for _ in range(10_000):  # the operator catches up on its own thread: poll, bounded
+        if not moving.advance_move(rt, move_id).again:
+            break
+    else:
+        raise AssertionError("the move did not finish once the operator caught up")
+    labels = kube.get("nodes", node)["metadata"]["labels"]
+    assert (labels["gpulease.io/tier"], labels["nvidia.com/gpu.product"]) == ("h100-7g", "NVIDIA-H100-80GB-HBM3-MIG-7g.80gb")
