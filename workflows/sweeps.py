@@ -236,7 +236,8 @@ def waitlist_timeouts(rt: Runtime, now: datetime, report: SweepReport) -> None:
 def stuck_moves(rt: Runtime, now: datetime, report: SweepReport) -> None:
     """Re-enqueue node moves whose task chain was lost (a dead worker, a broker that dropped
     the re-queued poll): a move still unfinished `stuck_after` after its last step, or, while
-    the GPU Operator reconfigures, past the move timeout (the next step then rolls it back).
+    the GPU Operator reconfigures (or puts the old configuration back), past the move timeout
+    (the next step then ends it).
     A lost move would otherwise hold its node out of every pool, and a move slot, for good;
     a move whose chain is alive after all is only polled twice, as each step is idempotent."""
     with session_scope(rt.engine) as session:
@@ -246,7 +247,7 @@ def stuck_moves(rt: Runtime, now: datetime, report: SweepReport) -> None:
             )
         ).all()
     for move_id, step, updated_at in rows:
-        if step == "reconfiguring" and now - updated_at <= rt.move_timeout:
+        if step in ("reconfiguring", "rolling_back") and now - updated_at <= rt.move_timeout:
             continue  # the operator may still be at work; the chain polls it
         enqueue(rt, "move_node", move_id)
         report.resumed_moves.append(move_id)

@@ -1,9 +1,12 @@
 """Moving a node between tiers, one recorded step at a time, with rollback.
 
 planned → cordoned (no GPU pods, target annotated, old labels saved) → reconfiguring (GPU
-Operator labels set) → done (state success and the new allocatable seen, tier relabelled,
-uncordoned). A failed reconfiguration or one past the timeout restores the saved labels,
-puts the node back in its pool and tells the admins. Each call of `advance_move` does one
+Operator labels set) → done (state success, the new allocatable and the new devices in
+gpu.product seen; tier relabelled, uncordoned). A failed reconfiguration or one past the
+timeout restores the saved labels and stays cordoned while the operator puts the old
+configuration back (rolling_back), then returns the node to its pool (rolled_back); if the
+old configuration does not come back either, the node is left cordoned for an admin. The
+admins are told either way. Each call of `advance_move` does one
 step and returns whether it should be called again (the task re-queues itself with a short
 countdown), so no worker blocks while the GPU Operator works.
 """
@@ -96,6 +99,8 @@ def advance_move(rt: Runtime, move_id: int) -> MoveProgress:
         return _reconfigure(rt, move_id, api, node)
     if step == "reconfiguring":
         return _watch(rt, move_id, api, node)
+    if step == "rolling_back":
+        return _watch_rollback(rt, move_id, api, node)
     raise ValueError(f"node move {move_id} has an unknown step {step!r}")
 
 
@@ -193,25 +198,69 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
 def _rollback(
     rt: Runtime, move_id: int, api, node: str, reason: str, *, step: str = "rolled_back"
 ) -> MoveProgress:
-    """Restore the node's saved labels and cordon state, and finish the move as `step`:
-    rolled_back (the reconfiguration failed: moves toward its tier pause, placing.paused_tiers)
-    or abandoned (nothing was wrong with it: a pod came first)."""
+    """Restore the node's saved labels. `rolled_back`: the reconfiguration failed (moves toward
+    its tier pause, placing.paused_tiers); the node stays cordoned while the old configuration
+    comes back (`_watch_rollback`). `abandoned`: nothing was changed yet (a pod came first):
+    the node is given back at once."""
     with session_scope(rt.engine) as session:
-        previous = _record(session, move_id).previous or {}
+        record = _record(session, move_id)
+        previous = record.previous or {}
+        old = rt.tiers.get(record.from_tier or "")
+        set_mig = record.node_config is not None
     saved = previous.get("labels") or {}
     labels: dict[str, str | None] = {nodes.PLUGIN_CONFIG: saved.get(nodes.PLUGIN_CONFIG)}
     if saved.get(nodes.MIG_CONFIG) is not None:
         labels[nodes.MIG_CONFIG] = saved[nodes.MIG_CONFIG]
+    elif set_mig:
+        # The node had no mig.config label (the operator's default config left it unset): the
+        # one this move set must not stay, so ask for its old tier's, or no MIG at all.
+        labels[nodes.MIG_CONFIG] = (old.node_config if old else None) or "all-disabled"
     labels[nodes.TIER_LABEL] = saved.get(nodes.TIER_LABEL)
-    nodes.patch_node(
-        api,
-        node,
-        retry=rt.retry,
-        labels=labels,
-        unschedulable=bool(previous.get("unschedulable", False)),
-    )
-    nodes.clear_draining(api, node, retry=rt.retry)
-    return _finish(rt, move_id, step, reason)
+    if step != "rolled_back":
+        nodes.patch_node(
+            api, node, retry=rt.retry, labels=labels, unschedulable=bool(previous.get("unschedulable", False))
+        )
+        nodes.clear_draining(api, node, retry=rt.retry)
+        return _finish(rt, move_id, step, reason)
+    nodes.patch_node(api, node, retry=rt.retry, labels=labels)
+    with session_scope(rt.engine) as session:
+        _set_step(session, rt, _record(session, move_id), "rolling_back", reason)
+    return MoveProgress("rolling_back", again=True)
+
+
+def _watch_rollback(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
+    """Give the node back once its old configuration is back; if that fails too, or takes
+    longer than the move timeout, leave it cordoned for an admin."""
+    with session_scope(rt.engine) as session:
+        record = _record(session, move_id)
+        started, reason = record.updated_at, record.reason or "the reconfiguration failed"
+        previous = record.previous or {}
+        old = rt.tiers.get(record.from_tier or "")
+    current = nodes.get_node(api, node, retry=rt.retry)
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    state = labels.get(nodes.MIG_CONFIG_STATE)
+    allocatable = int(((current.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", 0) or 0)
+    problem = None
+    if old is not None:
+        problem = product_problem(product=labels.get(PRODUCT), spec=old)
+        expected = int(previous.get("gpus", 0)) * old.units_per_gpu
+        if problem is None and allocatable != expected:
+            problem = f"allocatable {allocatable}, expected {expected}"
+    if state in (None, "success") and problem is None:
+        nodes.patch_node(api, node, retry=rt.retry, unschedulable=bool(previous.get("unschedulable", False)))
+        nodes.clear_draining(api, node, retry=rt.retry)
+        return _finish(rt, move_id, "rolled_back", reason)
+    if state == "failed" or rt.now() - started > rt.move_timeout:
+        why = "it failed too" if state == "failed" else f"not back within {rt.move_timeout}"
+        return _finish(
+            rt,
+            move_id,
+            "rolled_back",
+            f"{reason}; the node stays cordoned: its old configuration did not come back ({why}"
+            + (f"; {problem}" if problem else "")
+            + "), uncordon it once fixed",
+        )
+    return MoveProgress("rolling_back", again=True)
 
 
 def _finish(rt: Runtime, move_id: int, step: str, reason: str) -> MoveProgress:

@@ -16,6 +16,7 @@ from leases.reservations import pool_usage
 from leases.states import LeaseState
 from leases.store import session_scope
 from sandbox.kube import KubeSandbox
+from tests.integration.sandbox.waiting import wait_until
 from tests.integration.workflows.conftest import roomy_policy
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api, sweeps
@@ -85,17 +86,48 @@ def _after_a_failed_move(rt, kube) -> str:
     return waiting
 
 
-def test_a_failed_reconfiguration_rolls_back(make_runtime, kube):
+def test_a_failed_reconfiguration_rolls_back_once_the_old_configuration_is_back(make_runtime, kube):
     rt = make_runtime(policy=_policy(), nodes=())
-    waiting = _after_a_failed_move(rt, kube)
-    moves = _moves(rt)
-    assert moves[0].step == "rolled_back" and "failed" in moves[0].reason
-    node = kube.get("nodes", moves[0].node)
-    assert node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g"
+    rt.queue.run_moves = False
+    _whole_gpus(rt, "train-a")
+    rt.queue.drain()
+    for donor in DONORS:
+        kube.set_faulty(donor, True)
+    waiting = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves
+    [move] = _moves(rt)
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
+    wait_until(lambda: kube.get("nodes", move.node)["metadata"]["labels"]["nvidia.com/mig.config.state"] == "failed")
+    kube.set_faulty(move.node, False)  # the old configuration can come back
+    assert moving.advance_move(rt, move_id).step == "rolling_back"
+    node = kube.get("nodes", move.node)
+    assert node["spec"]["unschedulable"], "no pod may land while the GPUs are rewritten"
     assert node["metadata"]["labels"]["nvidia.com/mig.config"] == "all-1g.10gb"
+    assert moving.advance_move(rt, move_id).step == "rolled_back"
+    [move] = _moves(rt)
+    assert "failed" in move.reason and "cordoned" not in move.reason
+    node = kube.get("nodes", move.node)
+    assert node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g"
     assert not node["spec"].get("unschedulable")
+    rt.queue.drain()
     assert state_of(rt, waiting) is LeaseState.WAITLISTED
     assert "admin.node_move_rolled_back" in rt.notifier.kinds("admins")
+
+
+def test_a_node_whose_old_configuration_does_not_come_back_stays_cordoned(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    waiting = _after_a_failed_move(rt, kube)  # the node stays faulty: the revert fails too
+    [move] = _moves(rt)
+    assert move.step == "rolled_back"
+    assert "the node stays cordoned: its old configuration did not come back (it failed too" in move.reason
+    node = kube.get("nodes", move.node)
+    assert node["spec"]["unschedulable"]
+    assert node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g"
+    assert node["metadata"]["labels"]["nvidia.com/mig.config"] == "all-1g.10gb"
+    assert state_of(rt, waiting) is LeaseState.WAITLISTED
+    [notice] = [s.notice for s in rt.notifier.sent if s.notice.kind == "admin.node_move_rolled_back"]
+    assert "uncordon it once fixed" in notice.text
 
 
 def test_a_reconfiguration_past_the_timeout_rolls_back(make_runtime, kube, clock):
@@ -111,11 +143,13 @@ def test_a_reconfiguration_past_the_timeout_rolls_back(make_runtime, kube, clock
     steps = [moving.advance_move(rt, move_id).step for _ in range(4)]
     assert steps == ["cordoned", "reconfiguring", "reconfiguring", "reconfiguring"]  # pending, hung
     clock.advance(rt.move_timeout + timedelta(seconds=1))
-    steps.append(moving.advance_move(rt, move_id).step)
-    assert steps[-1] == "rolled_back"
+    # The old configuration is asked back; it is the one applied, so it is back at once.
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["rolling_back", "rolled_back"]
     assert "no success within" in _moves(rt)[0].reason
-    labels = kube.get("nodes", _moves(rt)[0].node)["metadata"]["labels"]
+    node = kube.get("nodes", _moves(rt)[0].node)
+    labels = node["metadata"]["labels"]
     assert labels["nvidia.com/mig.config"] == "all-1g.10gb" and labels["gpulease.io/tier"] == "h100-1g"
+    assert not node["spec"].get("unschedulable")
     rt.queue.drain()
     assert state_of(rt, waiting) is LeaseState.WAITLISTED
 
@@ -241,7 +275,7 @@ def _planned_move(rt) -> int:
     return move_id
 
 
-def test_a_cordon_cut_short_before_it_was_recorded_is_lifted_by_a_rollback(make_runtime, kube):
+def test_a_cordon_cut_short_before_it_was_recorded_is_lifted_by_a_rollback(make_runtime, kube, clock):
     rt = make_runtime(policy=_policy(), nodes=())
     move_id = _planned_move(rt)
     [move] = _moves(rt)
@@ -249,9 +283,10 @@ def test_a_cordon_cut_short_before_it_was_recorded_is_lifted_by_a_rollback(make_
     CoreV1Api(rt.kube("sandbox")).patch_node(
         move.node, {"metadata": {"annotations": {"gpulease.io/target-tier": "h100-full"}}, "spec": {"unschedulable": True}}
     )
-    kube.set_faulty(move.node, True)
-    while moving.advance_move(rt, move_id).again:
-        pass
+    kube.set_hang(move.node, True)  # the reconfiguration never ends: the move times out
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
+    clock.advance(rt.move_timeout + timedelta(seconds=1))
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["rolling_back", "rolled_back"]
     [move] = _moves(rt)
     assert move.step == "rolled_back" and move.previous["unschedulable"] is False
     node = kube.get("nodes", move.node)
@@ -303,3 +338,30 @@ def test_a_move_is_done_only_once_the_node_shows_the_new_devices(make_runtime, k
         raise AssertionError("the move did not finish once the operator caught up")
     labels = kube.get("nodes", node)["metadata"]["labels"]
     assert (labels["gpulease.io/tier"], labels["nvidia.com/gpu.product"]) == ("h100-7g", "NVIDIA-H100-80GB-HBM3-MIG-7g.80gb")
+
+
+def test_a_rollback_asks_for_the_old_tiers_configuration_when_the_node_had_no_mig_config_label(
+    make_runtime, kube, clock
+):
+    rt = make_runtime(policy=_policy(), nodes=())
+    node = "gpu-h100-full-0"  # MIG off by the operator's default: no mig.config label on it
+    CoreV1Api(rt.kube("sandbox")).patch_node(node, {"metadata": {"labels": {"nvidia.com/mig.config": None}}})
+    with session_scope(rt.engine) as session:
+        record = NodeMoveRecord(
+            cluster="sandbox",
+            node=node,
+            from_tier="h100-full",
+            to_tier="h100-1g",
+            node_config=rt.tiers["h100-1g"].node_config,
+            started_at=rt.now(),
+            updated_at=rt.now(),
+        )
+        session.add(record)
+        session.flush()
+        move_id = record.id
+    kube.set_hang(node, True)
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
+    clock.advance(rt.move_timeout + timedelta(seconds=1))
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["rolling_back", "rolled_back"]
+    labels = kube.get("nodes", node)["metadata"]["labels"]
+    assert labels["nvidia.com/mig.config"] == "all-disabled" and labels["gpulease.io/tier"] == "h100-full"
