@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Worth surfacing in the DM list too, not only inside the lease's thread.
 BROADCAST = frozenset({"lease.active", "lease.expiry_warning", "lease.idle_warning", "lease.fallback_offered",
-                       "lease.failed", "lease.denied"})
+                       "lease.wait_expired", "lease.failed", "lease.denied"})
 # chat.update cannot rewrite the card any more: post the outcome as a new message instead.
 CARD_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"})
 

@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from leases.errors import DomainError, NotAuthorised, NotFound
 from leases.models import Lease
-from leases.policy import FieldError, Request, evaluate
+from leases.policy import FieldError
 from leases.records import find_live_lease, record_event
 from leases.reservations import PoolUsage, pool_usage
 from leases.states import LIVE_STATES, LeaseState
@@ -23,7 +23,7 @@ from leases.store import session_scope
 from workflows.runtime import current
 from workflows.steps import reclaiming, requests
 from workflows.steps.common import enqueue, locked
-from workflows.steps.requests import Decided, RequestRefused, SubmitRequest, Submitted, usage_for
+from workflows.steps.requests import Decided, RequestRefused, SubmitRequest, Submitted
 from workflows.views import lease_view
 
 __all__ = [
@@ -207,30 +207,15 @@ def accept_fallback(*, lease_id: str, tier: str, actor: str) -> str:
         lease = locked(session, lease_id)
         if actor != lease.requester:
             raise NotAuthorised("only the requester can choose another tier", field="actor")
-        if lease.state is not LeaseState.WAITLISTED or tier not in (lease.fallback_tiers or []):
+        if lease.state is not LeaseState.WAITLISTED:
+            raise DomainError(
+                f"{lease.namespace} is {lease.state}: nothing is on offer for it any more", field="tier"
+            )
+        if tier not in (lease.fallback_tiers or []):
             raise DomainError(f"{tier} is not on offer for {lease.namespace} any more", field="tier")
-        usage = usage_for(session, requester=lease.requester, team=lease.team, cluster=lease.cluster)
-        held = dict(usage.team_units)
-        held[lease.tier] = max(0, held.get(lease.tier, 0) - lease.units)  # this lease moves tier
-        usage = type(usage)(
-            team_units=held,
-            user_live_leases=usage.user_live_leases - 1,
-            live_namespaces=usage.live_namespaces - {lease.namespace},
-        )
-        verdict = evaluate(
-            rt.policy,
-            Request(
-                requester=lease.requester,
-                team=lease.team,
-                tier=tier,
-                units=lease.units,
-                namespace=lease.namespace,
-                duration=timedelta(seconds=lease.duration_seconds),
-            ),
-            usage,
-        )
-        if not verdict.allowed:
-            raise RequestRefused(verdict.errors)
+        refused = requests.fallback_refusal(session, rt, lease, tier)
+        if refused:
+            raise RequestRefused(refused)
         record_event(
             session,
             actor=actor,

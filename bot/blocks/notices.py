@@ -20,7 +20,7 @@ ICONS = {
     "lease.waitlisted": "🕒", "lease.fallback_offered": "🔀", "lease.expiry_warning": "⚠️",
     "lease.idle_warning": "💤", "lease.extended": "➕", "lease.reclaimed": "🧾", "lease.failed": "💥",
     "lease.cancelled": "↩️", "lease.expired_unapproved": "⌛", "lease.reclaim_scheduled": "📅",
-    "lease.wait_expired": "⌛",
+    "lease.wait_expired": "⌛", "lease.extension_denied": "🚫",
 }
 
 

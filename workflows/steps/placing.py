@@ -42,6 +42,7 @@ from workflows import outbox
 from workflows.demand import PriceBook
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, fail_lease, locked, log, mark_step
+from workflows.steps.requests import fallback_refusal
 from workflows.views import lease_view
 
 logger = logging.getLogger(__name__)
@@ -442,6 +443,13 @@ def _wait(
     moving: bool = False,
 ) -> str:
     now = rt.now()
+    if isinstance(decision, OfferFallback):
+        # Only what the requester may take: the quota and approval of each fallback tier.
+        takable = tuple(t for t in decision.tiers if not fallback_refusal(session, rt, lease, t))
+        if takable != decision.tiers:
+            decision = OfferFallback(takable, decision.reason, decision.drain) if takable else Waitlist(
+                decision.reason, decision.drain
+            )
     if lease.state is not LeaseState.WAITLISTED:  # one that waits again has nothing new to record
         transition(session, lease=lease, to=LeaseState.WAITLISTED, actor=SYSTEM, reason=decision.reason, now=now)
     mark_step(lease, None, now)
@@ -449,6 +457,8 @@ def _wait(
     # offer no longer backed by room cannot be accepted any more.
     lease.fallback_tiers = list(decision.tiers) if isinstance(decision, OfferFallback) else None
     view = lease_view(rt, lease)
+    until = wait_until(rt, lease)
+    deadline = f" It is cancelled if still waiting at {format_moment(until)}." if until is not None else ""
     if isinstance(decision, OfferFallback):
         outbox.add(
             session,
@@ -459,7 +469,7 @@ def _wait(
             notice=Notice(
                 kind="lease.fallback_offered",
                 text=f"{lease.tier} is full ({decision.reason}). {', '.join(decision.tiers)} can take "
-                f"{lease.namespace} now; accept one, or keep waiting.",
+                f"{lease.namespace} now; accept one, or keep waiting.{deadline}",
                 lease=view,
                 data={"tiers": list(decision.tiers)},
                 actions=("accept_fallback", "cancel"),
@@ -470,18 +480,16 @@ def _wait(
             f"{lease.namespace} waits for a node to be reconfigured for {lease.tier}; you will hear "
             "when it is ready."
             if moving
-            else f"{lease.namespace} is on the waitlist for {lease.tier}: {decision.reason}"
+            else f"{lease.namespace} is on the waitlist for {lease.tier}: {decision.reason}."
         )
-        until = wait_until(rt, lease)
-        if until is not None:
-            text += f" It is cancelled if still waiting at {format_moment(until)}."
         outbox.add(
             session,
-            key=f"{lease.id}:waitlisted",
+            # Once per tier: a lease that waits again after taking a fallback hears it again.
+            key=f"{lease.id}:waitlisted:{lease.tier}",
             target="requester",
             lease_id=lease.id,
             now=now,
-            notice=Notice(kind="lease.waitlisted", text=text, lease=view, actions=("cancel",)),
+            notice=Notice(kind="lease.waitlisted", text=text + deadline, lease=view, actions=("cancel",)),
         )
     if decision.drain is not None:
         follow_up.append(("drain_node", (lease.cluster, decision.drain.node, decision.drain.to_tier)))

@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from leases.errors import DomainError, NamespaceTaken, NotAuthorised
 from leases.lifecycle import decide as decide_lease
 from leases.lifecycle import transition
-from leases.models import Lease, Team
+from leases.models import ApprovalDecision, Lease, Team
 from leases.policy import Evaluation, FieldError, Request, Usage, evaluate
 from leases.ports import Notice
 from leases.records import POLICY_APPROVER, create_lease, ensure_team
@@ -349,3 +349,49 @@ __all__ = [
     "usage_for",
     "validate",
 ]
+
+
+def fallback_refusal(session: Session, rt: Runtime, lease: Lease, tier: str) -> tuple[FieldError, ...]:
+    """Say why the lease's requester may not take `tier` in place of theirs (nothing: they
+    may): the new tier's quota and limits, as for a new request, and its approval. Whoever
+    approved the request must be one of the new tier's approvers, unless the policy approves
+    such a request by itself: a fallback never skips an approval its tier requires."""
+    usage = usage_for(session, requester=lease.requester, team=lease.team, cluster=lease.cluster)
+    held = dict(usage.team_units)
+    held[lease.tier] = max(0, held.get(lease.tier, 0) - lease.units)  # this lease moves tier
+    usage = type(usage)(
+        team_units=held,
+        user_live_leases=usage.user_live_leases - 1,
+        live_namespaces=usage.live_namespaces - {lease.namespace},
+    )
+    verdict = evaluate(
+        rt.policy,
+        Request(
+            requester=lease.requester,
+            team=lease.team,
+            tier=tier,
+            units=lease.units,
+            namespace=lease.namespace,
+            duration=timedelta(seconds=lease.duration_seconds),
+        ),
+        usage,
+    )
+    if not verdict.allowed:
+        return tuple(verdict.errors)
+    if verdict.approval == "auto":
+        return ()
+    approved_by = session.exec(
+        select(ApprovalDecision.approver).where(ApprovalDecision.lease_id == lease.id)
+    ).first()
+    approvers = rt.policy.approvers_for(tier)
+    if approvers == rt.policy.approvers_for(lease.tier) and approved_by != POLICY_APPROVER:
+        return ()
+    if approved_by is not None and approved_by in approvers.users:
+        return ()
+    return (
+        FieldError(
+            "tier",
+            f"{tier} needs the approval of its own approvers, which {lease.tier}'s did not give; "
+            f"ask for {tier} in a new request",
+        ),
+    )

@@ -10,6 +10,7 @@ from kubernetes.client import CoreV1Api
 
 from config.durations import format_moment
 from leases.errors import DomainError
+from leases.models import Lease
 from leases.records import audit_trail
 from leases.reservations import pool_usage
 from leases.states import LeaseState
@@ -19,6 +20,7 @@ from tests.integration.workflows.conftest import gpu_node, roomy_policy, running
 from tests.integration.workflows.test_pipeline import approved, request, state_of
 from workflows import api, demand, sweeps
 from workflows.steps import moving, placing
+from workflows.steps.requests import RequestRefused
 from workflows.sweeps import wake_waitlist
 
 
@@ -193,7 +195,9 @@ def test_a_waiting_lease_is_offered_the_fallbacks_with_room_now_and_only_those(m
         request(tier="h100-1g", units=3, namespace="one-b", duration=day),
         request(tier="h100-3g", units=2, namespace="three", duration=day),
     )
-    [lease] = approved(rt, "U0APPROVER1", request(tier="h100-1g", units=1, namespace="small", duration=day))
+    # Two units: approved by a person (one unit would be approved by the policy's rule, for 1g
+    # and time-shares only, so 3g would need its own approval).
+    [lease] = approved(rt, "U0APPROVER1", request(tier="h100-1g", units=2, namespace="small", duration=day))
     assert state_of(rt, lease) is LeaseState.WAITLISTED
     assert api.lease_by_namespace("small").fallback_tiers == ("h100-shared",)  # 3g is full
     # The time-shares fill up and the 3g lease ends: 3g is on offer now, the shares no more.
@@ -261,3 +265,28 @@ def test_no_node_is_drained_for_a_lease_that_stops_waiting_before_it_empties(mak
     rt.policy = _waiting_at_most(timedelta(hours=8))
     approved(rt, "U0APPROVER2", *_whole_nodes("patient"))
     assert _annotated(kube) == {"n-3g-0": "h100-full"}
+
+
+def test_no_fallback_is_offered_that_would_skip_its_tiers_approvers(make_runtime, kube):
+    policy = roomy_policy()
+    policy = policy.model_copy(
+        update={"clusters": [c.model_copy(update={"max_moves_in_flight": 0}) for c in policy.clusters]}
+    )
+    rt = make_runtime(policy=policy, nodes=(("n-3g", "h100-3g", 1), ("n-full", "h100-full", 1)))
+    day = timedelta(days=1)
+    # 3g falls back to whole GPUs, which only U0APPROVER2 may approve; U0APPROVER1 approved these.
+    _, waiting = approved(
+        rt,
+        "U0APPROVER1",
+        request(tier="h100-3g", units=2, namespace="first", duration=day),
+        request(tier="h100-3g", units=1, namespace="second", duration=day),
+    )
+    assert state_of(rt, waiting) is LeaseState.WAITLISTED
+    assert api.lease_by_namespace("second").fallback_tiers == ()
+    assert "lease.fallback_offered" not in rt.notifier.kinds("requester")
+    # Even an offer made under other rules cannot be taken without those approvers.
+    with session_scope(rt.engine) as session:
+        session.get(Lease, waiting).fallback_tiers = ["h100-full"]
+    with pytest.raises(RequestRefused, match="h100-full needs the approval of its own approvers"):
+        api.accept_fallback(lease_id=waiting, tier="h100-full", actor="U0ALICE")
+    assert api.lease_by_namespace("second").tier == "h100-3g"
