@@ -329,7 +329,7 @@ def drain(
     _require_admin(actor, actor_groups)
     rt = current()
     name = rt.policy.cluster(cluster).name
-    enqueue(rt, "drain_node", name, node, "")
+    enqueue(rt, "drain_node", name, node, "", actor)
 
 
 def capacity(*, cluster: str | None = None) -> list[PoolUsage]:

@@ -97,9 +97,9 @@ def move_node(self: Task, move_id: int):
 
 
 @app.task(bind=True, name="gpulease.drain_node", acks_late=True)
-def drain_node(self: Task, cluster: str, node: str, to_tier: str):
-    """Cordon a node so it empties for a move to another tier."""
-    return _retrying(self, moving.drain, cluster, node, to_tier)
+def drain_node(self: Task, cluster: str, node: str, to_tier: str, actor: str = ""):
+    """Drain a node so it empties for a move to another tier, or cordon it for an admin."""
+    return _retrying(self, moving.drain, cluster, node, to_tier, actor)
 
 
 @app.task(bind=True, name="gpulease.undrain_node", acks_late=True)

@@ -292,20 +292,23 @@ def _finish(rt: Runtime, move_id: int, step: str, reason: str) -> MoveProgress:
     return MoveProgress(step, again=False)
 
 
-def drain(rt: Runtime, cluster: str, node: str, to_tier: str) -> None:
+def drain(rt: Runtime, cluster: str, node: str, to_tier: str, actor: str = "") -> None:
     """Drain a node: for `to_tier` (taint and annotate, so it empties and can move), or, with no
-    tier, cordon it for maintenance (an admin's drain)."""
+    tier, cordon it for maintenance (an admin's drain, by `actor`): the node is then the
+    admin's, so a drain of the placer's on it ends, or its node would count as on its way to
+    the drain's tier for ever."""
     api = rt.kube(cluster)
     if to_tier:
         nodes.set_draining(api, node, to_tier=to_tier, since=rt.now(), retry=rt.retry)
         why = f"emptying for {to_tier}"
     else:
+        nodes.clear_draining(api, node, retry=rt.retry)
         nodes.patch_node(api, node, retry=rt.retry, unschedulable=True)
         why = "cordoned by an admin"
     with session_scope(rt.engine) as session:
         record_event(
             session,
-            actor=SYSTEM,
+            actor=actor or SYSTEM,
             action="node.drain",
             now=rt.now(),
             reason=why,

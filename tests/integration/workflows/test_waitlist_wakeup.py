@@ -7,10 +7,12 @@ from datetime import timedelta
 
 import pytest
 from kubernetes.client import CoreV1Api
+from sqlmodel import select
 
 from config.durations import format_moment
 from leases.errors import DomainError
-from leases.models import Lease
+from leases.models import AuditEvent, Lease, NodeMoveRecord
+from leases.moves import summarise
 from leases.records import audit_trail
 from leases.reservations import pool_usage
 from leases.states import LeaseState
@@ -290,3 +292,29 @@ def test_no_fallback_is_offered_that_would_skip_its_tiers_approvers(make_runtime
     with pytest.raises(RequestRefused, match="h100-full needs the approval of its own approvers"):
         api.accept_fallback(lease_id=waiting, tier="h100-full", actor="U0ALICE")
     assert api.lease_by_namespace("second").tier == "h100-3g"
+
+
+def test_an_admins_drain_of_a_node_the_placer_was_draining_makes_it_the_admins(make_runtime, kube):
+    rt = make_runtime(policy=_waiting_at_most(timedelta(days=1)), nodes=(("n-3g-0", "h100-3g"),))
+    namespace = running_lease(rt, kube, node="n-3g-0", tier="h100-3g", hours=6)
+    [big] = approved(rt, "U0APPROVER2", *_whole_nodes("big"))
+    assert _annotated(kube) == {"n-3g-0": "h100-full"}  # drained for it
+    api.drain(node="n-3g-0", actor="U0ADMIN")  # for maintenance
+    rt.queue.drain()
+    node = kube.get("nodes", "n-3g-0")
+    assert node["spec"]["unschedulable"] and _annotated(kube) == {}
+    assert not [t for t in node["spec"].get("taints") or [] if t["key"] == "gpulease.io/draining"]
+    with session_scope(rt.engine) as session:
+        [event] = [e for e in session.exec(select(AuditEvent)).all() if e.action == "node.drain" and e.reason == "cordoned by an admin"]
+    assert event.actor == "U0ADMIN"
+    # Once empty, the admin's node stays as it is: not moved, and not counted as on its way.
+    kube.set_pod_phase(namespace, "busy-n-3g-0", "Succeeded")
+    wake_waitlist(rt)
+    rt.queue.drain()
+    assert state_of(rt, big) is LeaseState.WAITLISTED
+    node = kube.get("nodes", "n-3g-0")
+    assert node["spec"]["unschedulable"] and node["metadata"]["labels"]["gpulease.io/tier"] == "h100-3g"
+    with session_scope(rt.engine) as session:
+        assert session.exec(select(NodeMoveRecord)).all() == []
+        inventory = placing.with_expiries(session, "sandbox", placing.read_inventory(rt, "sandbox"))
+    assert summarise(inventory=inventory, reservations={}, tiers=rt.tiers).incoming["h100-full"] == 0
