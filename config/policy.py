@@ -368,7 +368,7 @@ class Policy(_Strict):
         for cluster in self.clusters:
             if cluster.name == name:
                 return cluster
-        raise KeyError(f"unknown cluster {name!r}")
+        raise KeyError(f"unknown cluster {name!r}; known clusters: {', '.join(c.name for c in self.clusters)}")
 
     def pinning_for(self, cluster: str | None = None) -> PinningMechanism:
         """Return the pinning mechanism used on a cluster."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from kubernetes.config.config_exception import ConfigException
 from rich.table import Table
 
 from config.policy import PolicyError
@@ -39,7 +40,15 @@ def read_nodes(nodes_file: Path | None, cluster: str | None, policy) -> list[Nod
             raise fail(f"{nodes_file} is not a node list (expected `kubectl get nodes -o json` output)")
         return read_inventory(items)
     settings = load_settings()
-    api_client = make_api_client(settings=settings, cluster=policy.cluster(cluster))
+    try:
+        api_client = make_api_client(settings=settings, cluster=policy.cluster(cluster))
+    except KeyError as exc:
+        raise fail(str(exc.args[0])) from None
+    except ConfigException as exc:
+        raise fail(
+            f"cannot reach the cluster: {exc}; set GPULEASE_KUBE_API_URL, a kubeconfig context, or "
+            "the cluster's api_url in the policy"
+        ) from None
     try:
         return read_cluster(api_client, retry=retry_policy(settings=settings))
     except InfrastructureError as exc:

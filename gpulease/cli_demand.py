@@ -39,7 +39,10 @@ def demand(
         policy = load_checked_policy(policy_file or settings.policy_file)
     except (PolicyError, SettingsError) as exc:
         raise fail(str(exc)) from None
-    name = policy.cluster(cluster).name
+    try:
+        name = policy.cluster(cluster).name
+    except KeyError as exc:
+        raise fail(str(exc.args[0])) from None
     specs = tier_specs(policy)
     inventory = [r.state for r in read_nodes(None, name, policy)]
     capacity = pool_capacity(inventory=inventory, tiers=specs)

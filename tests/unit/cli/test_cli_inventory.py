@@ -65,3 +65,21 @@ def test_inventory_refuses_a_file_that_is_not_a_node_list(tmp_path):
     path.write_text('{"kind": "Node"}')
     result = run("--nodes", str(path))
     assert result.returncode == 1 and "is not a node list" in result.stderr
+
+
+def test_inventory_and_demand_say_what_is_missing_instead_of_a_traceback(tmp_path):
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "GPULEASE_DATABASE_URL": f"sqlite:///{tmp_path / 'g.db'}"}
+    for command in ("inventory", "demand"):
+        unknown = subprocess.run(
+            [sys.executable, "-m", "gpulease", command, "--policy", str(EXAMPLE_POLICY), "--cluster", "nope"],
+            capture_output=True, text=True, timeout=60, env=env,
+        )
+        assert unknown.returncode == 1 and "unknown cluster 'nope'; known clusters: sandbox" in unknown.stderr
+        assert "Traceback" not in unknown.stderr
+    # No kubeconfig anywhere and no API URL: say how to point gpulease at a cluster.
+    result = subprocess.run(
+        [sys.executable, "-m", "gpulease", "inventory", "--policy", str(EXAMPLE_POLICY)],
+        capture_output=True, text=True, timeout=60, env=env,
+    )
+    assert result.returncode == 1 and "cannot reach the cluster" in result.stderr
+    assert "GPULEASE_KUBE_API_URL" in result.stderr and "Traceback" not in result.stderr
