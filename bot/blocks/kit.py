@@ -40,6 +40,23 @@ def section(text: str, *, block_id: str | None = None, fields: list[str] | None 
     return block
 
 
+def line_sections(lines: list[str]) -> list[Block]:
+    """Return the lines as few sections as Slack's text limit allows, none cut mid-line (a
+    line longer than the limit alone is clipped)."""
+    blocks: list[Block] = []
+    chunk: list[str] = []
+    size = 0
+    for line in lines:
+        if chunk and size + 1 + len(line) > SECTION_MAX:
+            blocks.append(section("\n".join(chunk)))
+            chunk, size = [], 0
+        size += len(line) + (1 if chunk else 0)
+        chunk.append(line)
+    if chunk:
+        blocks.append(section("\n".join(chunk)))
+    return blocks
+
+
 def context(*texts: str) -> Block:
     return {"type": "context", "elements": [mrkdwn(t) for t in texts[:10] if t]}
 

@@ -8,7 +8,7 @@ from typing import Any
 from leases.reservations import PoolUsage
 from workflows.api import LeaseSummary
 
-from .kit import Block, context, header, section, time_left, when
+from .kit import Block, context, header, line_sections, section, time_left, when
 
 NAMESPACE_USAGE = (
     "*/gpu-namespace* — open the request form\n"
@@ -55,7 +55,7 @@ def lease_list(leases: Sequence[LeaseSummary], *, title: str, owner: bool = Fals
     if not leases:
         return text(empty)
     lines = [_lease_line(lease, owner=owner) for lease in leases[:40]]
-    blocks: list[Block] = [header(title), section("\n".join(lines))]
+    blocks: list[Block] = [header(title), *line_sections(lines)]
     if len(leases) > 40:
         blocks.append(context(f"…and {len(leases) - 40} more"))
     return {"text": f"{title}: {len(leases)}", "blocks": blocks}

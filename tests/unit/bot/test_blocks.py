@@ -107,3 +107,20 @@ def test_times_people_read():
     assert kit.time_left(None) == "–"
     assert kit.when("2026-03-04T09:00:00+00:00") == "<!date^1772614800^{date_short_pretty} {time}|2026-03-04 09:00 UTC>"
     assert kit.section("x" * 5000)["text"]["text"].endswith("…")
+
+
+def test_a_long_lease_list_is_split_over_sections_and_counts_the_rest():
+    from bot.blocks.replies import lease_list
+
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    leases = [
+        LeaseSummary(f"L{i}", f"team-namespace-with-a-long-name-{i:03d}", "sandbox", "U0ALICE", "ml-research",
+                     "h100-1g", 1, "active", now, timedelta(hours=5), ())
+        for i in range(45)
+    ]
+    reply = lease_list(leases, title="Leases", owner=True)
+    shown = "\n".join(b["text"]["text"] for b in reply["blocks"] if b["type"] == "section")
+    assert all(len(b["text"]["text"]) <= kit.SECTION_MAX for b in reply["blocks"] if b["type"] == "section")
+    assert "…" not in shown  # no line cut
+    assert [f"-{i:03d}`" in shown for i in range(45)] == [True] * 40 + [False] * 5
+    assert reply["blocks"][-1] == kit.context("…and 5 more")
