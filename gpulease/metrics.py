@@ -30,7 +30,7 @@ class StoreCollector(Collector):
     def collect(self):
         leases = GaugeMetricFamily("gpulease_leases", "Leases by state.", labels=["state"])
         units = GaugeMetricFamily(
-            "gpulease_pool_units", "Units of each tier pool: capacity, reserved and free.",
+            "gpulease_pool_units", "Units of each tier pool: capacity, draining (part of capacity), reserved and free.",
             labels=["cluster", "tier", "kind"],
         )
         try:
@@ -44,6 +44,7 @@ class StoreCollector(Collector):
             leases.add_metric([state.value], counts.get(state, 0))
         for pool in pools:
             units.add_metric([pool.cluster, pool.tier, "capacity"], pool.capacity)
+            units.add_metric([pool.cluster, pool.tier, "draining"], pool.draining)
             units.add_metric([pool.cluster, pool.tier, "reserved"], pool.reserved)
             units.add_metric([pool.cluster, pool.tier, "free"], pool.free)
         yield leases

@@ -186,6 +186,9 @@ class Pool(SQLModel, table=True):
     cluster: str = Field(max_length=63)
     tier: str = Field(max_length=63)
     capacity_units: int = Field(ge=0)
+    # Units of the pool's draining nodes, counted in capacity_units: their leases keep running
+    # there, and only a lease that ends before they empty may be placed on them.
+    draining_units: int = Field(default=0, ge=0)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 

@@ -27,17 +27,19 @@ from leases.states import LIVE_STATES
 
 @dataclass(frozen=True)
 class PoolUsage:
-    """Reserved and free units of one tier on one cluster."""
+    """Reserved and free units of one tier on one cluster; `draining`, the part of `capacity`
+    on draining nodes (only leases that end before those empty may use it)."""
 
     cluster: str
     tier: str
     capacity: int
     reserved: int
+    draining: int = 0
 
     @property
     def free(self) -> int:
-        """Units that can still be reserved (never negative)."""
-        return max(self.capacity - self.reserved, 0)
+        """Units a new lease can reserve, its draining nodes left out (never negative)."""
+        return max(self.capacity - self.draining - self.reserved, 0)
 
 
 def _lock_pool(session: Session, *, cluster: str, tier: str) -> Pool | None:
@@ -68,8 +70,10 @@ def set_pool_capacity(
     now: datetime,
     actor: str = "system",
     force: bool = False,
+    draining: int = 0,
 ) -> Pool:
-    """Set a pool's capacity, creating it if new; refuse to go below what is reserved.
+    """Set a pool's capacity (`draining`: how much of it is on draining nodes), creating it if
+    new; refuse to go below what is reserved.
 
     Only a change is written and audited: placement sets every pool of the cluster from the
     nodes it has just read, for each lease it decides, and most of those find nothing new.
@@ -81,9 +85,10 @@ def set_pool_capacity(
     pool = _lock_pool(session, cluster=cluster, tier=tier)
     before = pool.capacity_units if pool is not None else None
     if pool is not None and before == units:
+        pool.draining_units = draining  # not audited: it follows drains, which are
         return pool
     if pool is None:
-        pool = Pool(cluster=cluster, tier=tier, capacity_units=units, updated_at=now)
+        pool = Pool(cluster=cluster, tier=tier, capacity_units=units, draining_units=draining, updated_at=now)
         session.add(pool)
     else:
         reserved = _reserved_units(session, cluster=cluster, tier=tier)
@@ -94,6 +99,7 @@ def set_pool_capacity(
                 field="units",
             )
         pool.capacity_units = units
+        pool.draining_units = draining
         pool.updated_at = now
     record_event(
         session,
@@ -175,15 +181,15 @@ def pool_usage(session: Session, *, cluster: str | None = None) -> list[PoolUsag
         .subquery()
     )
     statement = (
-        select(Pool.cluster, Pool.tier, Pool.capacity_units, func.coalesce(held.c.units, 0))
+        select(Pool.cluster, Pool.tier, Pool.capacity_units, func.coalesce(held.c.units, 0), Pool.draining_units)
         .outerjoin(held, (held.c.cluster == Pool.cluster) & (held.c.tier == Pool.tier))
         .order_by(col(Pool.cluster), col(Pool.tier))
     )
     if cluster is not None:
         statement = statement.where(Pool.cluster == cluster)
     return [
-        PoolUsage(cluster=c, tier=t, capacity=cap, reserved=int(units))
-        for c, t, cap, units in session.exec(statement).all()
+        PoolUsage(cluster=c, tier=t, capacity=cap, reserved=int(units), draining=draining)
+        for c, t, cap, units, draining in session.exec(statement).all()
     ]
 
 

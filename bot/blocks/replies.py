@@ -79,6 +79,8 @@ def capacity(pools: Sequence[PoolUsage]) -> dict[str, Any]:
     """Return capacity, reserved and free units per pool."""
     if not pools:
         return text("No pool capacity recorded yet: it is synced from the cluster at the first placement.")
-    rows = [f"{'cluster':<12} {'tier':<14} {'capacity':>8} {'reserved':>8} {'free':>6}"]
-    rows += [f"{p.cluster:<12} {p.tier:<14} {p.capacity:>8} {p.reserved:>8} {p.free:>6}" for p in pools]
+    rows = [f"{'cluster':<12} {'tier':<14} {'capacity':>8} {'draining':>8} {'reserved':>8} {'free':>6}"]
+    rows += [
+        f"{p.cluster:<12} {p.tier:<14} {p.capacity:>8} {p.draining:>8} {p.reserved:>8} {p.free:>6}" for p in pools
+    ]
     return {"text": "GPU pools", "blocks": [header("GPU pools"), section("```" + "\n".join(rows) + "```")]}

@@ -93,11 +93,21 @@ def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[N
     sure that reservations never exceed the units that exist.
     """
     capacity = pool_capacity(inventory=inventory, tiers=rt.tiers, include_draining=True)
+    open_units = pool_capacity(inventory=inventory, tiers=rt.tiers)
     now = rt.now()
     for tier, units in capacity.items():
         # force: a node that failed or left shrinks its pool even below what is reserved;
         # existing leases keep their reservations, new ones are refused until it recovers.
-        set_pool_capacity(session, cluster=cluster, tier=tier, units=units, now=now, actor=SYSTEM, force=True)
+        set_pool_capacity(
+            session,
+            cluster=cluster,
+            tier=tier,
+            units=units,
+            now=now,
+            actor=SYSTEM,
+            force=True,
+            draining=units - open_units.get(tier, 0),
+        )
     return capacity
 
 
