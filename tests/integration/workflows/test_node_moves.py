@@ -306,6 +306,23 @@ def test_a_node_an_admin_cordoned_after_the_plan_is_left_alone(make_runtime, kub
     assert node["spec"]["unschedulable"] and node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g"
 
 
+def _recorded_move(rt, node: str, from_tier: str, to_tier: str) -> int:
+    """Record a planned move of `node`, as placement would; return its id."""
+    with session_scope(rt.engine) as session:
+        record = NodeMoveRecord(
+            cluster="sandbox",
+            node=node,
+            from_tier=from_tier,
+            to_tier=to_tier,
+            node_config=rt.tiers[to_tier].node_config,
+            started_at=rt.now(),
+            updated_at=rt.now(),
+        )
+        session.add(record)
+        session.flush()
+        return record.id
+
+
 def test_a_move_is_done_only_once_the_node_shows_the_new_devices(make_runtime, kube):
     # Whole GPUs and 7g.80gb slices both give one unit per GPU: a state of success and an
     # allocatable left from before the change look like the move is done.
@@ -313,19 +330,7 @@ def test_a_move_is_done_only_once_the_node_shows_the_new_devices(make_runtime, k
     policy = _policy()
     rt = make_runtime(policy=policy.model_copy(update={"tiers": [*policy.tiers, seven]}), nodes=())
     node = "gpu-h100-full-0"
-    with session_scope(rt.engine) as session:
-        record = NodeMoveRecord(
-            cluster="sandbox",
-            node=node,
-            from_tier="h100-full",
-            to_tier="h100-7g",
-            node_config=rt.tiers["h100-7g"].node_config,
-            started_at=rt.now(),
-            updated_at=rt.now(),
-        )
-        session.add(record)
-        session.flush()
-        move_id = record.id
+    move_id = _recorded_move(rt, node, "h100-full", "h100-7g")
     kube.set_lagging(node, True)  # the MIG manager has not seen the new label yet
     steps = [moving.advance_move(rt, move_id).step for _ in range(4)]
     assert steps == ["cordoned", "reconfiguring", "reconfiguring", "reconfiguring"]
@@ -346,19 +351,7 @@ def test_a_rollback_asks_for_the_old_tiers_configuration_when_the_node_had_no_mi
     rt = make_runtime(policy=_policy(), nodes=())
     node = "gpu-h100-full-0"  # MIG off by the operator's default: no mig.config label on it
     CoreV1Api(rt.kube("sandbox")).patch_node(node, {"metadata": {"labels": {"nvidia.com/mig.config": None}}})
-    with session_scope(rt.engine) as session:
-        record = NodeMoveRecord(
-            cluster="sandbox",
-            node=node,
-            from_tier="h100-full",
-            to_tier="h100-1g",
-            node_config=rt.tiers["h100-1g"].node_config,
-            started_at=rt.now(),
-            updated_at=rt.now(),
-        )
-        session.add(record)
-        session.flush()
-        move_id = record.id
+    move_id = _recorded_move(rt, node, "h100-full", "h100-1g")
     kube.set_hang(node, True)
     assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
     clock.advance(rt.move_timeout + timedelta(seconds=1))
