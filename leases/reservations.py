@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from leases.errors import CapacityExceeded, DomainError
@@ -61,6 +62,24 @@ def _reserved_units(session: Session, *, cluster: str, tier: str) -> int:
     return int(session.exec(statement).one())
 
 
+def _create_pool(
+    session: Session, *, cluster: str, tier: str, units: int, draining: int, now: datetime
+) -> tuple[Pool, bool]:
+    """Insert the pool and return it with True, or, when a concurrent transaction inserted it
+    first (two placers on a new cluster), return that one's row, locked, with False."""
+    try:
+        with session.begin_nested():
+            pool = Pool(cluster=cluster, tier=tier, capacity_units=units, draining_units=draining, updated_at=now)
+            session.add(pool)
+            session.flush()
+        return pool, True
+    except IntegrityError:
+        existing = _lock_pool(session, cluster=cluster, tier=tier)
+        if existing is None:
+            raise
+        return existing, False
+
+
 def set_pool_capacity(
     session: Session,
     *,
@@ -83,14 +102,14 @@ def set_pool_capacity(
     if units < 0:
         raise DomainError(f"capacity cannot be negative ({units})", field="units")
     pool = _lock_pool(session, cluster=cluster, tier=tier)
-    before = pool.capacity_units if pool is not None else None
-    if pool is not None and before == units:
+    created = False
+    if pool is None:
+        pool, created = _create_pool(session, cluster=cluster, tier=tier, units=units, draining=draining, now=now)
+    before = None if created else pool.capacity_units
+    if before == units:
         pool.draining_units = draining  # not audited: it follows drains, which are
         return pool
-    if pool is None:
-        pool = Pool(cluster=cluster, tier=tier, capacity_units=units, draining_units=draining, updated_at=now)
-        session.add(pool)
-    else:
+    if before is not None:
         reserved = _reserved_units(session, cluster=cluster, tier=tier)
         if units < reserved and not force:
             raise CapacityExceeded(

@@ -207,3 +207,35 @@ def test_twenty_workers_race_for_the_last_units(db_url, engine, make_lease, now)
                 assert len(held.all()) == 1 + capacity - taken
     finally:
         racing.dispose()
+
+
+def test_two_transactions_creating_the_same_pool_both_succeed(engine, now):
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writing transactions from their start: no interleaving")
+    import threading
+
+    from sqlalchemy import text
+
+    from tests.integration.workflows.test_placement_concurrency import _wait_until_blocked_by
+
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with session_scope(engine) as session:
+                set_pool_capacity(session, cluster="gpu-a", tier="h100-1g", units=14, now=now)
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    with session_scope(engine) as session:
+        set_pool_capacity(session, cluster="gpu-a", tier="h100-1g", units=7, now=now)
+        pid = session.connection().execute(text("SELECT pg_backend_pid()")).scalar_one()
+        other = threading.Thread(target=second)
+        other.start()
+        _wait_until_blocked_by(engine, pid)  # its insert waits for this one's
+    other.join(30)
+    assert not other.is_alive() and errors == []
+    with session_scope(engine) as session:
+        assert pool_usage(session) == [PoolUsage("gpu-a", "h100-1g", capacity=14, reserved=0)]
+        changes = session.exec(select(AuditEvent).where(AuditEvent.action == "pool.capacity_set"))
+        assert [(e.data["from"], e.data["to"]) for e in changes] == [(None, 7), (7, 14)]
