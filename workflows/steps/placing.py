@@ -460,7 +460,8 @@ def _wait(
             decision = OfferFallback(takable, decision.reason, decision.drain) if takable else Waitlist(
                 decision.reason, decision.drain
             )
-    if lease.state is not LeaseState.WAITLISTED:  # one that waits again has nothing new to record
+    again = lease.state is LeaseState.WAITLISTED
+    if not again:  # one that waits again has nothing new to record
         transition(session, lease=lease, to=LeaseState.WAITLISTED, actor=SYSTEM, reason=decision.reason, now=now)
     mark_step(lease, None, now)
     # What is on offer is what this decision offers (the tier's fallbacks with room now): an
@@ -503,4 +504,20 @@ def _wait(
         )
     if decision.drain is not None:
         follow_up.append(("drain_node", (lease.cluster, decision.drain.node, decision.drain.to_tier)))
+    if decision.drain is not None and again:
+        # A drain begun for it on a later try: the requester hears which node, and when it
+        # empties (the first message said why it waited then).
+        outbox.add(
+            session,
+            key=f"{lease.id}:drain:{decision.drain.node}",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="lease.waitlisted",
+                text=f"{lease.namespace} still waits for {lease.tier}: {decision.reason}.{deadline}",
+                lease=view,
+                actions=("cancel",),
+            ),
+        )
     return str(lease.state)

@@ -106,6 +106,12 @@ def test_a_drain_decided_in_a_wake_up_counts_for_the_next_lease_of_it(make_runti
     # Each lease needs a whole node: the second one sees the first one's drain on its way and
     # drains the other node, rather than the same one again.
     assert _annotated(kube) == {"n-3g-0": "h100-full", "n-3g-1": "h100-full"}
+    # Each requester hears which node drains for them, once.
+    told = [s.notice.text for s in rt.notifier.sent if "still waits for h100-full" in s.notice.text]
+    assert len(told) == 2 and {"n-3g-0", "n-3g-1"} == {t.split("draining ")[1].split(" ")[0] for t in told}
+    assert wake_waitlist(rt) == []
+    rt.queue.drain()
+    assert len([s for s in rt.notifier.sent if "still waits for h100-full" in s.notice.text]) == 2
 
 
 def test_a_wake_up_estimates_demand_once_for_every_lease_it_decides(make_runtime, kube, monkeypatch):
