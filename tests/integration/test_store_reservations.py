@@ -216,7 +216,7 @@ def test_two_transactions_creating_the_same_pool_both_succeed(engine, now):
 
     from sqlalchemy import text
 
-    from tests.integration.workflows.test_placement_concurrency import _wait_until_blocked_by
+    from tests.integration.locks import wait_until_blocked_by
 
     errors: list[BaseException] = []
 
@@ -232,7 +232,7 @@ def test_two_transactions_creating_the_same_pool_both_succeed(engine, now):
         pid = session.connection().execute(text("SELECT pg_backend_pid()")).scalar_one()
         other = threading.Thread(target=second)
         other.start()
-        _wait_until_blocked_by(engine, pid)  # its insert waits for this one's
+        wait_until_blocked_by(engine, pid)  # its insert waits for this one's
     other.join(30)
     assert not other.is_alive() and errors == []
     with session_scope(engine) as session:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from config.durations import format_duration
-from leases.capacity import product_problem
+from leases.capacity import TierSpec, product_problem
 from leases.inventory import PRODUCT, read_node
 from leases.models import NodeMoveRecord
 from leases.ports import Notice
@@ -157,6 +157,25 @@ def _reconfigure(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
     return MoveProgress("reconfiguring", again=True)
 
 
+def _configured(current: dict, spec: TierSpec, gpus: int) -> tuple[str | None, str | None]:
+    """Return the node's `mig.config.state` and why it does not serve `spec` with `gpus` GPUs
+    yet (None: it does). A `success` or an allocatable left from before a change proves
+    nothing when the old and new tiers have as many units per GPU: the product label must
+    show the devices too."""
+    labels = (current.get("metadata") or {}).get("labels") or {}
+    state = labels.get(nodes.MIG_CONFIG_STATE)
+    allocatable = int(((current.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", 0) or 0)
+    expected = gpus * spec.units_per_gpu
+    if state not in (None, "success"):
+        return state, f"state {state}"
+    shown = product_problem(product=labels.get(PRODUCT), spec=spec)
+    if shown is not None:
+        return state, shown
+    if allocatable != expected:
+        return state, f"allocatable {allocatable}, expected {expected}"
+    return state, None
+
+
 def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
     with session_scope(rt.engine) as session:
         record = _record(session, move_id)
@@ -164,34 +183,19 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
         gpus = (record.previous or {}).get("gpus", 0)
         target = rt.tiers[record.to_tier]
         mig_config = record.node_config
-    current = nodes.get_node(api, node, retry=rt.retry)
-    labels = (current.get("metadata") or {}).get("labels") or {}
-    state = labels.get(nodes.MIG_CONFIG_STATE)
-    allocatable = int(((current.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", 0) or 0)
-    expected = gpus * target.units_per_gpu
+    state, problem = _configured(nodes.get_node(api, node, retry=rt.retry), target, gpus)
     if mig_config is not None and state == "failed":
         return _rollback(
             rt, move_id, api, node, f"the GPU Operator reports mig.config.state=failed for {mig_config}"
         )
-    # A `success` or an allocatable left from before the change proves nothing when the old and
-    # new tiers have as many units per GPU: the product label must show the new devices too.
-    shown = product_problem(product=labels.get(PRODUCT), spec=target)
-    if (mig_config is None or state == "success") and allocatable == expected and shown is None:
+    if problem is None:
         nodes.patch_node(
             api, node, retry=rt.retry, unschedulable=False, labels={nodes.TIER_LABEL: target.name}
         )
         nodes.clear_draining(api, node, retry=rt.retry)
-        return _finish(rt, move_id, "done", f"{node} serves {target.name} with {allocatable} units")
+        return _finish(rt, move_id, "done", f"{node} serves {target.name} with {gpus * target.units_per_gpu} units")
     if rt.now() - started > rt.move_timeout:
-        return _rollback(
-            rt,
-            move_id,
-            api,
-            node,
-            f"no success within {rt.move_timeout} (state {state}, allocatable {allocatable}, expected {expected}"
-            + (f"; {shown}" if shown else "")
-            + ")",
-        )
+        return _rollback(rt, move_id, api, node, f"no success within {rt.move_timeout} ({problem})")
     return MoveProgress("reconfiguring", again=True)
 
 
@@ -237,16 +241,12 @@ def _watch_rollback(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
         previous = record.previous or {}
         old = rt.tiers.get(record.from_tier or "")
     current = nodes.get_node(api, node, retry=rt.retry)
-    labels = (current.get("metadata") or {}).get("labels") or {}
-    state = labels.get(nodes.MIG_CONFIG_STATE)
-    allocatable = int(((current.get("status") or {}).get("allocatable") or {}).get("nvidia.com/gpu", 0) or 0)
-    problem = None
     if old is not None:
-        problem = product_problem(product=labels.get(PRODUCT), spec=old)
-        expected = int(previous.get("gpus", 0)) * old.units_per_gpu
-        if problem is None and allocatable != expected:
-            problem = f"allocatable {allocatable}, expected {expected}"
-    if state in (None, "success") and problem is None:
+        state, problem = _configured(current, old, int(previous.get("gpus", 0)))
+    else:  # an unlabelled node: nothing to compare with but the operator's state
+        state = ((current.get("metadata") or {}).get("labels") or {}).get(nodes.MIG_CONFIG_STATE)
+        problem = None if state in (None, "success") else f"state {state}"
+    if problem is None:
         nodes.patch_node(api, node, retry=rt.retry, unschedulable=bool(previous.get("unschedulable", False)))
         nodes.clear_draining(api, node, retry=rt.retry)
         return _finish(rt, move_id, "rolled_back", reason)

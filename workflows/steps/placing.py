@@ -504,20 +504,20 @@ def _wait(
         )
     if decision.drain is not None:
         follow_up.append(("drain_node", (lease.cluster, decision.drain.node, decision.drain.to_tier)))
-    if decision.drain is not None and again:
-        # A drain begun for it on a later try: the requester hears which node, and when it
-        # empties (the first message said why it waited then).
-        outbox.add(
-            session,
-            key=f"{lease.id}:drain:{decision.drain.node}",
-            target="requester",
-            lease_id=lease.id,
-            now=now,
-            notice=Notice(
-                kind="lease.waitlisted",
-                text=f"{lease.namespace} still waits for {lease.tier}: {decision.reason}.{deadline}",
-                lease=view,
-                actions=("cancel",),
-            ),
-        )
+        if again:
+            # A drain begun for it on a later try: the requester hears which node, and when it
+            # empties (the first message, which said why it waited then, is sent once).
+            outbox.add(
+                session,
+                key=f"{lease.id}:drain:{decision.drain.node}",
+                target="requester",
+                lease_id=lease.id,
+                now=now,
+                notice=Notice(
+                    kind="lease.waitlisted",
+                    text=f"{lease.namespace} still waits for {lease.tier}: {decision.reason}.{deadline}",
+                    lease=view,
+                    actions=("cancel",),
+                ),
+            )
     return str(lease.state)

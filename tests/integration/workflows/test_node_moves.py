@@ -76,7 +76,8 @@ def test_a_short_tier_gets_an_idle_node_through_the_gpu_operator(make_runtime, k
 
 def _after_a_failed_move(rt, kube) -> str:
     """Fill the whole-GPU pool, make every donor's reconfiguration fail, and ask for another
-    node's worth: return that lease, waiting after its move rolled back."""
+    node's worth: return that lease, waiting (after its move rolled back, or with the move held
+    when the queue does not run moves)."""
     _whole_gpus(rt, "train-a")
     rt.queue.drain()
     for donor in DONORS:
@@ -89,12 +90,7 @@ def _after_a_failed_move(rt, kube) -> str:
 def test_a_failed_reconfiguration_rolls_back_once_the_old_configuration_is_back(make_runtime, kube):
     rt = make_runtime(policy=_policy(), nodes=())
     rt.queue.run_moves = False
-    _whole_gpus(rt, "train-a")
-    rt.queue.drain()
-    for donor in DONORS:
-        kube.set_faulty(donor, True)
-    waiting = _whole_gpus(rt, "train-b")
-    rt.queue.drain()
+    waiting = _after_a_failed_move(rt, kube)
     [move_id] = rt.queue.held_moves
     [move] = _moves(rt)
     assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]

@@ -4,7 +4,6 @@ and from what it committed, so reserved units never exceed a pool's capacity."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,25 +12,11 @@ from sqlalchemy import text
 from leases.reservations import pool_usage
 from leases.states import LeaseState
 from leases.store import session_scope
+from tests.integration.locks import wait_until_blocked_by
 from tests.integration.workflows.conftest import roomy_policy
 from tests.integration.workflows.test_pipeline import approved, request, state_of
 from workflows import api
 from workflows.steps import placing
-
-
-def _wait_until_blocked_by(engine, pid: int, *, within_s: float = 10.0) -> None:
-    """Poll PostgreSQL until a session waits for a lock that backend `pid` holds."""
-    deadline = time.monotonic() + within_s
-    with engine.connect() as connection:
-        while time.monotonic() < deadline:
-            blocked = connection.execute(
-                text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
-                {"pid": pid},
-            ).scalar_one()
-            if blocked:
-                return
-            time.sleep(0.01)
-    raise AssertionError("the second placer never waited for the first one's locks")
 
 
 def test_a_placer_sees_the_move_another_placer_committed_while_it_waited(make_runtime, kube, monkeypatch):
@@ -59,7 +44,7 @@ def test_a_placer_sees_the_move_another_placer_committed_while_it_waited(make_ru
         record_moves(session, **kw)
         pid = session.connection().execute(text("SELECT pg_backend_pid()")).scalar_one()
         second.start()
-        _wait_until_blocked_by(rt.engine, pid)
+        wait_until_blocked_by(rt.engine, pid)
 
     monkeypatch.setattr(placing, "start_moves", hold_until_the_other_waits)
     second = threading.Thread(target=placing.place_lease, args=(rt, more.lease_id), kwargs={"readings": readings})
