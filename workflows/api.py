@@ -144,10 +144,16 @@ def extend(
     actor: str,
     by: timedelta,
     cluster: str | None = None,
+    expected_extensions: int | None = None,
 ) -> reclaiming.Extended:
-    """Extend a running lease by `by`; past the policy's caps an approver is asked."""
+    """Extend a running lease by `by`; past the policy's caps an approver is asked.
+
+    A button passes `expected_extensions`, the count its message showed: a second click (or
+    the same click delivered twice) then changes nothing."""
     lease_id = lease_id or _live_id(namespace or "", cluster)
-    return reclaiming.extend(current(), lease_id=lease_id, actor=actor, by=by)
+    return reclaiming.extend(
+        current(), lease_id=lease_id, actor=actor, by=by, expected_extensions=expected_extensions
+    )
 
 
 def _extension_approver(lease_id: str, approver: str, approver_groups: frozenset[str]) -> str:
@@ -174,11 +180,18 @@ def decide_extension(
 
 
 def deny_extension(
-    *, lease_id: str, approver: str, approver_groups: frozenset[str] = frozenset(), by: timedelta
+    *,
+    lease_id: str,
+    approver: str,
+    approver_groups: frozenset[str] = frozenset(),
+    by: timedelta,
+    expected_extensions: int | None = None,
 ) -> None:
     """Refuse an extension past the caps, as an approver: recorded, and the requester is told."""
     _extension_approver(lease_id, approver, approver_groups)
-    reclaiming.deny_extension(current(), lease_id=lease_id, approver=approver, by=by)
+    reclaiming.deny_extension(
+        current(), lease_id=lease_id, approver=approver, by=by, expected_extensions=expected_extensions
+    )
 
 
 def release(

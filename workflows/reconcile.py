@@ -16,14 +16,14 @@ from config.policy import PinningMechanism
 from leases.errors import InfrastructureError
 from leases.models import Lease
 from leases.ports import Notice
-from leases.states import LIVE_STATES
+from leases.states import LIVE_STATES, LeaseState
 from leases.store import session_scope
 from provisioners.bundle import OwnershipError, apply_cluster_objects, render_cluster_objects
 from provisioners.kube.client import request
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import enqueue
-from workflows.steps.provisioning import apply_bundle, bundle_spec
+from workflows.steps.provisioning import ENDED, apply_bundle, bundle_spec, remove_stray
 from workflows.steps.reclaiming import RUNNING
 
 logger = logging.getLogger(__name__)
@@ -119,10 +119,17 @@ def reconcile_cluster(rt: Runtime, cluster: str, report: ReconcileReport | None 
             continue
         try:
             apply_bundle(rt, spec)
-            report.repaired.append(namespace)
         except (InfrastructureError, OwnershipError) as exc:
             report.errors.append(f"{namespace}: {exc}")
             logger.warning("reconcile.failed namespace=%s error=%s", namespace, exc)
+            continue
+        # The list above is minutes old by now: a lease reclaimed meanwhile gets no namespace back.
+        with session_scope(rt.engine) as session:
+            state = session.exec(select(Lease.state).where(Lease.id == lease_id)).one()
+        if state in ENDED:
+            remove_stray(rt, spec, state=LeaseState(state))
+        else:
+            report.repaired.append(namespace)
     if notices:
         with session_scope(rt.engine) as session:
             for key, notice in notices:

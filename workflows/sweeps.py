@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import col, select
 
-from config.durations import format_duration
+from config.durations import format_duration, format_moment
 from leases.inventory import NodeReading, with_moves_under_way
 from leases.lifecycle import claim_warning, expire_unapproved, transition
 from leases.models import Lease, NodeMoveRecord
@@ -139,7 +139,7 @@ def expiry_warnings(rt: Runtime, now: datetime, report: SweepReport) -> None:
                 notice=Notice(
                     kind="lease.expiry_warning",
                     text=f"{lease.namespace} expires in {format_duration(left)} "
-                    f"(at {lease.expires_at.isoformat()}). Extend it if you still need it.",
+                    f"(at {format_moment(lease.expires_at)}). Extend it if you still need it.",
                     lease=lease_view(rt, lease),
                     data={"offset": format_duration(offset)},
                     actions=("extend", "release"),
@@ -159,13 +159,29 @@ def expiries(rt: Runtime, now: datetime, report: SweepReport) -> None:
                 col(Lease.state).in_(RUNNING), col(Lease.reclaim_at).is_not(None), Lease.reclaim_at <= now
             )
         ).all()
+    # Each reason is checked again under the lease's lock: the requester may have extended it
+    # (or an admin moved the reclaim) since the rows above were read.
     for lease_id in expired:
-        start_reclaim(rt, lease_id=lease_id, actor=SYSTEM, reason="expired")
-        report.expired.append(lease_id)
+        state = start_reclaim(
+            rt,
+            lease_id=lease_id,
+            actor=SYSTEM,
+            reason="expired",
+            still_due=lambda _, lease: lease.expires_at <= now,
+        )
+        if state == LeaseState.RECLAIMING:
+            report.expired.append(lease_id)
     for lease_id in scheduled:
         if lease_id not in expired:
-            start_reclaim(rt, lease_id=lease_id, actor=SYSTEM, reason="reclaim scheduled by an admin")
-            report.scheduled.append(lease_id)
+            state = start_reclaim(
+                rt,
+                lease_id=lease_id,
+                actor=SYSTEM,
+                reason="reclaim scheduled by an admin",
+                still_due=lambda _, lease: lease.reclaim_at is not None and lease.reclaim_at <= now,
+            )
+            if state == LeaseState.RECLAIMING:
+                report.scheduled.append(lease_id)
 
 
 def stuck_steps(rt: Runtime, now: datetime, report: SweepReport) -> None:

@@ -7,6 +7,8 @@ lease and tells the requester. Temporary errors propagate so the task retries th
 
 from __future__ import annotations
 
+import logging
+
 from leases.errors import DomainError, InfrastructureError, PermanentError
 from leases.lifecycle import transition
 from leases.models import Lease
@@ -20,6 +22,8 @@ from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, fail_lease, locked, log, mark_step
 from workflows.views import kubectl_snippet, lease_view
+
+logger = logging.getLogger(__name__)
 
 
 def bundle_spec(rt: Runtime, lease: Lease) -> BundleSpec:
@@ -51,7 +55,35 @@ def remove_bundle(rt: Runtime, spec: BundleSpec) -> None:
     if rt.gitops_dir is not None:
         gitops.remove_bundle(spec, root=rt.gitops_dir)
     else:
-        teardown(rt.kube(spec.cluster), spec, timeout=rt.teardown_timeout, poll=rt.teardown_poll, retry=rt.retry)
+        teardown(
+            rt.kube(spec.cluster), spec, timeout=rt.teardown_timeout, poll=rt.teardown_poll, retry=rt.retry
+        )
+
+
+# A lease in one of these has no business with a namespace: whatever an apply wrote for it
+# after it got there is removed again.
+ENDED = (LeaseState.RECLAIMING, LeaseState.RECLAIMED, LeaseState.FAILED)
+
+
+def remove_stray(rt: Runtime, spec: BundleSpec, *, state: LeaseState) -> None:
+    """Remove the bundle an apply wrote for a lease that ended while it ran: a release, reclaim
+    or compensation may have deleted the namespace just before the apply created it again."""
+    logger.warning(
+        "lease.apply.after_end lease=%s state=%s",
+        spec.lease_id,
+        state,
+        extra={"event": "lease.apply.after_end", "lease_id": spec.lease_id, "state": str(state)},
+    )
+    try:
+        remove_bundle(rt, spec)
+    except (OwnershipError, InfrastructureError) as exc:
+        # Left for the reconciler, which reports a namespace of a lease that is not live.
+        logger.warning(
+            "lease.apply.after_end.failed lease=%s error=%s",
+            spec.lease_id,
+            exc,
+            extra={"event": "lease.apply.after_end.failed", "lease_id": spec.lease_id},
+        )
 
 
 def provision(rt: Runtime, lease_id: str) -> str:
@@ -67,6 +99,12 @@ def provision(rt: Runtime, lease_id: str) -> str:
     except (PermanentError, OwnershipError) as exc:
         return compensate(rt, lease_id, reason=str(exc))
     now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        state = lease.state
+    if state in ENDED:
+        remove_stray(rt, spec, state=state)
+        return str(state)
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         if lease.state is not LeaseState.PROVISIONING:
@@ -98,8 +136,8 @@ def compensate(rt: Runtime, lease_id: str, *, reason: str) -> str:
     """Undo a failed provisioning: remove what we created, release, fail, tell the requester."""
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
-        if lease.state in (LeaseState.FAILED, LeaseState.RECLAIMED):
-            return str(lease.state)
+        if lease.state is not LeaseState.PROVISIONING:
+            return str(lease.state)  # activated by another attempt, released, or failed already
         spec = bundle_spec(rt, lease)
     cleanup = "removed what was created"
     try:
@@ -111,11 +149,17 @@ def compensate(rt: Runtime, lease_id: str, *, reason: str) -> str:
     now = rt.now()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
-        if lease.state in (LeaseState.FAILED, LeaseState.RECLAIMED):
-            return str(lease.state)
+        if lease.state is not LeaseState.PROVISIONING:
+            return str(lease.state)  # activated by another attempt, released, or failed already
         release(session, lease=lease, now=now)
-        fail_lease(rt, session, lease, reason=reason, text=f"{lease.namespace} could not be created: {reason}",
-                   data={"cleanup": cleanup})
+        fail_lease(
+            rt,
+            session,
+            lease,
+            reason=reason,
+            text=f"{lease.namespace} could not be created: {reason}",
+            data={"cleanup": cleanup},
+        )
         view = lease_view(rt, lease)
         if not cleanup.startswith("removed"):
             outbox.add(

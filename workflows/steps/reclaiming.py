@@ -8,13 +8,17 @@ the waitlist.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from config.durations import format_duration
+from sqlmodel import Session, col, select
+
+from config.durations import format_duration, format_moment
 from leases.errors import AlreadyDecided, DomainError, NotAuthorised
 from leases.lifecycle import extend as extend_lease
 from leases.lifecycle import transition
+from leases.models import AuditEvent, Lease
 from leases.policy import evaluate_extension
 from leases.ports import Notice
 from leases.records import record_event
@@ -26,7 +30,7 @@ from provisioners.kube.client import request as kube_request
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
-from workflows.steps.provisioning import apply_bundle, bundle_spec, remove_bundle
+from workflows.steps.provisioning import ENDED, apply_bundle, bundle_spec, remove_bundle, remove_stray
 from workflows.views import gpu_hours, lease_view
 
 RUNNING = (LeaseState.ACTIVE, LeaseState.EXPIRING)
@@ -40,7 +44,12 @@ class Extended:
 
 
 def extend(
-    rt: Runtime, *, lease_id: str, actor: str, by: timedelta, approved_by: str | None = None,
+    rt: Runtime,
+    *,
+    lease_id: str,
+    actor: str,
+    by: timedelta,
+    approved_by: str | None = None,
     expected_extensions: int | None = None,
 ) -> Extended:
     """Extend a running lease within the policy's caps, or ask an approver past them.
@@ -67,11 +76,21 @@ def extend(
         if verdict.outcome == "refused":
             raise DomainError(verdict.message, field="duration")
         view = lease_view(rt, lease)
+        if approved_by is not None and (denied := _denied_by(session, lease)) is not None:
+            raise AlreadyDecided(f"<@{denied}> denied this extension of {lease.namespace} already; nothing changed")
         if verdict.outcome == "approval-required" and approved_by is None:
-            key = f"{lease.id}:extension:{lease.extensions}:{int(by.total_seconds())}"
+            asked = record_event(
+                session,
+                actor=actor,
+                action="lease.extension_requested",
+                now=now,
+                lease_id=lease.id,
+                data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions},
+            )
+            session.flush()  # its id names this request: each one gets its own card
             outbox.add(
                 session,
-                key=key,
+                key=f"{lease.id}:extension:{asked.id}",
                 target="approval_card",
                 lease_id=lease.id,
                 now=now,
@@ -98,7 +117,7 @@ def extend(
                 now=now,
                 notice=Notice(
                     kind="lease.extended",
-                    text=f"{lease.namespace} now runs until {lease.expires_at.isoformat()}"
+                    text=f"{lease.namespace} now runs until {format_moment(lease.expires_at)}"
                     + (f" (approved by <@{approved_by}>)" if approved_by else ""),
                     lease=lease_view(rt, lease),
                 ),
@@ -121,16 +140,32 @@ def refresh(rt: Runtime, lease_id: str) -> None:
     apply_bundle(rt, spec)
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
+        state = lease.state
         if lease.step == "refresh":
             mark_step(lease, None, rt.now())
+    if state in ENDED:
+        remove_stray(rt, spec, state=state)
 
 
-def start_reclaim(rt: Runtime, *, lease_id: str, actor: str, reason: str, admin: bool = False) -> str:
-    """Begin reclaiming a running lease now (release by the requester, revoke or expiry)."""
+def start_reclaim(
+    rt: Runtime,
+    *,
+    lease_id: str,
+    actor: str,
+    reason: str,
+    admin: bool = False,
+    still_due: Callable[[Session, Lease], bool] | None = None,
+) -> str:
+    """Begin reclaiming a running lease now (release by the requester, revoke or expiry).
+
+    A sweep decides from rows it read earlier: `still_due` re-checks its reason under the
+    lease's lock, so a lease extended (or marked busy) in between is left running."""
     now = rt.now()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         if lease.state is LeaseState.RECLAIMING or lease.state is LeaseState.RECLAIMED:
+            return str(lease.state)
+        if still_due is not None and lease.state in RUNNING and not still_due(session, lease):
             return str(lease.state)
         if not admin and actor not in (lease.requester, SYSTEM):
             raise NotAuthorised("only the requester or an admin can release this lease", field="actor")
@@ -152,6 +187,10 @@ def schedule_reclaim(rt: Runtime, *, lease_id: str, at: datetime, actor: str) ->
         if lease.state not in RUNNING:
             raise DomainError(f"{lease.namespace} is {lease.state}; only a running lease can be scheduled")
         lease.reclaim_at = at
+        record_event(
+            session, actor=actor, action="lease.reclaim_scheduled", now=now, lease_id=lease.id,
+            data={"at": at.isoformat()},
+        )
         outbox.add(
             session,
             key=f"{lease.id}:scheduled:{at.isoformat()}",
@@ -160,7 +199,7 @@ def schedule_reclaim(rt: Runtime, *, lease_id: str, at: datetime, actor: str) ->
             now=now,
             notice=Notice(
                 kind="lease.reclaim_scheduled",
-                text=f"An admin (<@{actor}>) scheduled {lease.namespace} to be reclaimed at {at.isoformat()}.",
+                text=f"An admin (<@{actor}>) scheduled {lease.namespace} to be reclaimed at {format_moment(at)}.",
                 lease=lease_view(rt, lease),
                 data={"at": at.isoformat()},
             ),
@@ -230,7 +269,7 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
             notice=Notice(
                 kind="lease.reclaimed",
                 text=f"{lease.namespace} was reclaimed. Receipt: {hours} GPU-hours reserved "
-                f"({lease.units}× {lease.tier}) from {view['active_at']} to {now.isoformat()}, "
+                f"({lease.units}× {lease.tier}) from {format_moment(lease.active_at or now)} to {format_moment(now)}, "
                 f"{lease.extensions} extension(s).",
                 lease=view,
                 data={
@@ -259,19 +298,53 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
     return state
 
 
-def deny_extension(rt: Runtime, *, lease_id: str, approver: str, by: timedelta) -> None:
-    """Record an approver's refusal of an extension past the caps, and tell the requester."""
+def _denied_by(session: Session, lease: Lease) -> str | None:
+    """Return who denied the lease's latest extension request, if anyone has."""
+    latest = session.exec(
+        select(AuditEvent)
+        .where(
+            AuditEvent.lease_id == lease.id,
+            col(AuditEvent.action).in_(("lease.extension_requested", "lease.extension_denied")),
+        )
+        .order_by(col(AuditEvent.id).desc())
+    ).first()
+    return latest.actor if latest is not None and latest.action == "lease.extension_denied" else None
+
+
+def deny_extension(
+    rt: Runtime, *, lease_id: str, approver: str, by: timedelta, expected_extensions: int | None = None
+) -> None:
+    """Record an approver's refusal of an extension past the caps, and tell the requester.
+
+    Decided under the lease's lock, as a grant is: the first of Allow and Deny wins, and
+    `expected_extensions` (the count the card showed) tells a card already answered."""
     now = rt.now()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
-        record_event(session, actor=approver, action="lease.extension_denied", now=now, lease_id=lease.id,
-                     data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions})
+        if expected_extensions is not None and lease.extensions != expected_extensions:
+            raise AlreadyDecided(f"{lease.namespace} was extended since this request; nothing changed")
+        if (denied := _denied_by(session, lease)) is not None:
+            raise AlreadyDecided(f"<@{denied}> denied this extension of {lease.namespace} already")
+        denial = record_event(
+            session,
+            actor=approver,
+            action="lease.extension_denied",
+            now=now,
+            lease_id=lease.id,
+            data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions},
+        )
+        session.flush()
         outbox.add(
-            session, key=f"{lease.id}:extension_denied:{lease.extensions}", target="requester",
-            lease_id=lease.id, now=now,
-            notice=Notice(kind="lease.extension_denied",
-                          text=f"<@{approver}> did not allow extending {lease.namespace}; it ends as planned "
-                          f"({lease.expires_at.isoformat() if lease.expires_at else 'unknown'}).",
-                          lease=lease_view(rt, lease)),
+            session,
+            key=f"{lease.id}:extension_denied:{denial.id}",
+            target="requester",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="lease.extension_denied",
+                text=f"<@{approver}> did not allow extending {lease.namespace}; it ends as planned "
+                f"({format_moment(lease.expires_at) if lease.expires_at else 'unknown'}).",
+                lease=lease_view(rt, lease),
+            ),
         )
     enqueue(rt, "deliver")
