@@ -1,7 +1,8 @@
 """Telling the person who clicked what their click did, wherever they clicked.
 
-A button in a message answers through the message's response_url (ephemeral, the message
-stays as it is); a button on App Home re-renders Home with the answer on top.
+A modal the listener opened (bot.modals) shows the answer in place of its form; otherwise a
+button in a message answers through the message's response_url (ephemeral, the message stays
+as it is); a button on App Home re-renders Home with the answer on top.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 from slack_bolt import Respond
 from slack_sdk import WebClient
 
-from . import home
+from . import home, modals
 from .deps import BotDeps
 
 
@@ -23,11 +24,15 @@ def user_of(body: dict[str, Any]) -> str | None:
     return body.get("user_id") or (body.get("event") or {}).get("user")
 
 
-def tell(body: dict[str, Any], respond: Respond | None, client: WebClient, deps: BotDeps, text: str) -> None:
-    """Answer a command or a click with `text`, where the user is looking."""
+def tell(body: dict[str, Any], respond: Respond | None, client: WebClient, deps: BotDeps, text: str, *,
+         modal: dict[str, str] | None = None) -> None:
+    """Answer a command or a click with `text`, where the user is looking (in `modal`, the one
+    the listener opened, when given and still open)."""
     user = user_of(body)
     if user is None:
         return  # nobody to tell (not an interaction); the caller has logged what happened
+    if modal is not None and modals.show_notice(client, modal, text):
+        return
     if (body.get("view") or {}).get("type") == "home":
         home.publish(client, deps, user, notice=text)
     elif respond is not None and body.get("response_url"):

@@ -21,6 +21,7 @@ from slack_sdk import WebClient
 from config.policy import Policy
 
 from . import errors, metrics
+from .client import make_quick_client
 from .deps import BotDeps
 from .directory import Directory, policy_groups
 from .listeners import register_all
@@ -48,8 +49,11 @@ def build_app(*, client: WebClient, signing_secret: str | None, policy: Policy,
         listener_executor=ThreadPoolExecutor(max_workers=LISTENER_THREADS, thread_name_prefix="bolt-listener"),
         logger=logging.getLogger("bot.bolt"),
     )
-    deps = BotDeps(policy=policy, directory=directory or Directory(client, policy_groups(policy)),
-                   extend_step=extend_step)
+    # Same token and API as `client`, without its retries: for calls Slack's 3 s are waiting on.
+    quick = make_quick_client(client.token, base_url=client.base_url)
+    if directory is None:
+        directory = Directory(client, policy_groups(policy), lookup_client=quick)
+    deps = BotDeps(policy=policy, directory=directory, quick_client=quick, extend_step=extend_step)
     metrics.register(app)
     errors.register(app, deps)
     register_all(app, deps)

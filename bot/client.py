@@ -3,6 +3,10 @@
 slack_sdk turns on only a connection-error retry by default; Slack asks clients to honour
 429 Retry-After, and its 5xx are usually brief, so this client retries all three, a bounded
 number of times. Imported by bot.app, bot.notifier and the composition root.
+
+A second, quick client serves the calls a person is waiting on within Slack's 3 s (views.open
+with a trigger, a directory lookup before an ack): it never sleeps on a 429's Retry-After and
+gives up after a short timeout, because an answer after 3 s is worth nothing there.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ CONNECTION_RETRIES = 2
 RATE_LIMIT_RETRIES = 3
 SERVER_ERROR_RETRIES = 2
 TIMEOUT_S = 10
+QUICK_TIMEOUT_S = 2  # leaves room in the 3 s for the rest of the ack
 
 
 def make_client(token: str, *, base_url: str = SLACK_API_URL, timeout: int = TIMEOUT_S) -> WebClient:
@@ -38,3 +43,12 @@ def make_client(token: str, *, base_url: str = SLACK_API_URL, timeout: int = TIM
             ServerErrorRetryHandler(max_retry_count=SERVER_ERROR_RETRIES),
         ],
     )
+
+
+def make_quick_client(token: str | None, *, base_url: str = SLACK_API_URL,
+                      timeout: int = QUICK_TIMEOUT_S) -> WebClient:
+    """Return a WebClient with no retries and a short timeout, for calls made before an ack."""
+    # No retries at all: a retried views.open would find its trigger exchanged already, and a
+    # retry after Retry-After lands after Slack stopped waiting.
+    return WebClient(token=token, base_url=base_url, timeout=timeout,
+                     logger=logging.getLogger("bot.slack_api"), retry_handlers=[])

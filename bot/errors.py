@@ -8,14 +8,16 @@ DM (a modal has neither).
 
 Every listener is wrapped by `reported(deps)` (bot.listen does it), which hands its failure
 to `handle` itself instead of letting it reach Bolt, which would only log a lazy listener's
-failure, and answer 500 for an ack function's. Bolt's own error handler is registered too,
-for failures outside listeners (middleware).
+failure, and answer 500 for an ack function's. A form's submission check that fails answers
+with `response_action: errors` instead, so the modal stays open with what the user typed.
+Bolt's own error handler is registered too, for failures outside listeners (middleware).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +29,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from leases.errors import AlreadyDecided, DomainError, NotAuthorised
 
-from . import answer, metrics
+from . import answer, metrics, modals
 from .deps import BotDeps
 
 logger = logging.getLogger(__name__)
@@ -38,19 +40,28 @@ def correlation_id() -> str:
     return secrets.token_hex(4)
 
 
+# A refusal that says "nothing changed" itself (some messages of the domain do) gets it once.
+_NOTHING_CHANGED = re.compile(r"[\s;,.]*nothing changed[\s.]*$", re.IGNORECASE)
+
+
+def _unchanged(message: str) -> str:
+    """Return the message as one sentence followed by `Nothing changed.`"""
+    return f"{_NOTHING_CHANGED.sub('', message).rstrip(' .;,')}. Nothing changed."
+
+
 def user_message(error: BaseException, ref: str) -> str:
     """Return what the user is told about a failure."""
     if isinstance(error, AlreadyDecided):
-        return f"ℹ️ {error.message} Nothing changed. (ref {ref})"
+        return f"ℹ️ {_unchanged(error.message)} (ref {ref})"
     if isinstance(error, NotAuthorised):
-        return f"⛔ {error.message.rstrip('.')}. Nothing changed. (ref {ref})"
+        return f"⛔ {_unchanged(error.message)} (ref {ref})"
     if isinstance(error, DomainError):
         return f"⚠️ {error.message} (ref {ref})"
     return f"💥 Something went wrong on our side. Quote ref {ref} to the platform team."
 
 
-def handle(error: BaseException, body: dict[str, Any], respond: Any, client: WebClient, deps: BotDeps) -> str:
-    """Log a listener's failure, tell the user where they acted; return the correlation id."""
+def record(error: BaseException, body: dict[str, Any]) -> str:
+    """Log a listener's failure and count it; return the correlation id the user is shown."""
     ref = correlation_id()
     kind = type(error).__name__
     metrics.LISTENER_ERRORS.labels(kind).inc()
@@ -59,8 +70,16 @@ def handle(error: BaseException, body: dict[str, Any], respond: Any, client: Web
         logger.info("slack.refused ref=%s error=%s: %s", ref, kind, error.message, extra=fields)
     else:
         logger.error("slack.listener_error ref=%s error=%s", ref, kind, exc_info=error, extra=fields)
+    return ref
+
+
+def handle(error: BaseException, body: dict[str, Any], respond: Any, client: WebClient, deps: BotDeps, *,
+           modal: dict[str, str] | None = None) -> str:
+    """Log a listener's failure, tell the user where they acted (in `modal` when the listener
+    opened one); return the correlation id."""
+    ref = record(error, body)
     try:
-        answer.tell(body, respond, client, deps, user_message(error, ref))
+        answer.tell(body, respond, client, deps, user_message(error, ref), modal=modal)
     except (SlackApiError, SlackClientError, DomainError) as exc:
         # The user cannot be told; the log line above (same ref) is the record.
         logger.error("slack.error_not_delivered ref=%s error=%s", ref, exc,
@@ -68,9 +87,32 @@ def handle(error: BaseException, body: dict[str, Any], respond: Any, client: Web
     return ref
 
 
+def form_block(view: dict[str, Any] | None, field: str | None) -> str | None:
+    """Return the input block of a submitted form an error is shown on: the field's own, else
+    the first (None when the view has no input block)."""
+    inputs = [b.get("block_id") for b in (view or {}).get("blocks", []) if b.get("type") == "input"]
+    if field in inputs:
+        return field
+    return inputs[0] if inputs else None
+
+
+def _kept_form_open(error: BaseException, args: Args) -> bool:
+    """Answer a failed submission check with the failure on a field of the form; False when
+    this is not a form's submission."""
+    if args.body.get("type") != "view_submission":
+        return False
+    block = form_block(args.body.get("view"), getattr(error, "field", None))
+    if block is None:
+        return False
+    args.ack(response_action="errors", errors={block: user_message(error, record(error, args.body))})
+    return True
+
+
 def reported(deps: BotDeps, *, acks: bool = False) -> Callable[[Callable[..., None]], Callable[[Args], None]]:
     """Wrap a listener so any failure goes to `handle`; an ack function (`acks`) that failed
-    before acking still answers Slack, so the user is not left waiting for a timeout."""
+    before acking still answers Slack, so the user is not left waiting for a timeout: a form's
+    submission with the failure on one of its fields (the form stays open as typed), anything
+    else with an empty ack and the message where the user acted."""
 
     def decorate(listener: Callable[..., None]) -> Callable[[Args], None]:
         wanted = tuple(inspect.signature(listener).parameters)
@@ -80,8 +122,11 @@ def reported(deps: BotDeps, *, acks: bool = False) -> Callable[[Callable[..., No
                 listener(**{name: getattr(args, name) for name in wanted})
             except Exception as error:  # noqa: BLE001 - routed to the one handler, never dropped
                 if acks and args.ack is not None and args.ack.response is None:
+                    if _kept_form_open(error, args):
+                        return
                     args.ack()
-                handle(error, args.body, args.respond, args.client, deps)
+                handle(error, args.body, args.respond, args.client, deps,
+                       modal=modals.shown(getattr(args, "context", None)))
 
         # Bolt injects arguments by parameter name: `run` asks for `args` only.
         run.__name__ = run.__qualname__ = listener.__name__

@@ -13,6 +13,7 @@ ADMIN_COMMAND = "/gpu-admin"
 # Modals (callback ids).
 REQUEST_VIEW = "gpulease.request"
 DENY_VIEW = "gpulease.deny"
+NOTICE_VIEW = "gpulease.notice"  # what replaced a form that could not go on; never submitted
 
 # Input blocks of the request modal. The names match the policy engine's FieldError fields,
 # so a refusal maps onto the block it is about without a table.

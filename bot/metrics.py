@@ -25,6 +25,11 @@ LISTENER_ERRORS = Counter(
     "gpulease_slack_listener_errors_total", "Listener failures turned into user messages, by error type.", ["error"]
 )
 NOTICES = Counter("gpulease_slack_notices_total", "Notices delivered to Slack, by kind.", ["kind"])
+NOTICES_DROPPED = Counter(
+    "gpulease_slack_notices_dropped_total",
+    "Approval-card updates Slack refused for good (logged as notify.card_dropped), by kind and Slack error.",
+    ["kind", "error"],
+)
 
 
 def payload_type(body: dict[str, Any]) -> str:

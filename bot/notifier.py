@@ -3,7 +3,11 @@ approval cards in the approvals channel, card updates in place, and admin messag
 
 Called by the workflows' outbox (in a worker). Every method raises on failure, so the
 outbox keeps the message and tries again later; 429s and 5xx are first retried by the
-client's retry handlers, so a rate-limited message is sent once, after Retry-After.
+client's retry handlers, so a rate-limited message is sent once, after Retry-After. One
+exception: an approval card's update that Slack refuses for good (the bot left the channel,
+the channel is archived, the message is refused as written) is logged and dropped, because
+the outbox keeps a lease's messages in order and a card that can never be rewritten would
+hold back the requester's own messages ('approved', 'ready') behind it.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from slack_sdk.errors import SlackApiError
 from leases.ports import MessageRef, Notice
 
 from .blocks import cards, notices
-from .metrics import NOTICES
+from .metrics import NOTICES, NOTICES_DROPPED
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +30,18 @@ BROADCAST = frozenset({"lease.active", "lease.expiry_warning", "lease.idle_warni
                        "lease.wait_expired", "lease.failed", "lease.denied"})
 # chat.update cannot rewrite the card any more: post the outcome as a new message instead.
 CARD_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed", "channel_not_found"})
+# Errors of chat.update / chat.postMessage in the approvals channel that no retry can fix (Slack's
+# method references): the channel is closed to the bot, or the message is refused as written.
+# Rate limits, 5xx (internal_error, fatal_error, service_unavailable, update_failed) and
+# token errors are left out: they pass, or are fixed once for every message, so they are raised
+# and the outbox tries again.
+CARD_FINAL = CARD_GONE | frozenset({
+    "not_in_channel", "is_archived", "is_inactive", "restricted_action", "restricted_action_read_only_channel",
+    "restricted_action_thread_only_channel", "access_denied", "no_permission", "ekm_access_denied",
+    "team_access_not_granted", "team_not_found",
+    "msg_too_long", "no_text", "invalid_blocks", "invalid_blocks_format", "block_mismatch",
+    "invalid_attachments", "too_many_attachments", "invalid_arguments",
+})
 
 
 class SlackNotifier:
@@ -62,18 +78,41 @@ class SlackNotifier:
         return MessageRef(channel=reply["channel"], ts=reply["ts"])
 
     def update_approval_card(self, *, card: MessageRef, notice: Notice) -> None:
-        """Rewrite the card with the outcome; if it cannot be edited, post the outcome beside it."""
+        """Rewrite the card with the outcome; if it cannot be edited, post the outcome beside it;
+        if Slack refuses both for good, log it and return (the outcome is in the store)."""
         message = cards.decided_card(notice)
         try:
             self._client.chat_update(channel=card.channel, ts=card.ts, **message)
         except SlackApiError as exc:
-            if exc.response.get("error") not in CARD_GONE:
+            error = exc.response.get("error")
+            if error not in CARD_FINAL:
                 raise
+            if error not in CARD_GONE:
+                self._card_dropped(card, notice, method="chat.update", error=error)
+                return
             logger.warning("notify.card_not_updated channel=%s ts=%s error=%s; posting the outcome instead",
-                           card.channel, card.ts, exc.response.get("error"),
+                           card.channel, card.ts, error,
                            extra={"event": "notify.card_not_updated", "channel": card.channel})
-            self._client.chat_postMessage(channel=card.channel, **message)
+            try:
+                self._client.chat_postMessage(channel=card.channel, **message)
+            except SlackApiError as post_exc:
+                if post_exc.response.get("error") not in CARD_FINAL:
+                    raise
+                self._card_dropped(card, notice, method="chat.postMessage", error=post_exc.response.get("error"))
+                return
         NOTICES.labels(notice.kind).inc()
+
+    @staticmethod
+    def _card_dropped(card: MessageRef, notice: Notice, *, method: str, error: str | None) -> None:
+        lease_id = (notice.lease or {}).get("id")
+        logger.error(
+            "notify.card_dropped lease=%s kind=%s channel=%s ts=%s: %s failed with %s, which retrying cannot fix; "
+            "the card keeps its old text (check that the bot is in the approvals channel)",
+            lease_id, notice.kind, card.channel, card.ts, method, error,
+            extra={"event": "notify.card_dropped", "lease_id": lease_id, "kind": notice.kind,
+                   "channel": card.channel, "ts": card.ts, "method": method, "error": error},
+        )
+        NOTICES_DROPPED.labels(notice.kind, str(error)).inc()
 
     def to_admins(self, *, notice: Notice) -> None:
         """Post to the admin channel, or DM each admin when there is none."""

@@ -140,12 +140,13 @@ def _already_decided(session: Session, lease: Lease) -> AlreadyDecided:
     earlier = session.exec(
         select(ApprovalDecision).where(ApprovalDecision.lease_id == lease.id)
     ).first()
+    # Said as a sentence; whoever shows it adds that nothing changed (bot.errors.user_message).
     if earlier is None:
-        return AlreadyDecided(f"this request is already {lease.state}; nothing changed")
+        return AlreadyDecided(f"This request is already {lease.state}.")
     verb = "approved" if earlier.decision is Decision.APPROVE else "denied"
-    by = "by policy" if earlier.approver == POLICY_APPROVER else f"by {earlier.approver}"
+    by = "by policy" if earlier.approver == POLICY_APPROVER else f"by <@{earlier.approver}>"
     when = format_moment(earlier.decided_at)
-    return AlreadyDecided(f"this request was already {verb} {by} at {when}; nothing changed")
+    return AlreadyDecided(f"This request was already {verb} {by} at {when}.")
 
 
 def expire_unapproved(

@@ -1,7 +1,9 @@
-"""The modals: the GPU request form and the approver's Deny reason.
+"""The modals: the GPU request form, the approver's Deny reason, and a notice in place of either.
 
 Each input block's id is the name of the request field it holds (bot.ids), so a refusal
-from the policy lands on the right block as `response_action: errors`.
+from the policy lands on the right block as `response_action: errors`. Both forms open before
+anything slow is known (the teams, the lease) and are completed with views.update; the input
+blocks keep their ids across the update, so what the user typed meanwhile stays.
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def _tier_element(tiers: list[Tier]) -> dict[str, Any]:
     return {"type": "static_select", "options": options, "initial_option": options[0]}
 
 
-def request_modal(policy: Policy, teams: list[Team]) -> dict[str, Any]:
-    """Return the request form for a user in `teams` (a team chooser only when there are several)."""
+def request_modal(policy: Policy, teams: list[Team] | None) -> dict[str, Any]:
+    """Return the request form for a user in `teams` (a team chooser only when there are several;
+    None: not known yet, said in the form until it is updated)."""
     blocks: list[Block] = [
         section("Ask for GPUs in a namespace of your own. Your pods keep requesting "
                 "`nvidia.com/gpu: 1`; the tier decides what one GPU is."),
@@ -56,7 +59,9 @@ def request_modal(policy: Policy, teams: list[Team]) -> dict[str, Any]:
                hint="Lower-case letters, digits and '-'."),
     ]
     metadata: dict[str, str] = {}
-    if len(teams) > 1:
+    if teams is None:
+        blocks.append(context("Looking up which teams you can request for…"))
+    elif len(teams) > 1:
         options = [_option(t.name, t.name) for t in teams]
         blocks.append(_input(ids.TEAM, "Team (whose quota it counts against)",
                              {"type": "static_select", "options": options, "initial_option": options[0]}))
@@ -86,8 +91,12 @@ def request_modal(policy: Policy, teams: list[Team]) -> dict[str, Any]:
     }
 
 
-def deny_modal(*, lease_id: str, namespace: str, requester: str) -> dict[str, Any]:
-    """Return the modal asking an approver why a request is denied."""
+def deny_modal(*, lease_id: str, namespace: str | None = None, requester: str | None = None) -> dict[str, Any]:
+    """Return the modal asking an approver why a request is denied (naming it once it was read)."""
+    if namespace is None or requester is None:
+        question = "Deny this request? The requester will see your reason."
+    else:
+        question = f"Deny *{clip(namespace, 100)}* for <@{requester}>? They will see your reason."
     return {
         "type": "modal",
         "callback_id": ids.DENY_VIEW,
@@ -96,8 +105,19 @@ def deny_modal(*, lease_id: str, namespace: str, requester: str) -> dict[str, An
         "close": plain("Back", 24),
         "private_metadata": json.dumps({"l": lease_id}),
         "blocks": [
-            section(f"Deny *{clip(namespace, 100)}* for <@{requester}>? They will see your reason."),
+            section(question),
             _input(ids.REASON, "Reason", {"type": "plain_text_input", "multiline": True, "max_length": 500,
                                           "placeholder": plain("e.g. use h100-1g for notebooks")}),
         ],
+    }
+
+
+def notice_modal(*, title: str, text: str) -> dict[str, Any]:
+    """Return a modal that only says something (what became of the form it replaces)."""
+    return {
+        "type": "modal",
+        "callback_id": ids.NOTICE_VIEW,
+        "title": plain(title, 24),
+        "close": plain("Close", 24),
+        "blocks": [section(text)],
     }

@@ -25,6 +25,8 @@ def register(app: App, deps: BotDeps) -> None:
     def admin_command(command: dict[str, Any], respond: Respond) -> None:
         actor = deps.actor(command["user_id"])
         if not api.is_admin(actor.user, actor.groups):
+            deps.require_readable(actor, groups=deps.policy.admins.usergroups,
+                                  purpose="whether you are a gpulease admin")
             raise NotAuthorised("/gpu-admin is for gpulease admins only", field="actor")
         who = {"actor": actor.user, "actor_groups": actor.groups}
         match parsing.admin_command(command.get("text") or "", now=datetime.now(UTC)):

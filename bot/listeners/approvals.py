@@ -4,6 +4,10 @@ workflows.api.decide checks that the clicker is an approver for the tier and not
 requester, and refuses a second decision naming who decided; those refusals reach the
 clicker through bot.errors and the card stays as it is. The card is rewritten by the
 workflow's outbox, so two replicas never race to edit it.
+
+Deny opens its reason modal before the ack, while the trigger is fresh (bot.modals); the
+work half then reads the lease and checks the clicker, and names the request in the modal or
+puts the refusal in its place.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from slack_sdk import WebClient
 from leases.errors import AlreadyDecided, DomainError
 from workflows import api
 
-from .. import buttons, ids
+from .. import buttons, ids, modals
 from ..blocks import cards
 from ..blocks.forms import deny_modal
-from ..deps import BotDeps
+from ..deps import Actor, BotDeps
 from ..forms import deny_reason
 from ..listen import listen
 from .commands import extended_text
@@ -45,20 +49,41 @@ def _extension_still_open(lease: dict[str, Any], ref: buttons.LeaseButton) -> No
         )
 
 
+def _approver(deps: BotDeps, user: str, *, lease_id: str, lease: dict[str, Any] | None = None) -> Actor:
+    """Return the clicker with their groups. When Slack did not say who is in some of them,
+    check here: workflows.api decides on the groups known and would refuse as if the clicker
+    were in none, where the truth is that Slack did not answer."""
+    actor = deps.actor(user)
+    if actor.unknown:
+        lease = lease or api.lease_details(lease_id)
+        deps.require_approver(actor, tier=lease["tier"], requester=lease["requester"])
+    return actor
+
+
 def register(app: App, deps: BotDeps) -> None:
     def approve(body: dict[str, Any]) -> None:
         ref = _clicked(body)
-        actor = deps.actor(body["user"]["id"])
+        actor = _approver(deps, body["user"]["id"], lease_id=ref.lease_id)
         api.decide(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups, approve=True)
 
-    def deny(body: dict[str, Any], client: WebClient) -> None:
+    def open_deny(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+        ack()
+        try:
+            ref = _clicked(body)
+        except DomainError:
+            return  # a button that is not ours: the work half says so
+        modals.open_now(deps.quick_client, context, trigger_id=body["trigger_id"],
+                        view=deny_modal(lease_id=ref.lease_id))
+
+    def deny(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ref = _clicked(body)
+        modal = modals.opened(context, what="the Deny form", retry="click Deny")
         lease = api.lease_details(ref.lease_id)
         if lease["state"] not in UNDECIDED:
             raise AlreadyDecided(f"{lease['namespace']} was decided already (it is {lease['state']}).")
         # Checked here too so a non-approver is told at once instead of after typing a reason.
         deps.require_approver(deps.actor(body["user"]["id"]), tier=lease["tier"], requester=lease["requester"])
-        client.views_open(trigger_id=body["trigger_id"], view=deny_modal(
+        modals.show(client, modal, view=deny_modal(
             lease_id=ref.lease_id, namespace=lease["namespace"], requester=lease["requester"]))
 
     def check_denial(ack: Ack, view: dict[str, Any], context: BoltContext) -> None:
@@ -73,7 +98,7 @@ def register(app: App, deps: BotDeps) -> None:
         if context.get(DENIAL) is None:
             return  # no reason given: the modal said so
         lease_id, reason = context[DENIAL]
-        actor = deps.actor(body["user"]["id"])
+        actor = _approver(deps, body["user"]["id"], lease_id=lease_id)
         api.decide(lease_id=lease_id, approver=actor.user, approver_groups=actor.groups, approve=False,
                    reason=reason)
 
@@ -81,7 +106,7 @@ def register(app: App, deps: BotDeps) -> None:
         ref = _clicked(body)
         lease = api.lease_details(ref.lease_id)
         _extension_still_open(lease, ref)
-        actor = deps.actor(body["user"]["id"])
+        actor = _approver(deps, body["user"]["id"], lease_id=ref.lease_id, lease=lease)
         result = api.decide_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups,
                                       by=ref.by, expected_extensions=ref.extensions)
         line = f"✅ *Extension allowed* by <@{actor.user}>. {extended_text(lease['namespace'], result)}"
@@ -91,13 +116,14 @@ def register(app: App, deps: BotDeps) -> None:
         ref = _clicked(body)
         lease = api.lease_details(ref.lease_id)
         _extension_still_open(lease, ref)
-        actor = deps.actor(body["user"]["id"])
-        api.deny_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups, by=ref.by)
+        actor = _approver(deps, body["user"]["id"], lease_id=ref.lease_id, lease=lease)
+        api.deny_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups, by=ref.by,
+                           expected_extensions=ref.extensions)
         line = f"❌ *Extension denied* by <@{actor.user}>."
         respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
 
     listen(app.action(ids.APPROVE), deps, approve)
-    listen(app.action(ids.DENY), deps, deny)
+    listen(app.action(ids.DENY), deps, deny, ack=open_deny)
     listen(app.view(ids.DENY_VIEW), deps, record_denial, ack=check_denial)
     listen(app.action(ids.APPROVE_EXTENSION), deps, approve_extension)
     listen(app.action(ids.DENY_EXTENSION), deps, deny_extension)

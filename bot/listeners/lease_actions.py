@@ -40,7 +40,11 @@ def register(app: App, deps: BotDeps) -> None:
                 f"`{lease['namespace']}` was extended since this message (it runs until "
                 f"{when(lease.get('expires_at'))}). Use `/gpu-namespace extend {lease['namespace']} 1d` for more."
             )
-        result = api.extend(lease_id=ref.lease_id, actor=body["user"]["id"], by=deps.extend_step)
+        # Checked again under the lease's lock: a double click, or the same button in the DM
+        # and on Home, extends once.
+        result = api.extend(
+            lease_id=ref.lease_id, actor=body["user"]["id"], by=deps.extend_step, expected_extensions=ref.extensions
+        )
         tell(body, respond, client, deps, extended_text(lease["namespace"], result))
 
     def release(body: dict[str, Any], respond: Respond, client: WebClient) -> None:

@@ -94,7 +94,7 @@ def test_second_decision_is_refused_and_changes_nothing(engine, make_lease, now,
     with session_scope(engine) as session, pytest.raises(AlreadyDecided) as refused:
         decide(session, lease=get_lease(session, lease_id=lease_id), approver="U_B",
                approve=second, reason="late", now=now + timedelta(minutes=1))
-    assert "already approved by U_A" in refused.value.message
+    assert "already approved by <@U_A>" in refused.value.message
     assert _snapshot(engine, lease_id) == before
 
 

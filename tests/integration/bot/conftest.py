@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -152,10 +153,9 @@ def runtime(tmp_path, kube: KubeSandbox, slack_client) -> Iterator[Runtime]:
     engine.dispose()
 
 
-@pytest.fixture
-def bot_url(runtime: Runtime, slack_client) -> Iterator[str]:
-    """Serve the real app (bot.web: Bolt, /healthz, /metrics) on a free port; return its base URL."""
-    app = build_app(client=slack_client, signing_secret=DEFAULT_SIGNING_SECRET, policy=POLICY)
+@contextmanager
+def served(app: Any) -> Iterator[str]:
+    """Serve a Bolt app through bot.web (Bolt, /healthz, /metrics) on a free port; yield its base URL."""
     server = make_server("127.0.0.1", 0, wsgi_app(app, health=lambda: {"store": "ok"}),
                          server_class=_ThreadingWSGIServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
@@ -166,6 +166,13 @@ def bot_url(runtime: Runtime, slack_client) -> Iterator[str]:
         server.shutdown()
         thread.join()
         server.server_close()
+
+
+@pytest.fixture
+def bot_url(runtime: Runtime, slack_client) -> Iterator[str]:
+    """Serve the real app on a free port; return its base URL."""
+    with served(build_app(client=slack_client, signing_secret=DEFAULT_SIGNING_SECRET, policy=POLICY)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,10 +15,27 @@ ACK_LIMIT_S = 3.0
 
 
 def open_form(to_bot: SignedClient, slack: SlackSandbox, user: str) -> dict[str, Any]:
-    """Type /gpu-namespace and return the modal it opened."""
+    """Type /gpu-namespace and return the modal it opened, once it shows the user's teams."""
     answer = to_bot.slash_command("/gpu-namespace", user_id=user)
     assert answer.status == 200 and answer.elapsed < ACK_LIMIT_S
-    return eventually(lambda: (slack.views(user) or [None])[-1], what=f"the request form for {user}")
+    return form_of(slack, user)
+
+
+def form_of(slack: SlackSandbox, user: str) -> dict[str, Any]:
+    """Return the user's request form once the app filled in their teams (it opens without)."""
+    def filled() -> dict[str, Any] | None:
+        form = (slack.views(user) or [None])[-1]
+        teams_shown = form is not None and ('"team"' in form.get("private_metadata", "")
+                                            or any(b.get("block_id") == "team" for b in form["blocks"]))
+        return form if teams_shown else None
+
+    return eventually(filled, what=f"the request form for {user}, with their teams")
+
+
+def modal(slack: SlackSandbox, user: str, fragment: str) -> dict[str, Any]:
+    """Return the user's open modal once it says `fragment` (forms are completed after they open)."""
+    return eventually(lambda: next((v for v in slack.views(user)[-1:] if fragment in str(v["blocks"])), None),
+                      what=f"a modal for {user} saying {fragment!r}")
 
 
 def values(namespace: str, *, tier: str = "h100-3g", units: int | str = 1, duration: str | None = "2d",

@@ -3,6 +3,8 @@ on the server (only the requester), and a second click changes nothing and says 
 
 from __future__ import annotations
 
+import threading
+
 from leases.ports import Notice
 from sandbox.slack import dm_channel_id
 from workflows import api
@@ -28,6 +30,35 @@ def test_extend_from_the_ready_message_once(to_bot, slack):
     flows.ephemeral(slack, "U0ALICE", "was extended since this message")
     assert (api.lease_by_namespace("alice-ext").expires_at - before).days == 1
     assert api.lease_details(flows.lease_id_of("alice-ext"))["extensions"] == 1
+
+
+def test_two_clicks_on_one_extend_button_at_once_extend_once(to_bot, slack, monkeypatch):
+    ready = flows.active(to_bot, slack, "U0ALICE", "alice-dbl")
+    lease_id = flows.lease_id_of("alice-dbl")
+    before = api.lease_by_namespace("alice-dbl").expires_at
+    details = api.lease_details
+    both_read = threading.Barrier(2, timeout=5)
+
+    def read_together(lease: str):
+        answer = details(lease)
+        if threading.current_thread().name.startswith("bolt-listener"):
+            both_read.wait()  # each click has seen "0 extensions" before either extends
+        return answer
+
+    monkeypatch.setattr(api, "lease_details", read_together)
+    clicks = [threading.Thread(target=click_in_dm, args=(to_bot, "U0ALICE", ready, "lease.extend")) for _ in range(2)]
+    for click in clicks:
+        click.start()
+    for click in clicks:
+        click.join()
+    eventually(
+        lambda: len([e for e in slack.ephemerals(user="U0ALICE")
+                     if "now runs until" in e["text"] or "extended since" in e["text"]]) == 2,
+        what="both clicks answered",
+    )
+    monkeypatch.setattr(api, "lease_details", details)
+    assert details(lease_id)["extensions"] == 1
+    assert (api.lease_by_namespace("alice-dbl").expires_at - before).days == 1
 
 
 def test_release_from_the_ready_message_once(to_bot, slack, kube):

@@ -20,6 +20,7 @@ METHOD_SCOPES = {
     "users_info": "users:read",
     "usergroups_users_list": "usergroups:read",
     "views_open": None,
+    "views_update": None,
     "views_publish": None,
 }
 
