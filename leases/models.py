@@ -267,7 +267,9 @@ class OutboxMessage(SQLModel, table=True):
     """A notification a step decided to send, written in the step's own transaction.
 
     `key` makes it once-only (e.g. `<lease>:active`): a redelivered task that reaches the same
-    step finds the row and adds nothing. A dispatcher sends unsent rows and stamps `sent_at`.
+    step finds the row and adds nothing. A dispatcher sends unsent rows and stamps `sent_at`;
+    a failed send waits until `next_attempt_at`, and one still failing a day after it was
+    written is stamped `given_up_at` and no longer tried.
     """
 
     __tablename__ = "outbox_message"
@@ -282,6 +284,8 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_type=Text)
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    given_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class NodeMoveRecord(SQLModel, table=True):

@@ -1,20 +1,23 @@
 """The notification outbox: steps add messages in their own transaction; a dispatcher sends.
 
 A message's key makes it once-only, so a step that runs twice (redelivery, retry, a second
-worker) adds nothing the second time. Delivery sends each unsent message, in order, and
-stamps it; a failed send stays unsent and is tried again by the next dispatch (every sweep).
+worker) adds nothing the second time. Delivery sends each unsent message, in order per lease
+and recipient, and stamps it. A failed send is tried again after a pause that doubles from
+30 s to 15 min, so an outage of Slack does not use up its tries; a message still unsent a
+day after it was written is given up, and the admins are told which.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from config.durations import format_duration
 from leases.models import Lease, OutboxMessage
 from leases.ports import MessageRef, Notice, Notifier
 from leases.store import session_scope
@@ -24,7 +27,9 @@ from workflows.runtime import Runtime
 logger = logging.getLogger(__name__)
 
 Target = Literal["requester", "approval_card", "approval_update", "admins"]
-MAX_ATTEMPTS = 20
+FIRST_PAUSE = timedelta(seconds=30)
+MAX_PAUSE = timedelta(minutes=15)
+GIVE_UP_AFTER = timedelta(days=1)
 
 
 def add(
@@ -67,17 +72,26 @@ def _notice(payload: dict[str, Any]) -> Notice:
 
 
 def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
-    """Send unsent messages oldest first; return how many were sent."""
+    """Send the due unsent messages oldest first; return how many were sent."""
     sent = 0
-    blocked: set[str] = set()  # leases whose earlier message failed: keep their order
+    now = rt.now()
+    # (lease, lane) with an earlier message unsent: the later ones wait, to keep their order.
+    blocked: set[tuple[str, str]] = set()
     with session_scope(rt.engine) as session:
-        ids = session.exec(
-            select(OutboxMessage.id)
-            .where(col(OutboxMessage.sent_at).is_(None), OutboxMessage.attempts < MAX_ATTEMPTS)
+        pending = session.exec(
+            select(OutboxMessage.id, OutboxMessage.lease_id, OutboxMessage.next_attempt_at, OutboxMessage.payload)
+            .where(col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.given_up_at).is_(None))
             .order_by(OutboxMessage.id)
             .limit(limit)
         ).all()
-    for message_id in ids:
+    for message_id, lease_id, due, payload in pending:
+        lane = (lease_id, _lane(payload.get("target", ""))) if lease_id else None
+        if lane in blocked:
+            continue
+        if due is not None and due > now:
+            if lane:
+                blocked.add(lane)
+            continue
         with session_scope(rt.engine) as session:
             row = session.exec(
                 select(OutboxMessage)
@@ -86,28 +100,66 @@ def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
             ).first()
             if row is None:
                 continue  # sent meanwhile, or another dispatcher holds it
-            if row.lease_id and row.lease_id in blocked:
-                continue
             try:
                 _send(session, rt.notifier, row)
             except Exception as exc:  # noqa: BLE001 - any delivery failure is retried later
-                row.attempts += 1
-                row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                NOTIFY_FAILURES.labels(row.payload.get("target", "?"), type(exc).__name__).inc()
-                if row.lease_id:
-                    blocked.add(row.lease_id)
-                logger.warning(
-                    "notify.failed key=%s attempts=%d error=%s",
-                    row.key,
-                    row.attempts,
-                    row.last_error,
-                    extra={"event": "notify.failed", "key": row.key, "lease_id": row.lease_id},
-                )
+                _failed(session, row, exc, now=rt.now())
+                if lane:
+                    blocked.add(lane)
                 continue
             row.sent_at = rt.now()
             row.attempts += 1
             sent += 1
     return sent
+
+
+def _lane(target: str) -> str:
+    """Return the stream a message keeps its order in: the requester's thread, the approval
+    card (posted, then updated), or the admins' channel. A stuck card does not hold up the
+    requester's messages."""
+    return "card" if target.startswith("approval") else target
+
+
+def _failed(session: Session, row: OutboxMessage, exc: Exception, *, now: datetime) -> None:
+    """Record a failed send: try again after a longer pause, or give the message up."""
+    row.attempts += 1
+    row.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    target = row.payload.get("target", "?")
+    NOTIFY_FAILURES.labels(target, type(exc).__name__).inc()
+    fields = {"key": row.key, "lease_id": row.lease_id}
+    if now - row.created_at < GIVE_UP_AFTER:
+        row.next_attempt_at = now + min(MAX_PAUSE, FIRST_PAUSE * 2 ** min(row.attempts - 1, 16))
+        logger.warning(
+            "notify.failed key=%s attempts=%d error=%s",
+            row.key,
+            row.attempts,
+            row.last_error,
+            extra={"event": "notify.failed", **fields},
+        )
+        return
+    row.given_up_at = now
+    logger.error(
+        "notify.given_up key=%s attempts=%d error=%s",
+        row.key,
+        row.attempts,
+        row.last_error,
+        extra={"event": "notify.given_up", **fields},
+    )
+    if target != "admins":  # a lost admin notice is in the log; telling admins of it would loop
+        about = f" of lease {row.lease_id}" if row.lease_id else ""
+        add(
+            session,
+            key=f"given-up:{row.id}",
+            target="admins",
+            now=now,
+            notice=Notice(
+                kind="admin.notice_lost",
+                text=f"A {row.kind} message{about} for {target} could not be sent for "
+                f"{format_duration(GIVE_UP_AFTER)} and was given up ({row.attempts} tries; last error: "
+                f"{row.last_error[:300]}). Tell them yourself if it still matters.",
+                data={"key": row.key, "lease": row.lease_id, "kind": row.kind},
+            ),
+        )
 
 
 def _send(session: Session, notifier: Notifier, row: OutboxMessage) -> None:

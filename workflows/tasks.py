@@ -14,7 +14,7 @@ import time
 from celery import Task
 from kombu.exceptions import KombuError
 
-from leases.errors import DomainError, TemporaryError
+from leases.errors import DomainError, PermanentError, TemporaryError
 from workflows import outbox, sweeps
 from workflows.celery_app import app
 from workflows.metrics import STEP_OUTCOMES, STEP_SECONDS
@@ -80,8 +80,12 @@ def provision(self: Task, lease_id: str):
 
 @app.task(bind=True, name="gpulease.reclaim", acks_late=True)
 def reclaim(self: Task, lease_id: str):
-    """Delete a reclaiming lease's namespace and release its capacity."""
-    return _retrying(self, reclaiming.reclaim, lease_id)
+    """Delete a reclaiming lease's namespace and release its capacity; tell the admins when
+    that is refused or its retries are spent (the stuck-step sweep tries again later)."""
+    try:
+        return _retrying(self, reclaiming.reclaim, lease_id)
+    except (TemporaryError, PermanentError) as exc:
+        return reclaiming.reclaim_stuck(current(), lease_id, reason=str(exc))
 
 
 @app.task(bind=True, name="gpulease.refresh", acks_late=True)

@@ -235,6 +235,7 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
         lease = locked(session, lease_id)
         if lease.state is not LeaseState.RECLAIMING:
             return str(lease.state)
+        mark_step(lease, "reclaim", rt.now())  # under way: the stuck-step sweep leaves it be
         spec = bundle_spec(rt, lease)
     exported = _export(rt, spec)  # outside the transaction: no row lock held over API calls
     note = "namespace deleted"
@@ -348,3 +349,33 @@ def deny_extension(
             ),
         )
     enqueue(rt, "deliver")
+
+
+def reclaim_stuck(rt: Runtime, lease_id: str, *, reason: str) -> str:
+    """Tell the admins, once per lease, that its namespace cannot be removed: the reclaim
+    keeps its units and is tried again by the stuck-step sweep until the cause is fixed."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        lease = locked(session, lease_id)
+        if lease.state is not LeaseState.RECLAIMING:
+            return str(lease.state)
+        outbox.add(
+            session,
+            key=f"{lease.id}:reclaim_stuck",
+            target="admins",
+            lease_id=lease.id,
+            now=now,
+            notice=Notice(
+                kind="admin.reclaim_stuck",
+                text=f"{lease.namespace} on {lease.cluster} cannot be reclaimed: {reason}. Its "
+                f"{lease.units}× {lease.tier} stay reserved; the reclaim is tried again every few "
+                "minutes. Fix the cause (permissions, finalizers left in the namespace) or delete "
+                "the namespace by hand.",
+                lease=lease_view(rt, lease),
+                data={"reason": reason},
+            ),
+        )
+        log("lease.reclaim.stuck", lease, reason=reason)
+        state = str(lease.state)
+    enqueue(rt, "deliver")
+    return state

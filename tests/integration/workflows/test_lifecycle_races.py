@@ -172,3 +172,27 @@ def test_allow_and_deny_of_one_extension_request_the_first_wins(make_runtime):
     with session_scope(rt.engine) as session:
         assert session.get(Lease, s.lease_id).extensions == 3
     assert kinds(rt, "requester").count("lease.extension_denied") == 1
+
+
+def test_a_refused_reclaim_keeps_the_units_and_tells_the_admins_once(make_runtime, kube, clock):
+    from workflows import tasks
+
+    rt = make_runtime()
+    s = api.submit(request())
+    rt.queue.drain()
+    kube.deny(verb="delete", resource="namespaces")  # the service account lost a permission
+    api.release(lease_id=s.lease_id, actor="U0ALICE")
+    rt.queue.pending.clear()
+    for _ in range(3):  # the task, then the stuck-step sweep's tries
+        assert tasks.reclaim.apply(args=(s.lease_id,)).get() == LeaseState.RECLAIMING
+        clock.advance(rt.stuck_after + timedelta(seconds=1))
+        assert sweeps.sweep(rt).resumed == [s.lease_id]
+        rt.queue.pending.clear()
+    rt.queue("deliver")
+    rt.queue.drain()
+    assert kinds(rt, "admins") == ["admin.reclaim_stuck"]
+    assert "cannot be reclaimed" in rt.notifier.sent[-1].notice.text
+    with session_scope(rt.engine) as session:
+        assert held_reservation(session, lease_id=s.lease_id) is not None
+    kube.clear_denials()
+    assert tasks.reclaim.apply(args=(s.lease_id,)).get() == LeaseState.RECLAIMED
