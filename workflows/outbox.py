@@ -14,6 +14,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import or_
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -75,22 +76,33 @@ def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
     """Send the due unsent messages oldest first; return how many were sent."""
     sent = 0
     now = rt.now()
-    # (lease, lane) with an earlier message unsent: the later ones wait, to keep their order.
-    blocked: set[tuple[str, str]] = set()
+    unsent = (col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.given_up_at).is_(None))
     with session_scope(rt.engine) as session:
+        # Messages pausing after a failure hold back the later ones of their lease and
+        # recipient, to keep their order; they are read apart so that however many pause, the
+        # due ones are still reached.
+        waiting: dict[tuple[str, str], int] = {}
+        for message_id, lease_id, payload in session.exec(
+            select(OutboxMessage.id, OutboxMessage.lease_id, OutboxMessage.payload).where(
+                *unsent, col(OutboxMessage.lease_id).is_not(None), col(OutboxMessage.next_attempt_at) > now
+            )
+        ).all():
+            lane = (lease_id, _lane(payload.get("target", "")))
+            waiting[lane] = min(waiting.get(lane, message_id), message_id)
         pending = session.exec(
-            select(OutboxMessage.id, OutboxMessage.lease_id, OutboxMessage.next_attempt_at, OutboxMessage.payload)
-            .where(col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.given_up_at).is_(None))
+            select(OutboxMessage.id, OutboxMessage.lease_id, OutboxMessage.payload)
+            .where(
+                *unsent,
+                or_(col(OutboxMessage.next_attempt_at).is_(None), col(OutboxMessage.next_attempt_at) <= now),
+            )
             .order_by(OutboxMessage.id)
             .limit(limit)
         ).all()
-    for message_id, lease_id, due, payload in pending:
+    # (lease, lane) with an earlier message unsent: the later ones wait.
+    blocked: set[tuple[str, str]] = set()
+    for message_id, lease_id, payload in pending:
         lane = (lease_id, _lane(payload.get("target", ""))) if lease_id else None
-        if lane in blocked:
-            continue
-        if due is not None and due > now:
-            if lane:
-                blocked.add(lane)
+        if lane in blocked or (lane in waiting and waiting[lane] < message_id):
             continue
         with session_scope(rt.engine) as session:
             row = session.exec(

@@ -24,14 +24,15 @@ from workflows.steps import moving, placing, provisioning, reclaiming
 logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 6
-# A retry waits at most this long, whatever a Retry-After asks: a countdown near the broker's
-# visibility timeout (an hour on Redis) would have the task delivered twice.
-MAX_BACKOFF_S = 60.0
+# A Retry-After is honoured up to ten minutes: a countdown near the broker's visibility
+# timeout (an hour on Redis) would have the task delivered twice.
+MAX_RETRY_AFTER_S = 600.0
 
 
 def _backoff(task: Task, exc: TemporaryError) -> float:
-    wanted = exc.delay if exc.delay is not None else 2.0**task.request.retries
-    return min(MAX_BACKOFF_S, wanted)
+    if exc.delay is not None:
+        return min(MAX_RETRY_AFTER_S, exc.delay)
+    return min(60.0, 2.0**task.request.retries)
 
 
 def _retrying(task: Task, fn, *args):

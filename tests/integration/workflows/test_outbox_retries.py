@@ -106,3 +106,18 @@ def test_a_card_that_cannot_be_updated_does_not_hold_up_the_requesters_messages(
     assert chat.tries >= 1  # the card's 'approved' update failed
     assert "lease.active" in chat.inner.kinds("requester")
     assert chat.inner.kinds("approval_update") == []
+
+
+def test_messages_pausing_after_failures_do_not_crowd_out_new_ones(make_runtime, clock):
+    rt = make_runtime()
+    chat = rt.notifier = Outage(down={"admins"})  # e.g. the admin channel was archived
+    with session_scope(rt.engine) as session:
+        for i in range(250):
+            outbox.add(session, key=f"admin-{i}", target="admins", now=clock(), notice=Notice(kind="admin.x", text="x"))
+    outbox.deliver_pending(rt)
+    outbox.deliver_pending(rt)
+    assert chat.tries == 250  # each tried once, then pausing
+    s = api.submit(request())
+    rt.queue.drain()
+    assert "lease.active" in chat.inner.kinds("requester")
+    assert all(row.sent_at is not None for row in _rows(rt, s.lease_id))
