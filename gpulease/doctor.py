@@ -1,6 +1,6 @@
 """`gpulease doctor`: check that everything gpulease needs is there, and say how to fix what
-is not — settings, policy, store, broker, cluster reachability and permissions, Slack, the GPU
-Operator and node labels.
+is not — settings, policy, store, broker, cluster reachability and permissions, namespace
+pinning (doctor_pinning.py), Slack, the GPU Operator and node labels.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from config.policy import Policy, PolicyError
 from config.settings import Settings, SettingsError, load_settings
+from gpulease.doctor_pinning import probe_pinning
+from gpulease.redact import hide_password
 from gpulease.wiring import load_checked_policy
 from leases.capacity import assess_nodes, tier_specs
 from leases.errors import InfrastructureError
@@ -53,7 +55,8 @@ class Doctor:
     def run(self) -> list[Check]:
         """Run every check and return the results."""
         if not self._add("settings", self._settings):
-            for name in ("policy", "database", "broker", "cluster", "permissions", "gpu nodes", "slack"):
+            for name in ("policy", "database", "broker", "cluster", "permissions", "pinning", "gpu nodes",
+                         "slack"):
                 self._skip(name, "settings are invalid")
             return self.checks
         self._add("policy", self._policy)
@@ -63,11 +66,14 @@ class Doctor:
         if reachable:
             self._add("permissions", self._permissions)
             if self.policy is not None:
+                self._pinning()
                 self._add("gpu nodes", self._gpu_nodes)
             else:
+                self._skip("pinning", "the policy file is invalid")
                 self._skip("gpu nodes", "the policy file is invalid")
         else:
             self._skip("permissions", "the cluster is unreachable")
+            self._skip("pinning", "the cluster is unreachable")
             self._skip("gpu nodes", "the cluster is unreachable")
         self._add("slack", self._slack)
         return self.checks
@@ -107,9 +113,9 @@ class Doctor:
             with Connection(url, connect_timeout=3) as conn:
                 conn.ensure_connection(max_retries=1)
         except Exception as exc:  # noqa: BLE001 - any connection failure is the finding
-            return False, f"cannot reach the broker at {url} (GPULEASE_BROKER_URL): {exc}", \
+            return False, f"cannot reach the broker at {hide_password(url)} (GPULEASE_BROKER_URL): {exc}", \
                 "start Redis, or point GPULEASE_BROKER_URL at it"
-        return True, f"reachable at {url}", None
+        return True, f"reachable at {hide_password(url)}", None
 
     def _client(self):
         cluster = self.policy.cluster() if self.policy else None
@@ -154,6 +160,18 @@ class Doctor:
             return False, f"not allowed: {', '.join(denied)}", \
                 "grant them to gpulease's service account (deploy/base ClusterRole)"
         return True, f"all {sum(len(p.verbs) for p in needed)} required permissions granted", None
+
+    def _pinning(self) -> None:
+        """Add the pinning probe's finding (it may report itself skipped, unlike _add's checks)."""
+        client = self._client()
+        try:
+            found = probe_pinning(client, policy=self.policy, retry=RetryPolicy(attempts=2, seconds=10))
+        except Exception as exc:  # noqa: BLE001 - a probe that crashes is a failed check, reported
+            self.checks.append(Check("pinning", False, f"{type(exc).__name__}: {exc}"))
+            return
+        finally:
+            client.close()
+        self.checks.append(Check("pinning", found.ok, found.detail, found.fix, found.skipped))
 
     def _gpu_nodes(self):
         client = self._client()

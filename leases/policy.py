@@ -94,6 +94,13 @@ def namespace_errors(policy: Policy, name: str, *, live_namespaces: frozenset[st
     for prefix in (*ALWAYS_RESERVED_PREFIXES, *policy.namespaces.reserved_prefixes):
         if name.startswith(prefix):
             return [f"names starting with {prefix!r} are reserved; pick another name"]
+    if name in policy.network.allow_from_namespaces:
+        # Every lease's NetworkPolicy admits traffic from these namespaces: whoever held one
+        # could reach every other lease.
+        return [
+            f"{name!r} is reserved: the policy's network.allow_from_namespaces lets it reach every "
+            "lease namespace; pick another name"
+        ]
     if name in live_namespaces:
         return [f"{name!r} is already leased; pick another name or wait until it is released"]
     return []

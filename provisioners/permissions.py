@@ -2,7 +2,9 @@
 what `gpulease doctor` checks with SelfSubjectAccessReviews.
 
 Derived from the requests the provisioners make (a test compares this list with the requests
-recorded by the sandbox API server and with deploy/'s ClusterRole).
+recorded by the sandbox API server and with deploy/'s ClusterRole). A server-side apply is a
+PATCH, but when the object does not exist yet the API server also checks `create`, so every
+kind the bundle applies needs both.
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ class Permission:
 REQUIRED: tuple[Permission, ...] = (
     Permission("", "namespaces", ("get", "list", "create", "patch", "delete"),
                "create, guard, update and delete lease namespaces; find orphans"),
-    Permission("", "resourcequotas", ("get", "patch"), "apply and export the lease quota"),
-    Permission("", "limitranges", ("get", "patch"), "apply and export container defaults"),
+    Permission("", "resourcequotas", ("get", "create", "patch"), "apply and export the lease quotas"),
+    Permission("", "limitranges", ("get", "create", "patch"), "apply and export container defaults"),
     Permission("", "nodes", ("get", "list", "patch"), "read GPU inventory; move, drain and label nodes"),
     Permission("", "pods", ("list",), "count GPU pods per node before a move"),
-    Permission("rbac.authorization.k8s.io", "rolebindings", ("get", "patch", "delete"),
+    Permission("rbac.authorization.k8s.io", "rolebindings", ("get", "create", "patch", "delete"),
                "bind the requester's identity in the namespace (replaced when roleRef changes)"),
-    Permission("networking.k8s.io", "networkpolicies", ("get", "patch"), "isolate the namespace"),
-    Permission("admissionregistration.k8s.io", "mutatingadmissionpolicies", ("patch",),
+    Permission("networking.k8s.io", "networkpolicies", ("get", "create", "patch"), "isolate the namespace"),
+    Permission("admissionregistration.k8s.io", "mutatingadmissionpolicies", ("create", "patch"),
                "the cluster-wide tier pinning policy (mutating-admission-policy pinning)"),
-    Permission("admissionregistration.k8s.io", "mutatingadmissionpolicybindings", ("patch",),
+    Permission("admissionregistration.k8s.io", "mutatingadmissionpolicybindings", ("create", "patch"),
                "its binding"),
     Permission("authorization.k8s.io", "selfsubjectaccessreviews", ("create",), "gpulease doctor's checks"),
 )

@@ -6,10 +6,10 @@ requests, one request per object. Applying the same spec twice changes nothing; 
 after someone edited the quota or deleted the RoleBinding puts them back.
 
 Requests for a new namespace: GET (ownership guard, 404) + POST namespace + one apply each for
-quota, limits, network policy and role binding = 6; plus 2 the first time a client applies
-the cluster-wide pinning policy and binding (mutating-admission-policy pinning only). A
-re-apply of an unchanged namespace is 5 (the namespace itself is only written when its labels
-or annotations differ from the spec).
+the two quotas, limits, network policy and role binding = 7; plus 2 the first time a client
+applies the cluster-wide pinning policy and binding (mutating-admission-policy pinning only).
+A re-apply of an unchanged namespace is 6 (the namespace itself is only written when its
+labels or annotations differ from the spec).
 
 The namespace is created with POST, not apply, because only a create can fail when the name
 was taken in the meantime: apply would silently take over a namespace someone else created
@@ -35,7 +35,7 @@ from leases.errors import TemporaryError
 from provisioners.bundle.guard import is_terminating, read_namespace
 from provisioners.bundle.render import ADMISSION_API, namespace_annotations, namespace_labels, render
 from provisioners.bundle.spec import BundleSpec
-from provisioners.kube import APPLY_PATCH, KubeAlreadyExists, KubeApiError, RetryPolicy, request
+from provisioners.kube import APPLY_PATCH, KubeAlreadyExists, KubeApiError, KubeNotFound, RetryPolicy, request
 
 logger = logging.getLogger(__name__)
 
@@ -197,10 +197,27 @@ def _apply_namespaced(
         # policy that changed cluster_role, can only be repaired by replacing the binding.
         if not (obj["kind"] == "RoleBinding" and exc.status == 422 and "roleRef" in str(exc)):
             raise
-        retry.call(
-            request, api_client, "DELETE", object_path(obj), what=f"delete {describe(obj)}"
-        )
+        _delete_binding(api_client, obj, retry=retry)
         server_side_apply(api_client, obj, field_manager=field_manager, retry=retry)
+
+
+def _delete_binding(api_client: ApiClient, obj: dict[str, Any], *, retry: RetryPolicy) -> None:
+    """Delete the binding found in obj's place, and only that one (uid precondition)."""
+    path = object_path(obj)
+    try:
+        found = retry.call(request, api_client, "GET", path, what=f"get {describe(obj)}")
+    except KubeNotFound:
+        return
+    body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": found["metadata"]["uid"]}}
+    try:
+        retry.call(request, api_client, "DELETE", path, body=body, what=f"delete {describe(obj)}")
+    except KubeNotFound:
+        pass  # gone already: a retry whose first attempt went through (its response lost)
+    except KubeApiError as exc:
+        if exc.status != 409:
+            raise
+        # The uid precondition failed: someone put another binding there since our read. The
+        # apply that follows keeps it if its roleRef is right, and refuses it (422) if not.
 
 
 def _namespaced(obj: dict[str, Any]) -> bool:

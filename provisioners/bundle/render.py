@@ -7,8 +7,13 @@ Order, and why:
 - the cluster-wide MutatingAdmissionPolicy and its binding first (mutating-admission-policy
   pinning only): pinning must be in force before the namespace exists, or a pod created in
   between would escape it;
-- Namespace, then ResourceQuota, LimitRange and NetworkPolicy: limits and isolation in place...
+- Namespace (enforcing a Pod Security Standard through its labels), then the ResourceQuotas,
+  LimitRange and NetworkPolicy: limits and isolation in place...
 - ...before the RoleBinding, which is what lets the requester in.
+
+Two ResourceQuotas: the lease's own (GPU units, CPU, memory, pods), and one that admits no pod
+with a critical system priority class, which would otherwise let a tenant preempt other
+tenants' pods on the shared GPU nodes.
 
 Part of provisioners.bundle; imported by provisioners and workflows.
 """
@@ -16,11 +21,11 @@ Part of provisioners.bundle; imported by provisioners and workflows.
 from __future__ import annotations
 
 import json
-import re
 from fractions import Fraction
 from typing import Any
 
 from config.policy import PinningMechanism
+from config.quantity import scale_quantity
 from provisioners.bundle.spec import BundleSpec
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -36,6 +41,11 @@ PINNING_ANNOTATION = "gpulease.io/pinning"
 NODE_SELECTOR_ANNOTATION = "scheduler.alpha.kubernetes.io/node-selector"
 DEFAULT_TOLERATIONS_ANNOTATION = "scheduler.alpha.kubernetes.io/defaultTolerations"
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce"
+POD_SECURITY_VERSION_LABEL = "pod-security.kubernetes.io/enforce-version"
+# The priority classes every cluster has, above any a tenant may use: pods with them preempt
+# ordinary pods, so a lease namespace may run none.
+CRITICAL_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 GPU_RESOURCE = "nvidia.com/gpu"
 PINNING_POLICY_NAME = "gpulease-tier-pinning"
 ADMISSION_API = "admissionregistration.k8s.io/v1"
@@ -61,6 +71,7 @@ def render(spec: BundleSpec) -> list[dict[str, Any]]:
         *cluster_wide,
         namespace(spec),
         resource_quota(spec),
+        critical_priority_quota(spec),
         limit_range(spec),
         network_policy(spec),
         role_binding(spec),
@@ -117,6 +128,9 @@ def namespace_labels(spec: BundleSpec) -> dict[str, str]:
         LEASE_LABEL: spec.lease_id,
         TIER_LABEL: spec.tier_label,
         TEAM_LABEL: spec.team,
+        POD_SECURITY_ENFORCE_LABEL: spec.pod_security,
+        # "latest": the standard as the cluster's own version defines it, kept current.
+        POD_SECURITY_VERSION_LABEL: "latest",
     }
 
 
@@ -169,6 +183,27 @@ def resource_quota(spec: BundleSpec) -> dict[str, Any]:
                 "limits.memory": memory,
                 "pods": str(spec.pods_per_unit * spec.units),
             }
+        },
+    }
+
+
+def critical_priority_quota(spec: BundleSpec) -> dict[str, Any]:
+    """Return the ResourceQuota that admits no pod with a critical system priority class."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {**_metadata(spec), "name": spec.critical_quota_name},
+        "spec": {
+            "hard": {"pods": "0"},
+            "scopeSelector": {
+                "matchExpressions": [
+                    {
+                        "scopeName": "PriorityClass",
+                        "operator": "In",
+                        "values": list(CRITICAL_PRIORITY_CLASSES),
+                    }
+                ]
+            },
         },
     }
 
@@ -228,33 +263,6 @@ def role_binding(spec: BundleSpec) -> dict[str, Any]:
         "subjects": [{"kind": spec.subject_kind, "name": spec.subject_name, "apiGroup": RBAC_GROUP}],
         "roleRef": {"apiGroup": RBAC_GROUP, "kind": "ClusterRole", "name": spec.cluster_role},
     }
-
-
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?$")
-# From each suffix to the next smaller one and the factor between them, used when a scaled
-# value is not a whole number in its own suffix (0.5 CPU → 500m, 2.5Gi → 2560Mi).
-_SMALLER = {
-    "Ei": ("Pi", 1024), "Pi": ("Ti", 1024), "Ti": ("Gi", 1024), "Gi": ("Mi", 1024),
-    "Mi": ("Ki", 1024), "Ki": ("", 1024),
-    "E": ("P", 1000), "P": ("T", 1000), "T": ("G", 1000), "G": ("M", 1000),
-    "M": ("k", 1000), "k": ("", 1000), "": ("m", 1000),
-}
-
-
-def scale_quantity(quantity: str, factor: int | Fraction) -> str:
-    """Multiply a Kubernetes quantity (e.g. "24Gi", "4", "500m") by a factor, exactly."""
-    match = _QUANTITY.match(quantity.strip())
-    if not match:
-        raise ValueError(f"unsupported quantity {quantity!r} (use forms like 4, 500m, 24Gi)")
-    value = Fraction(match.group(1)) * Fraction(factor)
-    suffix = match.group(2) or ""
-    while value.denominator != 1 and suffix in _SMALLER:
-        suffix, step = _SMALLER[suffix]
-        value *= step
-    if value.denominator != 1:
-        # Below a millicore or a byte: round up, never hand out less than was asked for.
-        value = Fraction(-(-value.numerator // value.denominator))
-    return f"{value.numerator}{suffix}"
 
 
 def _metadata(spec: BundleSpec) -> dict[str, Any]:

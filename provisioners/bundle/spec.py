@@ -20,6 +20,11 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 # Object names are "gpulease-<lease id>", which must stay a DNS label of at most 63 chars.
 MAX_LEASE_ID = 63 - len("gpulease-")
+# Pod Security Standards a namespace can enforce (pod-security.kubernetes.io/enforce).
+POD_SECURITY_LEVELS = ("privileged", "baseline", "restricted")
+# baseline refuses host namespaces, privileged containers and hostPath volumes, the ways out
+# of a pod onto a node shared with other tenants, and still runs ordinary GPU images.
+DEFAULT_POD_SECURITY = "baseline"
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,7 @@ class BundleSpec:
     pinning: PinningMechanism
     tier_label: str  # value of gpulease.io/tier on the tier's nodes
     tolerations: tuple[Toleration, ...] = field(default=())
+    pod_security: str = DEFAULT_POD_SECURITY  # Pod Security Standard the namespace enforces
 
     def __post_init__(self) -> None:
         if not _DNS_LABEL.match(self.namespace) or len(self.namespace) > 63:
@@ -86,11 +92,20 @@ class BundleSpec:
             raise ValueError("tolerations need the node-selector-annotations pinning mechanism")
         if self.subject_kind not in ("User", "Group"):
             raise ValueError(f"subject_kind must be User or Group, not {self.subject_kind!r}")
+        if self.pod_security not in POD_SECURITY_LEVELS:
+            raise ValueError(
+                f"pod_security must be one of {', '.join(POD_SECURITY_LEVELS)}, not {self.pod_security!r}"
+            )
 
     @property
     def object_name(self) -> str:
         """Return the name of every namespaced object of the bundle (derived from the lease)."""
         return f"gpulease-{self.lease_id}"
+
+    @property
+    def critical_quota_name(self) -> str:
+        """Return the name of the quota that keeps critical priority classes out."""
+        return f"{self.object_name}-critical"
 
     @property
     def expires_at_rfc3339(self) -> str:

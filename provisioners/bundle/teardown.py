@@ -9,6 +9,11 @@ The DELETE carries the uid read by the guard as a precondition, so a namespace d
 re-created by someone else between the read and the delete is refused by the server instead
 of deleted.
 
+A DELETE answered 409 Conflict is read again rather than failed: a retried DELETE whose first
+attempt went through (its response lost) finds our namespace terminating, and the uid
+precondition fails the same way once the name belongs to a new namespace. Our namespace
+terminating → wait as usual; gone, or the name taken by another uid → done.
+
 Part of provisioners.bundle; imported by workflows.
 """
 
@@ -17,13 +22,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kubernetes.client import ApiClient
 
 from leases.errors import TemporaryError
 from provisioners.bundle.guard import is_terminating, read_namespace
 from provisioners.bundle.spec import BundleSpec
-from provisioners.kube import KubeNotFound, RetryPolicy, request
+from provisioners.kube import KubeApiError, KubeNotFound, RetryPolicy, request
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +63,44 @@ def teardown(
             )
         except KubeNotFound:
             return True
+        except KubeApiError as exc:
+            if exc.status != 409:
+                raise
+            seen = _read(api_client, spec, retry=retry)
+            if _gone(seen, uid=uid):
+                return _deleted(spec)
+            if not (seen and is_terminating(seen)):
+                raise  # a conflict that is not about our delete having gone through
     deadline = clock() + timeout
     while True:
         sleep(min(poll, max(0.0, deadline - clock())))
-        try:
-            seen = retry.call(request, api_client, "GET", path, what=f"get namespace {spec.namespace}")
-        except KubeNotFound:
-            seen = None
-        # A namespace with another uid is a new one someone created after ours was gone.
-        if seen is None or (uid and (seen.get("metadata") or {}).get("uid") != uid):
-            logger.info(
-                "lease.bundle.deleted lease=%s namespace=%s", spec.lease_id, spec.namespace,
-                extra={"event": "lease.bundle.deleted", "lease_id": spec.lease_id,
-                       "namespace": spec.namespace},
-            )
-            return True
+        if _gone(_read(api_client, spec, retry=retry), uid=uid):
+            return _deleted(spec)
         if clock() >= deadline:
             raise TemporaryError(
                 f"namespace {spec.namespace} is still terminating after {timeout:.0f}s", delay=poll
             )
+
+
+def _read(api_client: ApiClient, spec: BundleSpec, *, retry: RetryPolicy) -> dict[str, Any] | None:
+    """Read the namespace without the ownership guard: once ours is gone, the name may be anyone's."""
+    try:
+        return retry.call(
+            request, api_client, "GET", f"/api/v1/namespaces/{spec.namespace}",
+            what=f"get namespace {spec.namespace}",
+        )
+    except KubeNotFound:
+        return None
+
+
+def _gone(seen: dict[str, Any] | None, *, uid: str | None) -> bool:
+    # A namespace with another uid is a new one someone created after ours was gone.
+    return seen is None or bool(uid and (seen.get("metadata") or {}).get("uid") != uid)
+
+
+def _deleted(spec: BundleSpec) -> bool:
+    logger.info(
+        "lease.bundle.deleted lease=%s namespace=%s", spec.lease_id, spec.namespace,
+        extra={"event": "lease.bundle.deleted", "lease_id": spec.lease_id, "namespace": spec.namespace},
+    )
+    return True

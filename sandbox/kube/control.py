@@ -268,6 +268,16 @@ class KubeSandbox:
     def clear_requests(self) -> None:
         self.request_log.clear()
 
+    # -- admission ------------------------------------------------------------------------
+    def disable_admission(self, plugin: str) -> None:
+        """Turn an admission plugin off by name (e.g. "PodNodeSelector"), as a cluster started
+        without it in --enable-admission-plugins would be."""
+        kept = [p for p in self.chain.plugins if type(p).__name__ != plugin]
+        if len(kept) == len(self.chain.plugins):
+            known = ", ".join(type(p).__name__ for p in self.chain.plugins)
+            raise ValueError(f"no admission plugin {plugin!r} is enabled; enabled: {known}")
+        self.chain.plugins = kept
+
     # -- access ---------------------------------------------------------------------------
     def deny(
         self,

@@ -5,8 +5,10 @@ Counted for pods that are not Succeeded/Failed: `pods`, `count/pods`, `requests.
 `cpu`), `requests.memory` (and `memory`), `limits.cpu`, `limits.memory`, `requests.<name>`
 for any other resource such as `requests.nvidia.com/gpu`; for every type,
 `count/<resource>[.<group>]` and the legacy names (`configmaps`, `resourcequotas`, ...).
-Scopes and scope selectors are not supported (such quotas are ignored). If the quota
-covers cpu or memory, every container must state the matching request or limit.
+If the quota covers cpu or memory, every container must state the matching request or limit.
+
+A scoped quota (`spec.scopes`, `spec.scopeSelector`) counts and limits only the pods that
+match its scope, and no other kind of object; quota_scopes.py says which scopes are read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from . import quantity
 from .admission import Attributes
 from .errors import forbidden
 from .quantity import Quantity
+from .quota_scopes import Scope, in_scope, scope_of
 from .resources import BY_KEY, ResourceType
 from .scheduler import is_active, pod_requests
 from .store import Event, Store
@@ -87,20 +90,20 @@ class QuotaController:
         self.store = store
         store.subscribe(self._on_event)
 
-    def _quotas(self, namespace: str) -> list[dict[str, Any]]:
-        return [
-            q
-            for q in self.store.list(QUOTAS, namespace)
-            if not (q.get("spec") or {}).get("scopes") and not (q.get("spec") or {}).get("scopeSelector")
-        ]
+    def _quotas(self, namespace: str) -> list[tuple[dict[str, Any], Scope]]:
+        """Return the namespace's quotas with their scopes, leaving out unsupported scopes."""
+        quotas = ((q, scope_of(q)) for q in self.store.list(QUOTAS, namespace))
+        return [(q, scope) for q, scope in quotas if scope is not None]
 
-    def used(self, namespace: str) -> dict[str, Quantity]:
-        """Current usage of a namespace, over every resource quota can count."""
+    def used(self, namespace: str, scope: Scope | None = None) -> dict[str, Quantity]:
+        """Current usage of a namespace, over every resource quota can count (within a scope)."""
         totals: dict[str, Quantity] = {}
         for rt in BY_KEY.values():
             if not rt.namespaced:
                 continue
             for obj in self.store.list(rt.key, namespace):
+                if not in_scope(scope or [], rt, obj):
+                    continue
                 for name, value in usage(rt, obj).items():
                     totals[name] = totals.get(name, quantity.ZERO) + value
         return totals
@@ -112,12 +115,12 @@ class QuotaController:
     def validate(self, a: Attributes) -> None:
         if a.operation != "CREATE" or not a.rt.namespaced or a.obj is None or a.subresource:
             return
-        quotas = self._quotas(a.namespace)
+        quotas = [(q, scope) for q, scope in self._quotas(a.namespace) if in_scope(scope, a.rt, a.obj)]
         if not quotas:
             return
         requested = usage(a.rt, a.obj)
-        used = self.used(a.namespace)
-        for q in sorted(quotas, key=lambda q: q["metadata"]["name"]):
+        for q, scope in sorted(quotas, key=lambda pair: pair[0]["metadata"]["name"]):
+            used = self.used(a.namespace, scope)
             hard = {k: quantity.parse(v) for k, v in ((q.get("spec") or {}).get("hard") or {}).items()}
             name = q["metadata"]["name"]
             if a.rt.plural == "pods":
@@ -155,10 +158,8 @@ class QuotaController:
     def refresh(self, namespace: str) -> None:
         """Recompute status.hard and status.used of every quota in a namespace."""
         quotas = self._quotas(namespace)
-        if not quotas:
-            return
-        used = self.used(namespace)
-        for q in quotas:
+        for q, scope in quotas:
+            used = self.used(namespace, scope)
             hard = (q.get("spec") or {}).get("hard") or {}
             status = {
                 "hard": {k: quantity.canonicalize(v) for k, v in hard.items()},

@@ -1,6 +1,9 @@
 """REST entry for resource endpoints: authorisation, verb dispatch, and the reads (get,
 list with selectors and limit/continue paging, Table output for kubectl). Writes are in
 writes.py, deletes in deletes.py, watch streams in watch.py.
+
+Authorisation follows the real server: the request's own verb first, and for a server-side
+apply that would create the object, `create` as well.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import binascii
 import json
 from typing import Any
 
-from . import tables
+from . import patching, tables
 from .access import Access
 from .admission import Chain
 from .deletes import Deletes, NamespaceDeleter
@@ -64,6 +67,10 @@ class Api:
             if verb == "update":
                 return self.writes.update(req, target)
             if verb == "patch":
+                if _creates_by_apply(self.store, req, target):
+                    # The real server authorises an apply that would create the object for
+                    # `create` as well (patch.go, before it stores the new object).
+                    self.access.enforce("create", rt.plural, rt.group, target.namespace, target.name, "")
                 return self.writes.patch(req, target)
             if verb == "delete":
                 return self.deletes.delete(req, target)
@@ -138,6 +145,13 @@ class Api:
                 "items": items,
             },
         )
+
+
+def _creates_by_apply(store: Store, req: Request, target: Target) -> bool:
+    """Tell whether a PATCH is a server-side apply of an object that does not exist yet."""
+    if target.subresource or req.content_type not in (patching.APPLY_PATCH, patching.APPLY_PATCH_CBOR):
+        return False
+    return store.get(target.rt.key, target.namespace, target.name) is None
 
 
 def _sort_key(obj: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ import copy
 import json
 from typing import Any
 
-from . import mutating_policy, quantity
+from . import mutating_policy, quantity, quota_scopes
 from .resources import ResourceType
 
 # Kinds whose metadata.generation tracks spec changes.
@@ -333,4 +333,4 @@ def _validate_quota(obj: dict[str, Any]) -> list[dict[str, str]]:
                     "message": "must be a standard resource for quota",
                 }
             )
-    return causes
+    return causes + quota_scopes.scope_causes(obj.get("spec") or {})

@@ -74,6 +74,18 @@ def test_invalid_namespace_names_refused(name, needle):
     assert needle in fields(ev)["namespace"]
 
 
+def test_namespaces_admitted_into_every_lease_are_reserved():
+    network = POLICY.network.model_copy(update={"allow_from_namespaces": ["kube-system", "ingress-nginx"]})
+    policy = POLICY.model_copy(update={"network": network})
+    assert namespace_errors(policy, "ingress-nginx", live_namespaces=frozenset()) == [
+        "'ingress-nginx' is reserved: the policy's network.allow_from_namespaces lets it reach every "
+        "lease namespace; pick another name"
+    ]
+    ev = evaluate(policy, req(namespace="ingress-nginx"), Usage())
+    assert not ev.allowed and "network.allow_from_namespaces" in fields(ev)["namespace"]
+    assert namespace_errors(POLICY, "ingress-nginx", live_namespaces=frozenset()) == []
+
+
 def test_namespace_unique_among_live_leases():
     ev = evaluate(POLICY, req(), Usage(live_namespaces=frozenset({"alice-exp"})))
     assert "already leased" in fields(ev)["namespace"]

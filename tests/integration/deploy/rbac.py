@@ -5,8 +5,9 @@ A request's path is split the way the API server's RequestInfoFactory does (core
 `namespaces/NS/...` scoping, `status` and `finalize` as subresources of a namespace) and its
 method mapped to the verb RBAC checks: GET on a collection → list (watch=true → watch), GET
 on a name → get, POST → create, PUT → update, PATCH → patch, DELETE → delete (on a
-collection → deletecollection). Server-side apply is a PATCH, so creating an object with it
-needs only `patch`.
+collection → deletecollection). Server-side apply is a PATCH, but an apply may create its
+object, and then the API server checks `create` as well (its patch handler authorises the
+create before storing): `apply_permissions` adds that `create` for every apply request.
 
 Writing a RoleBinding also needs `bind` on the role it refers to, unless the writer already
 holds every permission of that role (the API server's escalation check, which the sandbox
@@ -21,6 +22,7 @@ from typing import Any
 
 NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 RBAC_GROUP = "rbac.authorization.k8s.io"
+APPLY_PATCH = "application/apply-patch"  # +yaml, or +cbor from newer clients
 
 
 @dataclass(frozen=True, order=True)
@@ -96,6 +98,16 @@ def permission_of(method: str, path: str, query: dict[str, list[str]] | None = N
     info = request_info(path)
     resource = f"{info.resource}/{info.subresource}" if info.subresource else info.resource
     return Permission(info.group, resource, verb_of(method, named=bool(info.name), query=query or {}))
+
+
+def apply_permissions(method: str, path: str, content_type: str) -> set[Permission]:
+    """Return the `create` a server-side apply needs, since it creates an absent object."""
+    if method.upper() != "PATCH" or not content_type.startswith(APPLY_PATCH):
+        return set()
+    info = request_info(path)
+    if info.subresource:
+        return set()  # an apply to a subresource never creates the object
+    return {Permission(info.group, info.resource, "create")}
 
 
 def bind_permissions(method: str, path: str, body: Any) -> set[Permission]:

@@ -11,8 +11,14 @@ that set, and nothing else, without wildcards.
 `gpulease doctor` runs against the same server too: its SelfSubjectAccessReviews need
 `authorization.k8s.io selfsubjectaccessreviews create`. Its `GET /version` is a non-resource
 URL that every authenticated user may read (system:public-info-viewer), so it needs no rule.
+Its pinning probe creates a pod as a dry run, which needs `create pods`: the one permission
+the role leaves out on purpose (DOCTOR_ONLY), since creating pods is no part of provisioning
+and would let a stolen worker token run anything anywhere. Refused it, the probe reports
+pinning unverified and asks for an administrator's kubeconfig.
 
-One permission does not show as a request of its own: `bind` on the ClusterRole the lease
+Two permissions do not show as requests of their own. `create` on every kind the code writes
+with server-side apply: an apply is a PATCH, but the API server also checks `create` when the
+object does not exist yet (the sandbox does too). And `bind` on the ClusterRole the lease
 RoleBindings refer to, read from the RoleBinding bodies the code sent. Without it the API
 server refuses a binding to a role whose permissions the writer does not hold itself (the
 RBAC escalation check, which the sandbox does not simulate).
@@ -44,6 +50,7 @@ from tests.integration.deploy.conftest import TARGETS, documents
 from tests.integration.deploy.rbac import (
     RBAC_GROUP,
     Permission,
+    apply_permissions,
     bind_permissions,
     granted,
     permission_of,
@@ -57,6 +64,9 @@ from workflows.steps import moving, reclaiming
 
 # Non-resource URLs the code may read without a rule: every authenticated user may.
 PUBLIC_URLS = {"/version"}
+DOCTOR = "gpulease doctor"
+# Used by doctor's pinning probe only, and deliberately not granted (see the docstring).
+DOCTOR_ONLY = {Permission("", "pods", "create")}
 MAP = PinningMechanism.MUTATING_ADMISSION_POLICY
 NSA = PinningMechanism.NODE_SELECTOR_ANNOTATIONS
 
@@ -94,8 +104,10 @@ class Recorder:
             except ValueError:
                 self.urls[r.path].add(name)
                 continue
-            for bind in bind_permissions(r.method, r.path, r.json()):
-                self.used[bind].add(name)
+            for extra in apply_permissions(r.method, r.path, r.content_type or "") | bind_permissions(
+                r.method, r.path, r.json()
+            ):
+                self.used[extra].add(name)
 
 
 def _policy(pinning: PinningMechanism):
@@ -182,6 +194,13 @@ def test_derivation_maps_methods_and_paths_to_rbac_verbs() -> None:
         Permission("rbac.authorization.k8s.io", "clusterroles", "bind", "edit")
     }
     assert bind_permissions("PATCH", "/api/v1/namespaces/ml-a/resourcequotas/q", body) == set()
+    # An apply may create its object: the API server then checks `create` too.
+    quota = "/api/v1/namespaces/ml-a/resourcequotas/q"
+    assert apply_permissions("PATCH", quota, "application/apply-patch+yaml") == {
+        Permission("", "resourcequotas", "create")
+    }
+    assert apply_permissions("PATCH", quota, "application/merge-patch+json") == set()
+    assert apply_permissions("PATCH", "/api/v1/nodes/n1/status", "application/apply-patch+yaml") == set()
 
 
 def test_granted_refuses_wildcards() -> None:
@@ -278,7 +297,7 @@ def derive(kube: KubeSandbox, make_runtime, tmp_path: Path) -> Recorder:  # noqa
         }).run()}
         assert checks["permissions"].ok, checks["permissions"]
 
-    rec.scenario("gpulease doctor", doctor)
+    rec.scenario(DOCTOR, doctor)
     return rec
 
 
@@ -290,7 +309,9 @@ def _listed(permissions) -> set[Permission]:
 
 def test_clusterrole_grants_exactly_what_the_code_uses(kube, make_runtime, tmp_path) -> None:  # noqa: F811
     rec = derive(kube, make_runtime, tmp_path)
-    used = set(rec.used)
+    for p in DOCTOR_ONLY:
+        assert rec.used[p] == {DOCTOR}, f"{p} is used by {sorted(rec.used[p])}, not only by doctor's probe"
+    used = set(rec.used) - DOCTOR_ONLY
     derived = "\n".join(f"  {p}   <- {'; '.join(sorted(rec.used[p]))}" for p in sorted(used))
     unexpected_urls = sorted(set(rec.urls) - PUBLIC_URLS)
     assert not unexpected_urls, f"non-resource URLs need rules of their own: {unexpected_urls}"

@@ -13,6 +13,7 @@ import pytest
 from leases.store import upgrade
 from sandbox.kube import KubeSandbox
 from sandbox.slack import SlackSandbox
+from tests.integration.sandbox.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -50,6 +51,7 @@ def test_doctor_passes_against_the_sandbox_stack(stack):
     assert code == 0, report
     assert all(c["ok"] for c in report["checks"])
     assert "required permissions granted" in checks["permissions"]["detail"]
+    assert "PodNodeSelector in force" in checks["pinning"]["detail"]
     assert "GPU nodes serving" in checks["gpu nodes"]["detail"]
     assert "auth.test ok" in checks["slack"]["detail"]
 
@@ -76,8 +78,41 @@ def test_doctor_names_the_broken_setting(stack, change, check, needle):
 def test_doctor_reports_missing_permissions_and_migrations(stack, tmp_path):
     env, kube = stack
     kube.deny("patch", "nodes", enforce=False)
+    # Server-side apply creates the bundle's objects, for which the API server checks `create`.
+    kube.deny("create", "rolebindings", enforce=False)
     code, report = doctor(env | {"GPULEASE_DATABASE_URL": f"sqlite:///{tmp_path / 'empty.db'}"})
     checks = by_name(report)
     assert code == 1
     assert "patch nodes" in checks["permissions"]["detail"]
+    assert "create rolebindings.rbac.authorization.k8s.io" in checks["permissions"]["detail"]
     assert checks["database"]["fix"] == "run `gpulease db upgrade`"
+
+
+def probe_namespaces(kube) -> list[str]:
+    return [n["metadata"]["name"] for n in kube.list("namespaces")
+            if n["metadata"]["name"].startswith("gpulease-doctor-")]
+
+
+def test_doctor_fails_when_pinning_is_not_in_force(stack):
+    env, kube = stack
+    kube.disable_admission("PodNodeSelector")  # kube-apiserver's default; unavailable on EKS
+    code, report = doctor(env)
+    pinning = by_name(report)["pinning"]
+    assert code == 1
+    assert not pinning["ok"] and not pinning["skipped"]
+    assert "PodNodeSelector admission plugin is off" in pinning["detail"]
+    assert "--enable-admission-plugins" in pinning["fix"]
+    # The probe was a dry run: no pod anywhere, and its namespace is deleted.
+    assert not [p for p in kube.list("pods") if p["metadata"]["namespace"].startswith("gpulease-doctor-")]
+    wait_until(lambda: not probe_namespaces(kube))
+
+
+def test_doctor_without_pod_create_says_pinning_is_unverified(stack):
+    env, kube = stack
+    kube.deny("create", "pods")  # gpulease's own ClusterRole grants no pod creation
+    code, report = doctor(env)
+    pinning = by_name(report)["pinning"]
+    assert code == 0, report
+    assert pinning["skipped"] and "pinning not verified" in pinning["detail"]
+    assert "administrator's kubeconfig" in pinning["fix"]
+    wait_until(lambda: not probe_namespaces(kube))

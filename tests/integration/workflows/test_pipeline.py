@@ -271,7 +271,8 @@ def test_reclaim_exports_the_namespace_objects_first(make_runtime, tmp_path):
     saved = json.loads(export.read_text())
     assert saved["lease"] == s.lease_id
     kinds = sorted(item["kind"] for item in saved["items"])
-    assert kinds == ["LimitRange", "Namespace", "NetworkPolicy", "ResourceQuota", "RoleBinding"]
+    # Two quotas: the lease's own, and the one keeping critical priority classes out.
+    assert kinds == ["LimitRange", "Namespace", "NetworkPolicy", "ResourceQuota", "ResourceQuota", "RoleBinding"]
     receipt = rt.notifier.sent[-1].notice
     assert receipt.data["exported"] == str(export)
 

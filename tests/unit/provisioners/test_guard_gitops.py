@@ -52,8 +52,8 @@ def test_gitops_writes_one_file_per_object_and_a_kustomization(policy: Policy, t
     folder = write_bundle(spec, root=tmp_path)
     assert folder == tmp_path / "sandbox" / "ml-alice-1"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "00-namespace.yaml", "01-resourcequota.yaml", "02-limitrange.yaml",
-        "03-networkpolicy.yaml", "04-rolebinding.yaml", "kustomization.yaml",
+        "00-namespace.yaml", "01-resourcequota.yaml", "02-resourcequota.yaml", "03-limitrange.yaml",
+        "04-networkpolicy.yaml", "05-rolebinding.yaml", "kustomization.yaml",
     ]
     objects = [yaml.safe_load((folder / name).read_text()) for name in sorted(lease_files(spec))[:-1]]
     assert objects == render(spec)

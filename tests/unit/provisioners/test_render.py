@@ -22,6 +22,11 @@ ALL_VERSIONS = ["1.34", "1.35", *MAP_VERSIONS]
 MECHANISMS = list(PinningMechanism)
 
 
+def of_kind(spec, kind: str) -> dict:
+    """Return the first rendered object of a kind."""
+    return next(o for o in render(spec) if o["kind"] == kind)
+
+
 def _bundles(policy: Policy):
     for tier in policy.tiers:
         for mechanism in MECHANISMS:
@@ -58,7 +63,7 @@ def test_schema_check_catches_a_broken_object(policy: Policy) -> None:
 def test_objects_come_in_apply_order(policy: Policy) -> None:
     spec = make_spec(policy)
     assert [o["kind"] for o in render(spec)] == [
-        "Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding",
+        "Namespace", "ResourceQuota", "ResourceQuota", "LimitRange", "NetworkPolicy", "RoleBinding",
     ]
     by_policy = dataclasses.replace(spec, pinning=PinningMechanism.MUTATING_ADMISSION_POLICY)
     assert [o["kind"] for o in render(by_policy)][:3] == [
@@ -74,6 +79,8 @@ def test_namespace_labels_and_annotations(policy: Policy) -> None:
         "gpulease.io/lease": LEASE_ID,
         "gpulease.io/tier": "h100-1g",
         "gpulease.io/team": "ml-research",
+        "pod-security.kubernetes.io/enforce": "baseline",
+        "pod-security.kubernetes.io/enforce-version": "latest",
     }
     annotations = ns["metadata"]["annotations"]
     assert annotations["gpulease.io/owner"] == "U0ALICE"
@@ -82,6 +89,32 @@ def test_namespace_labels_and_annotations(policy: Policy) -> None:
     assert annotations["gpulease.io/pinning"] == "node-selector-annotations"
     assert annotations["scheduler.alpha.kubernetes.io/node-selector"] == "gpulease.io/tier=h100-1g"
     assert "scheduler.alpha.kubernetes.io/defaultTolerations" not in annotations
+
+
+def test_namespace_enforces_a_pod_security_standard(policy: Policy) -> None:
+    spec = make_spec(policy)
+    assert spec.pod_security == "baseline"
+    restricted = dataclasses.replace(spec, pod_security="restricted")
+    labels = of_kind(restricted, "Namespace")["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert labels["pod-security.kubernetes.io/enforce-version"] == "latest"
+    with pytest.raises(ValueError, match="pod_security must be one of privileged, baseline, restricted"):
+        dataclasses.replace(spec, pod_security="strict")
+
+
+def test_no_pod_may_use_a_critical_priority_class(policy: Policy) -> None:
+    spec = make_spec(policy)
+    quotas = [o for o in render(spec) if o["kind"] == "ResourceQuota"]
+    assert [q["metadata"]["name"] for q in quotas] == [f"gpulease-{LEASE_ID}", f"gpulease-{LEASE_ID}-critical"]
+    critical = quotas[1]
+    assert critical["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "gpulease", "gpulease.io/lease": LEASE_ID}
+    assert critical["spec"] == {
+        "hard": {"pods": "0"},
+        "scopeSelector": {"matchExpressions": [{
+            "scopeName": "PriorityClass", "operator": "In",
+            "values": ["system-cluster-critical", "system-node-critical"],
+        }]},
+    }
 
 
 def test_expiry_is_rendered_in_utc(policy: Policy) -> None:
@@ -150,7 +183,7 @@ def test_quota_is_the_tier_per_unit_times_units(policy: Policy, tier, units, cpu
 
 
 def test_limit_range_defaults_containers_to_one_unit(policy: Policy) -> None:
-    limits = render(make_spec(policy, tier="h100-shared"))[2]["spec"]["limits"]
+    limits = of_kind(make_spec(policy, tier="h100-shared"), "LimitRange")["spec"]["limits"]
     assert limits == [{
         "type": "Container",
         "default": {"cpu": "2", "memory": "16Gi"},
@@ -159,7 +192,7 @@ def test_limit_range_defaults_containers_to_one_unit(policy: Policy) -> None:
 
 
 def test_network_policy_admits_only_the_namespace_and_system_namespaces(policy: Policy) -> None:
-    netpol = render(make_spec(policy))[3]
+    netpol = of_kind(make_spec(policy), "NetworkPolicy")
     assert netpol["spec"]["policyTypes"] == ["Ingress"]
     assert netpol["spec"]["podSelector"] == {}
     assert netpol["spec"]["ingress"] == [{"from": [
@@ -169,11 +202,11 @@ def test_network_policy_admits_only_the_namespace_and_system_namespaces(policy: 
         ]}},
     ]}]
     alone = dataclasses.replace(make_spec(policy), allow_from_namespaces=())
-    assert render(alone)[3]["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert of_kind(alone, "NetworkPolicy")["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
 
 
 def test_role_binding_binds_the_requester_identity(policy: Policy) -> None:
-    binding = render(make_spec(policy))[4]
+    binding = of_kind(make_spec(policy), "RoleBinding")
     assert binding["subjects"] == [
         {"kind": "User", "name": "oidc:alice@example.com", "apiGroup": "rbac.authorization.k8s.io"}
     ]
@@ -195,7 +228,7 @@ def test_identity_template_placeholders(policy: Policy) -> None:
 
 def test_object_names_and_labels_derive_from_the_lease(policy: Policy) -> None:
     for obj in render(make_spec(policy))[1:]:
-        assert obj["metadata"]["name"] == f"gpulease-{LEASE_ID}"
+        assert obj["metadata"]["name"] in (f"gpulease-{LEASE_ID}", f"gpulease-{LEASE_ID}-critical")
         assert obj["metadata"]["namespace"] == "ml-alice-1"
         assert obj["metadata"]["labels"]["gpulease.io/lease"] == LEASE_ID
 
