@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from config.durations import format_duration, parse_duration
+from config.quantity import check_quantity
 
 Duration = Annotated[
     timedelta,
@@ -35,6 +37,8 @@ Duration = Annotated[
     PlainSerializer(format_duration, return_type=str),
 ]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+# Checked with the renderer's own parser, so a policy that loads never fails to render.
+Quantity = Annotated[str, AfterValidator(check_quantity)]
 
 
 class _Strict(BaseModel):
@@ -55,8 +59,8 @@ class PinningMechanism(StrEnum):
 class PerUnit(_Strict):
     """What one unit of a tier brings to the namespace's quota besides the GPU share."""
 
-    cpu: str = "4"
-    memory: str = "16Gi"
+    cpu: Quantity = "4"
+    memory: Quantity = "16Gi"
     pods: int = Field(10, ge=1)
 
 
@@ -170,6 +174,12 @@ class Approvals(_Strict):
     timeout: Duration = timedelta(hours=24)
     auto_approve: list[AutoApprovalRule] = Field(default_factory=list)
 
+    @field_validator("timeout")
+    @classmethod
+    def _positive_timeout(cls, value: timedelta) -> timedelta:
+        # A zero timeout would expire every request in the sweep after it was made.
+        return _positive(value, example="24h")
+
 
 class Extensions(_Strict):
     max_extensions: int = Field(2, ge=0)
@@ -191,6 +201,14 @@ class Expiry(_Strict):
             raise ValueError("warning offsets must be positive (time before expiry)")
         return sorted(set(value), reverse=True)
 
+    @field_validator("idle_after")
+    @classmethod
+    def _positive_idle(cls, value: timedelta | None) -> timedelta | None:
+        # Zero would reclaim every lease at its first sweep; null is how idle reclamation is off.
+        if value is None:
+            return None
+        return _positive(value, example="12h (or null: no idle reclamation)")
+
 
 class Identity(_Strict):
     """How a Slack user becomes a Kubernetes RBAC subject in the lease's RoleBinding."""
@@ -200,6 +218,16 @@ class Identity(_Strict):
         "oidc:{email}", description="placeholders: {email}, {username}, {slack_user}, {team}"
     )
     cluster_role: str = "edit"
+
+    @field_validator("cluster_role")
+    @classmethod
+    def _role_named(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                f"{value!r} is empty; expected the name of the ClusterRole bound in each lease's namespace, "
+                "e.g. edit"
+            )
+        return value
 
     @field_validator("name_template")
     @classmethod
@@ -345,6 +373,15 @@ class Policy(_Strict):
             raise _PathError(
                 "approvals.approvers", "no approvers and no auto-approval rules: nobody can approve"
             )
+        channel = self.approvals.channel
+        if not channel:
+            # Some request can always need a human; its card would have nowhere to go.
+            shown = "null" if channel is None else repr(channel)
+            raise _PathError(
+                "approvals.channel",
+                f"{shown}, but {_needs_a_human(self)}, and approval cards are posted in this channel; "
+                "expected a Slack channel id, e.g. C0123ABCD",
+            )
         return self
 
     def tier(self, name: str) -> Tier:
@@ -386,6 +423,41 @@ class _PathError(ValueError):
         super().__init__(message)
         self.path = path
         self.message = message
+
+
+def _positive(value: timedelta, *, example: str) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"{format_duration(value)} is not positive; expected a duration above zero, e.g. {example}")
+    return value
+
+
+def _needs_a_human(policy: Policy) -> str:
+    """Say which request needs a human approver (some always can: extensions past the caps)."""
+    for tier in policy.tiers:
+        for team in policy.teams:
+            units = min(tier.max_units, team.quota.tiers.get(tier.name, 0))
+            if units and not any(_covers(rule, tier, team.name, units) for rule in policy.approvals.auto_approve):
+                return (
+                    f"a request by team {team.name} for {units} units of tier {tier.name} for "
+                    f"{format_duration(tier.max_duration)} matches no auto-approval rule"
+                )
+    caps = policy.expiry.extensions
+    return (
+        f"an extension past the self-service caps of expiry.extensions (after {caps.max_extensions} "
+        f"extensions, or beyond {format_duration(caps.max_total_duration)} in all) needs an approver"
+    )
+
+
+def _covers(rule: AutoApprovalRule, tier: Tier, team: str, units: int) -> bool:
+    # The largest request allowed of a tier (every smaller one falls under the same rule); a
+    # team-usage condition never covers it, since the request may fill the quota.
+    return (
+        (rule.tiers is None or tier.name in rule.tiers)
+        and (rule.teams is None or team in rule.teams)
+        and (rule.max_units is None or rule.max_units >= units)
+        and (rule.max_duration is None or rule.max_duration >= tier.max_duration)
+        and rule.team_below_percent is None
+    )
 
 
 def _unique(section: str, names: list[str]) -> None:
@@ -496,6 +568,17 @@ def load_policy(path: str | Path) -> Policy:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyError(path, [PolicyIssue(path="", message=f"cannot read: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(
+            path,
+            [
+                PolicyIssue(
+                    path="",
+                    message=f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
+                    "save the file as UTF-8",
+                )
+            ],
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

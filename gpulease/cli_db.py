@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 from sqlmodel import select
 
 from config.durations import format_duration
 from config.settings import SettingsError, load_settings
 from gpulease.console import err, out
+from gpulease.store_access import (
+    FIX_URL,
+    StoreUnusable,
+    require_creatable,
+    require_current,
+    require_existing,
+    require_known,
+    store_errors,
+)
 from leases.models import Lease
 from leases.states import LIVE_STATES, LeaseState
 from leases.store import current_revision, head_revision, make_engine, session_scope, upgrade
@@ -24,11 +35,33 @@ DB_OPTION = typer.Option(None, "--database-url", help="Overrides GPULEASE_DATABA
 
 
 def _url(database_url: str | None) -> str:
+    # --database-url is checked like GPULEASE_DATABASE_URL (SQLite or PostgreSQL only).
+    overrides = {} if database_url is None else {"database_url": database_url}
     try:
-        return database_url or load_settings().database_url
+        return load_settings(**overrides).database_url
     except SettingsError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        message = str(exc) if database_url is None else str(exc).replace(FIX_URL, "--database-url")
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
         raise typer.Exit(2) from None
+
+
+def _option(database_url: str | None) -> str | None:
+    return None if database_url is None else "--database-url"
+
+
+@contextmanager
+def on_store(*, url: str, doing: str, option: str | None = None) -> Iterator[None]:
+    """Run the block against the store; print why it failed, if it did, and exit 1.
+
+    `option`: the command-line option the URL came from, named instead of the variable.
+    """
+    try:
+        with store_errors(url=url, doing=doing):
+            yield
+    except StoreUnusable as exc:
+        message = str(exc) if option is None else str(exc).replace(FIX_URL, option)
+        err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+        raise typer.Exit(1) from None
 
 
 @db_app.command("upgrade")
@@ -38,9 +71,12 @@ def db_upgrade(
 ) -> None:
     """Create the store or migrate it to the newest schema."""
     url = _url(database_url)
-    before = current_revision(url)
-    upgrade(url, revision=revision)
-    after = current_revision(url)
+    with on_store(url=url, doing=f"migrate {{store}} to revision {revision}", option=_option(database_url)):
+        require_creatable(url)
+        before = current_revision(url)
+        require_known(url=url, current=before)
+        upgrade(url, revision=revision)
+        after = current_revision(url)
     if before == after:
         out.print(f"database already at revision {after}", highlight=False)
     else:
@@ -51,18 +87,14 @@ def db_upgrade(
 def db_current(database_url: str | None = DB_OPTION) -> None:
     """Print the store's schema revision and whether it is the newest."""
     url = _url(database_url)
-    current, head = current_revision(url), head_revision()
+    with on_store(url=url, doing="read the schema revision of {store}", option=_option(database_url)):
+        require_existing(url)
+        current, head = current_revision(url), head_revision()
+        require_known(url=url, current=current)
     state = "up to date" if current == head else f"behind (newest is {head}; run `gpulease db upgrade`)"
     out.print(f"{current or 'empty'}: {state}", highlight=False)
     if current != head:
         raise typer.Exit(1)
-
-
-def _store_exists(url: str) -> bool:
-    # Asking SQLite about a file that is not there would create it empty.
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return False
-    return current_revision(url) is not None
 
 
 @leases_app.command("list")
@@ -74,18 +106,19 @@ def leases_list(
 ) -> None:
     """List leases, newest first."""
     url = _url(database_url)
-    if not _store_exists(url):
-        err.print(f"error: no state store at {url}; run `gpulease db upgrade` first", highlight=False)
-        raise typer.Exit(1)
-    engine = make_engine(url)
-    with session_scope(engine) as session:
-        query = select(Lease).order_by(Lease.created_at.desc())
-        if state:
-            query = query.where(Lease.state.in_(state))
-        if live:
-            query = query.where(Lease.state.in_(LIVE_STATES))
-        rows = [lease.model_dump(mode="json") for lease in session.exec(query)]
-    engine.dispose()
+    with on_store(url=url, doing="list leases in {store}", option=_option(database_url)):
+        require_current(url)
+        engine = make_engine(url)
+        try:
+            with session_scope(engine) as session:
+                query = select(Lease).order_by(Lease.created_at.desc())
+                if state:
+                    query = query.where(Lease.state.in_(state))
+                if live:
+                    query = query.where(Lease.state.in_(LIVE_STATES))
+                rows = [lease.model_dump(mode="json") for lease in session.exec(query)]
+        finally:
+            engine.dispose()
     if as_json:
         print(json.dumps({"leases": rows}))
         return

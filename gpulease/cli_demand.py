@@ -20,7 +20,9 @@ from rich.table import Table
 from config.policy import PolicyError
 from config.settings import SettingsError, load_settings
 from gpulease.cli_cluster import fail, read_nodes
+from gpulease.cli_db import on_store
 from gpulease.console import out
+from gpulease.store_access import require_current
 from gpulease.wiring import load_checked_policy
 from leases.capacity import pool_capacity, tier_specs
 from leases.rebalance import Demand
@@ -43,17 +45,20 @@ def demand(
         name = policy.cluster(cluster).name
     except KeyError as exc:
         raise fail(str(exc.args[0])) from None
+    with on_store(url=settings.database_url, doing="read recent requests from {store}"):
+        require_current(settings.database_url)  # before the cluster is asked anything
     specs = tier_specs(policy)
     inventory = [r.state for r in read_nodes(None, name, policy)]
     capacity = pool_capacity(inventory=inventory, tiers=specs)
     placement = policy.placement
     now = datetime.now(UTC)
-    engine = make_engine(settings.database_url)
-    try:
-        with session_scope(engine) as session:
-            arrivals = recent_arrivals(session, cluster=name, since=now - window_of(placement))
-    finally:
-        engine.dispose()
+    with on_store(url=settings.database_url, doing="read recent requests from {store}"):
+        engine = make_engine(settings.database_url)
+        try:
+            with session_scope(engine) as session:
+                arrivals = recent_arrivals(session, cluster=name, since=now - window_of(placement))
+        finally:
+            engine.dispose()
     inputs = {"inventory": inventory, "tiers": specs, "now": now}
     in_force = placement.pricing and estimate_demand(arrivals, settings=placement, **inputs) is not None
     # What the estimate says today, even while it is still learning (it is not used then).

@@ -20,6 +20,7 @@ from typing import Any
 import typer
 from gunicorn.app.base import BaseApplication
 from prometheus_client import REGISTRY
+from rich.markup import escape
 from slack_bolt import App
 
 from bot.app import build_app
@@ -30,6 +31,7 @@ from config.settings import Settings, SettingsError, load_settings
 from gpulease.console import err
 from gpulease.metrics import StoreCollector
 from gpulease.services import embedded_worker, install_runtime
+from gpulease.store_access import require_current, store_errors
 from gpulease.wiring import load_checked_policy, make_notifier
 from workflows.runtime import Runtime
 
@@ -134,15 +136,17 @@ def _settings() -> Settings:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
     return typer.Exit(1)
 
 
 def serve(
     host: str = typer.Option("0.0.0.0", help="Address to listen on."),
-    port: int = typer.Option(3000, help="Port; Slack's Request URL is http(s)://HOST:PORT/slack/events."),
-    workers: int = typer.Option(1, help="gunicorn worker processes (prefer replicas; see --threads)."),
-    threads: int = typer.Option(32, help="Threads per worker: concurrent Slack requests it can ack."),
+    port: int = typer.Option(
+        3000, min=1, max=65535, help="Port; Slack's Request URL is http(s)://HOST:PORT/slack/events."
+    ),
+    workers: int = typer.Option(1, min=1, help="gunicorn worker processes (prefer replicas; see --threads)."),
+    threads: int = typer.Option(32, min=1, help="Threads per worker: concurrent Slack requests it can ack."),
     access_log: bool = typer.Option(False, help="Log every HTTP request."),
 ) -> None:
     """Serve the Slack bot over HTTP (/slack/events, /healthz, /metrics) on gunicorn."""
@@ -151,6 +155,8 @@ def serve(
         load_checked_policy(settings.policy_file)  # fail here, with the file's problems, not in a worker
         if settings.slack_bot_token is None or settings.slack_signing_secret is None:
             raise SettingsError("GPULEASE_SLACK_BOT_TOKEN and GPULEASE_SLACK_SIGNING_SECRET must be set")
+        with store_errors(url=settings.database_url, doing="start on {store}"):
+            require_current(settings.database_url)  # likewise: here, not in each gunicorn worker
     except (PolicyError, SettingsError) as exc:
         raise _fail(exc) from None
     options = {
@@ -170,7 +176,7 @@ def serve(
 
 
 def socket(
-    metrics_port: int = typer.Option(0, help="Serve Prometheus /metrics on this port (0: off)."),
+    metrics_port: int = typer.Option(0, min=0, max=65535, help="Serve Prometheus /metrics on this port (0: off)."),
 ) -> None:
     """Connect to Slack over Socket Mode (no public URL needed; up to 10 replicas)."""
     from prometheus_client import start_http_server

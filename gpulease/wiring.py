@@ -15,10 +15,11 @@ from slack_sdk import WebClient
 from bot.client import make_client
 from bot.notifier import SlackNotifier
 from config.policy import Policy, load_policy
-from config.settings import Settings, SettingsError
+from config.settings import Settings
+from gpulease.store_access import require_current, store_errors
 from leases.ports import Notifier
 from leases.records import ensure_team
-from leases.store import current_revision, head_revision, make_engine, session_scope
+from leases.store import make_engine, session_scope
 from leases.tiers import check_against_catalog
 from provisioners.kube.client import make_api_client
 from provisioners.kube.retry import retry_policy
@@ -65,18 +66,18 @@ def make_notifier(settings: Settings, policy: Policy, *, client: WebClient | Non
 def build_runtime(
     settings: Settings, *, policy: Policy | None = None, notifier: Notifier | None = None, clock=utc_now
 ) -> Runtime:
-    """Build the workflow runtime from settings (and optionally a policy and notifier)."""
+    """Build the workflow runtime from settings (and optionally a policy and notifier).
+
+    StoreUnusable (a SettingsError) when the store is missing, unreachable or not current.
+    """
     policy = policy or load_checked_policy(settings.policy_file)
-    if current_revision(settings.database_url) != head_revision():
-        raise SettingsError(
-            f"the state store at {settings.database_url} is not at the newest schema; "
-            "run `gpulease db upgrade` first"
-        )
-    engine = make_engine(settings.database_url)
-    with session_scope(engine) as session:
-        now = clock()
-        for team in policy.teams:
-            ensure_team(session, name=team.name, now=now)
+    with store_errors(url=settings.database_url, doing="start on {store}"):
+        require_current(settings.database_url)
+        engine = make_engine(settings.database_url)
+        with session_scope(engine) as session:
+            now = clock()
+            for team in policy.teams:
+                ensure_team(session, name=team.name, now=now)
     return Runtime(
         engine=engine,
         policy=policy,

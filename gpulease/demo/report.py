@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from gpulease.demo.scenario import NAMES, Story
+from gpulease.redact import hide_password
 from sandbox.slack import dm_channel_id
 
 _MENTION = re.compile(r"<@(U[0-9A-Z]+)>")
@@ -124,7 +125,7 @@ def write(story: Story, path: Path, *, failure: str | None, capacity: list[dict]
     channels += [_channel(story, f"DM: gpulease → {NAMES[u]}", dm_channel_id(u)) for u in ("U0ALICE", "U0BOB", "U0CAROL")]
     document = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>gpulease demo</title>
 <style>{CSS}</style></head><body>
-<h1>gpulease demo</h1><p class="ts">run at {datetime.now():%Y-%m-%d %H:%M} · store {html.escape(env.settings.database_url)}</p>
+<h1>gpulease demo</h1><p class="ts">run at {datetime.now():%Y-%m-%d %H:%M} · store {html.escape(hide_password(env.settings.database_url))}</p>
 {outcome}
 <h2 id="timeline">Timeline</h2><table>{"".join(rows)}</table>
 <h2 id="capacity">Capacity per tier over time</h2><ol class="ts">{snapshots}</ol>

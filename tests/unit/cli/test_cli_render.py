@@ -33,7 +33,7 @@ def test_render_writes_the_bundle_byte_identically(tmp_path):
     assert any(str(f).startswith("sandbox/alice-nb/") for f in files)
     for f in files:
         assert (first / f).read_bytes() == (second / f).read_bytes()
-    docs = [yaml.safe_load(p.read_text()) for p in (first / "sandbox" / "alice-nb").glob("*.yaml")]
+    docs = [yaml.safe_load(p.read_text()) for p in sorted((first / "sandbox" / "alice-nb").glob("*.yaml"))]
     quota = next(d for d in docs if d.get("kind") == "ResourceQuota")
     assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "2"
 

@@ -78,3 +78,19 @@ def test_moments_are_shown_in_utc_to_the_minute():
     assert format_moment(moment) == "2026-12-02 17:05 UTC"
     assert format_moment(moment.astimezone(timezone(timedelta(hours=-5)))) == "2026-12-02 17:05 UTC"
     assert format_moment(moment.timestamp()) == "2026-12-02 17:05 UTC"
+
+
+@pytest.mark.parametrize("text", ["99999999999d", "3651d", "315360001", 10**30, 1e300])
+def test_parse_duration_refuses_more_than_ten_years_with_a_value_error(text):
+    with pytest.raises(ValueError, match=r"too long: at most 3650d \(10 years\); write a shorter one"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", [float("inf"), float("nan")])
+def test_parse_duration_refuses_infinite_numbers(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration(text)
+
+
+def test_ten_years_is_still_a_duration():
+    assert parse_duration("3650d") == parse_duration("521w3d") == timedelta(days=3650)
