@@ -153,6 +153,10 @@ class Limits(_Strict):
 class Namespaces(_Strict):
     reserved_names: list[str] = Field(default_factory=list)
     reserved_prefixes: list[str] = Field(default_factory=list)
+    pod_security: Literal["privileged", "baseline", "restricted"] | None = Field(
+        "baseline",
+        description="Pod Security Standard lease namespaces enforce (None: no label, the cluster's default)",
+    )
 
 
 class AutoApprovalRule(_Strict):

@@ -123,15 +123,17 @@ def render_cluster_objects() -> list[dict[str, Any]]:
 
 def namespace_labels(spec: BundleSpec) -> dict[str, str]:
     """Return the labels the platform sets on a lease's namespace."""
-    return {
+    labels = {
         MANAGED_BY: MANAGER,
         LEASE_LABEL: spec.lease_id,
         TIER_LABEL: spec.tier_label,
         TEAM_LABEL: spec.team,
-        POD_SECURITY_ENFORCE_LABEL: spec.pod_security,
-        # "latest": the standard as the cluster's own version defines it, kept current.
-        POD_SECURITY_VERSION_LABEL: "latest",
     }
+    if spec.pod_security is not None:
+        labels[POD_SECURITY_ENFORCE_LABEL] = spec.pod_security
+        # "latest": the standard as the cluster's own version defines it, kept current.
+        labels[POD_SECURITY_VERSION_LABEL] = "latest"
+    return labels
 
 
 def namespace_annotations(spec: BundleSpec) -> dict[str, str]:

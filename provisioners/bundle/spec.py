@@ -69,7 +69,8 @@ class BundleSpec:
     pinning: PinningMechanism
     tier_label: str  # value of gpulease.io/tier on the tier's nodes
     tolerations: tuple[Toleration, ...] = field(default=())
-    pod_security: str = DEFAULT_POD_SECURITY  # Pod Security Standard the namespace enforces
+    # Pod Security Standard the namespace enforces; None: no label, the cluster's default applies.
+    pod_security: str | None = DEFAULT_POD_SECURITY
 
     def __post_init__(self) -> None:
         if not _DNS_LABEL.match(self.namespace) or len(self.namespace) > 63:
@@ -92,7 +93,7 @@ class BundleSpec:
             raise ValueError("tolerations need the node-selector-annotations pinning mechanism")
         if self.subject_kind not in ("User", "Group"):
             raise ValueError(f"subject_kind must be User or Group, not {self.subject_kind!r}")
-        if self.pod_security not in POD_SECURITY_LEVELS:
+        if self.pod_security is not None and self.pod_security not in POD_SECURITY_LEVELS:
             raise ValueError(
                 f"pod_security must be one of {', '.join(POD_SECURITY_LEVELS)}, not {self.pod_security!r}"
             )
@@ -153,4 +154,5 @@ def spec_from(
         pinning=policy.pinning_for(cluster),
         tier_label=tier_cfg.name,
         tolerations=tuple(tolerations),
+        pod_security=policy.namespaces.pod_security,
     )

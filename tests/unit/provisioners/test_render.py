@@ -102,6 +102,18 @@ def test_namespace_enforces_a_pod_security_standard(policy: Policy) -> None:
         dataclasses.replace(spec, pod_security="strict")
 
 
+def test_the_policy_chooses_the_pod_security_standard_or_none(policy: Policy) -> None:
+    for level in ("restricted", None):
+        chosen = policy.model_copy(update={"namespaces": policy.namespaces.model_copy(update={"pod_security": level})})
+        spec = make_spec(chosen)
+        assert spec.pod_security == level
+        labels = of_kind(spec, "Namespace")["metadata"]["labels"]
+        if level is None:  # the cluster's default applies
+            assert not any(key.startswith("pod-security.kubernetes.io/") for key in labels)
+        else:
+            assert labels["pod-security.kubernetes.io/enforce"] == level
+
+
 def test_no_pod_may_use_a_critical_priority_class(policy: Policy) -> None:
     spec = make_spec(policy)
     quotas = [o for o in render(spec) if o["kind"] == "ResourceQuota"]
