@@ -174,7 +174,8 @@ def idle_sweep(rt: Runtime, now: datetime | None = None) -> IdleReport:
         report.skipped = f"no {' or '.join(METRICS)} series in Prometheus: is the DCGM exporter running?"
         return report
     shared = {tier.name for tier in rt.policy.tiers if tier.mode is TierMode.TIMESLICE}
-    to_reclaim: list[tuple[str, datetime | None]] = []
+    # Read first, without locks: deciding may query Prometheus again, which no lease lock waits on.
+    seen: list[tuple[str, str, float | None, datetime | None, datetime | None]] = []
     with session_scope(rt.engine) as session:
         for lease_id, namespace, tier in candidates:
             peak = used.get(namespace)
@@ -182,19 +183,27 @@ def idle_sweep(rt: Runtime, now: datetime | None = None) -> IdleReport:
                 continue
             if peak is None and tier in shared:
                 continue  # no series says nothing here: the exporter cannot attribute time-shares
-            lease = session.get(Lease, lease_id, with_for_update=True)
-            if lease is None or lease.state not in RUNNING:
-                continue
             active = _last(session, lease_id, ACTIVITY)
             if active is not None and active > now - window:
                 continue  # extended or marked busy recently: give it the whole window again
-            warned = _last(session, lease_id, ("lease.idle_warned",))
-            if warned is not None and (active is None or warned >= active):
-                if now - warned < grace:
-                    continue
-                if _idle_since(rt, namespace, warned=warned, now=now, window=window):
-                    to_reclaim.append((lease_id, active))
-                    continue
+            seen.append((lease_id, namespace, peak, active, _last(session, lease_id, ("lease.idle_warned",))))
+    to_warn: list[tuple[str, float | None, datetime | None, datetime | None]] = []
+    to_reclaim: list[tuple[str, datetime | None]] = []
+    for lease_id, namespace, peak, active, warned in seen:
+        if warned is not None and (active is None or warned >= active):
+            if now - warned < grace:
+                continue
+            if _idle_since(rt, namespace, warned=warned, now=now, window=window):
+                to_reclaim.append((lease_id, active))
+                continue
+        to_warn.append((lease_id, peak, active, warned))
+    with session_scope(rt.engine) as session:
+        for lease_id, peak, active, warned in to_warn:
+            lease = session.get(Lease, lease_id, with_for_update=True)
+            if lease is None or lease.state not in RUNNING:
+                continue
+            if (_last(session, lease_id, ACTIVITY), _last(session, lease_id, ("lease.idle_warned",))) != (active, warned):
+                continue  # the requester acted, or another sweep warned, since the read
             _warn(rt, session, lease, peak=peak, now=now, window=window, grace=grace)
             report.warned.append(lease_id)
     for lease_id, active in to_reclaim:

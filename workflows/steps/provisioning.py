@@ -136,9 +136,13 @@ def compensate(rt: Runtime, lease_id: str, *, reason: str) -> str:
     """Undo a failed provisioning: remove what we created, release, fail, tell the requester."""
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
-        if lease.state is not LeaseState.PROVISIONING:
-            return str(lease.state)  # activated by another attempt, released, or failed already
-        spec = bundle_spec(rt, lease)
+        state, spec = lease.state, bundle_spec(rt, lease)
+    if state is not LeaseState.PROVISIONING:
+        # Activated by another attempt: left alone. Released meanwhile: the failed apply may
+        # still have created the namespace after the reclaim removed it.
+        if state in (LeaseState.RECLAIMING, LeaseState.RECLAIMED):
+            remove_stray(rt, spec, state=state)
+        return str(state)
     cleanup = "removed what was created"
     try:
         remove_bundle(rt, spec)

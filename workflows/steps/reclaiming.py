@@ -78,7 +78,11 @@ def extend(
         view = lease_view(rt, lease)
         if approved_by is not None and (denied := _denied_by(session, lease)) is not None:
             raise AlreadyDecided(f"<@{denied}> denied this extension of {lease.namespace} already; nothing changed")
-        if verdict.outcome == "approval-required" and approved_by is None:
+        if verdict.outcome == "approval-required" and approved_by is None and _asked_already(session, lease, by):
+            # The same request again (a double click, the button in the DM and on Home): its
+            # card is out already.
+            result = Extended("approval-required", lease.expires_at, verdict.message)
+        elif verdict.outcome == "approval-required" and approved_by is None:
             asked = record_event(
                 session,
                 actor=actor,
@@ -299,9 +303,9 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
     return state
 
 
-def _denied_by(session: Session, lease: Lease) -> str | None:
-    """Return who denied the lease's latest extension request, if anyone has."""
-    latest = session.exec(
+def _latest_extension_event(session: Session, lease: Lease) -> AuditEvent | None:
+    """Return the lease's latest extension request or denial."""
+    return session.exec(
         select(AuditEvent)
         .where(
             AuditEvent.lease_id == lease.id,
@@ -309,7 +313,24 @@ def _denied_by(session: Session, lease: Lease) -> str | None:
         )
         .order_by(col(AuditEvent.id).desc())
     ).first()
+
+
+def _denied_by(session: Session, lease: Lease) -> str | None:
+    """Return who denied the lease's latest extension request, if anyone has."""
+    latest = _latest_extension_event(session, lease)
     return latest.actor if latest is not None and latest.action == "lease.extension_denied" else None
+
+
+def _asked_already(session: Session, lease: Lease, by: timedelta) -> bool:
+    """Return whether the approvers have this very request open: the latest one, undecided, for
+    the same length at the same extension count."""
+    latest = _latest_extension_event(session, lease)
+    return (
+        latest is not None
+        and latest.action == "lease.extension_requested"
+        and (latest.data or {}).get("by_seconds") == int(by.total_seconds())
+        and (latest.data or {}).get("extensions") == lease.extensions
+    )
 
 
 def deny_extension(

@@ -196,3 +196,35 @@ def test_a_refused_reclaim_keeps_the_units_and_tells_the_admins_once(make_runtim
         assert held_reservation(session, lease_id=s.lease_id) is not None
     kube.clear_denials()
     assert tasks.reclaim.apply(args=(s.lease_id,)).get() == LeaseState.RECLAIMED
+
+
+def test_a_failed_apply_after_a_release_leaves_no_namespace(make_runtime, kube, monkeypatch):
+    from leases.errors import PermanentError
+
+    rt = make_runtime()
+    apply = provisioning.apply_bundle
+
+    def released_then_refused(rt_, spec):
+        api.release(lease_id=spec.lease_id, actor="U0ALICE")
+        reclaiming.reclaim(rt_, spec.lease_id)
+        apply(rt_, spec)  # the namespace is created again...
+        raise PermanentError("refused by the API server (422)")  # ...and the apply then fails
+
+    monkeypatch.setattr(provisioning, "apply_bundle", released_then_refused)
+    s = api.submit(request())
+    rt.queue.drain()
+    assert state_of(rt, s.lease_id) is LeaseState.RECLAIMED
+    assert kube.get("namespaces", "alice-nb") is None
+
+
+def test_asking_twice_for_the_same_extension_posts_one_card(make_runtime):
+    rt = make_runtime()
+    s = api.submit(request(duration=timedelta(hours=8)))
+    rt.queue.drain()
+    _past_the_caps(rt, s.lease_id)
+    again = api.extend(lease_id=s.lease_id, actor="U0ALICE", by=timedelta(days=1))  # a double click
+    assert again.outcome == "approval-required"
+    other = api.extend(lease_id=s.lease_id, actor="U0ALICE", by=timedelta(days=2))  # a new request
+    assert other.outcome == "approval-required"
+    rt.queue.drain()
+    assert kinds(rt, "approval_card").count("extension.requested") == 2
