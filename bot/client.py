@@ -6,7 +6,8 @@ number of times. Imported by bot.app, bot.notifier and the composition root.
 
 A second, quick client serves the calls a person is waiting on within Slack's 3 s (views.open
 with a trigger, a directory lookup before an ack): it never sleeps on a 429's Retry-After and
-gives up after a short timeout, because an answer after 3 s is worth nothing there.
+gives up after a short timeout, because an answer after 3 s is worth nothing there; only a
+5xx, which Slack answers at once, is tried a second time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryIntervalCalculator
 
 SLACK_API_URL = "https://slack.com/api/"
 # Bounded: a listener's follow-up or an outbox send gives up and lets the outbox (which
@@ -47,8 +49,12 @@ def make_client(token: str, *, base_url: str = SLACK_API_URL, timeout: int = TIM
 
 def make_quick_client(token: str | None, *, base_url: str = SLACK_API_URL,
                       timeout: int = QUICK_TIMEOUT_S) -> WebClient:
-    """Return a WebClient with no retries and a short timeout, for calls made before an ack."""
-    # No retries at all: a retried views.open would find its trigger exchanged already, and a
-    # retry after Retry-After lands after Slack stopped waiting.
+    """Return a WebClient with a short timeout that retries only a 5xx, once, at once, for
+    calls made before an ack."""
+    # A 5xx comes back fast and is usually brief: one retry 0.1 s later still fits in the 3 s.
+    # Nothing else is retried: a retry after a 429's Retry-After or a timeout lands after Slack
+    # stopped waiting.
     return WebClient(token=token, base_url=base_url, timeout=timeout,
-                     logger=logging.getLogger("bot.slack_api"), retry_handlers=[])
+                     logger=logging.getLogger("bot.slack_api"),
+                     retry_handlers=[ServerErrorRetryHandler(
+                         max_retry_count=1, interval_calculator=FixedValueRetryIntervalCalculator(0.1))])

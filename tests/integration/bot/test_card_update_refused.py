@@ -8,9 +8,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.client import make_client, make_quick_client
+from bot.client import make_client
 from bot.notifier import SlackNotifier
 from leases.ports import MessageRef, Notice
 from sandbox.slack import DEFAULT_TOKEN
@@ -73,7 +74,8 @@ def test_errors_that_pass_are_raised_for_the_outbox_to_retry(slack, status, erro
     card = posted_card(slack)
     slack.add_fault("chat.update", status=status, error=error)
     # Without the client's own retries, so the first answer reaches the notifier.
-    notifier = SlackNotifier(make_quick_client(DEFAULT_TOKEN, base_url=slack.url), approvals_channel="C0APPROVALS")
+    client = WebClient(token=DEFAULT_TOKEN, base_url=slack.url, retry_handlers=[])
+    notifier = SlackNotifier(client, approvals_channel="C0APPROVALS")
     with pytest.raises(SlackApiError) as raised:
         notifier.update_approval_card(card=card, notice=OUTCOME)
     assert raised.value.response["error"] == error

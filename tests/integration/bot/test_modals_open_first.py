@@ -47,6 +47,14 @@ def test_an_expired_trigger_is_answered_with_what_to_do(to_bot, slack):
     assert slack.views("U0ALICE") == []
 
 
+def test_a_brief_slack_error_on_views_open_is_tried_once_more(to_bot, slack):
+    slack.add_fault("views.open", status=503, times=1)
+    answer = to_bot.slash_command("/gpu-namespace", user_id="U0ALICE")
+    assert answer.status == 200 and answer.elapsed < flows.ACK_LIMIT_S
+    assert [c.status for c in slack.calls("views.open")] == [503, 200]
+    assert flows.form_of(slack, "U0ALICE")["callback_id"] == "gpulease.request"
+
+
 def test_the_home_button_opens_the_form_before_the_ack(to_bot, slack):
     to_bot.app_home_opened("U0BOB")
     home = eventually(lambda: slack.home("U0BOB"), what="the Home tab")
