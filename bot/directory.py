@@ -116,8 +116,12 @@ class Directory:
         self._ttl, self._stale_limit, self._budget = group_ttl, stale_limit, lookup_budget
         self._read: dict[str, tuple[float, frozenset[str]]] = {}
         self._refreshing: set[str] = set()
+        self._reading: dict[str, concurrent.futures.Future] = {}  # one read per group at a time
         self._lock = threading.Lock()
         self._pool = concurrent.futures.ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="directory")
+        # Background refreshes have threads of their own: waiting on Slack there never holds
+        # up a lookup someone is waiting for.
+        self._background = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="directory-refresh")
         self._emails = _Cache(email_ttl, clock)
 
     def members(self, group: str, *, wait: bool = True) -> frozenset[str] | None:
@@ -163,12 +167,29 @@ class Directory:
             return found
         client = self._client if wait else self._lookup
         # One lookup per group, side by side: a cold cache costs one round trip, not one per group.
-        futures = {group: self._pool.submit(self._read_group, group, client) for group in to_read}
+        futures = {group: self._read_shared(group, client) for group in to_read}
         concurrent.futures.wait(futures.values(), timeout=None if wait else self._budget)
         for group, future in futures.items():
             # A lookup still running past the budget finishes in the background and fills the cache.
             found[group] = future.result() if future.done() else None
         return found
+
+    def _read_shared(self, group: str, client: WebClient) -> concurrent.futures.Future:
+        """Start reading a group, or join the read of it already under way: N clicks on a cold
+        cache make one call to Slack, not N."""
+        with self._lock:
+            future = self._reading.get(group)
+            if future is None:
+                future = self._pool.submit(self._read_once, group, client)
+                self._reading[group] = future
+            return future
+
+    def _read_once(self, group: str, client: WebClient) -> frozenset[str] | None:
+        try:
+            return self._read_group(group, client)
+        finally:
+            with self._lock:
+                self._reading.pop(group, None)
 
     def _refresh_later(self, group: str) -> None:
         """Ask Slack for the group again in the background (caller holds the lock)."""
@@ -178,12 +199,14 @@ class Directory:
 
         def refresh() -> None:
             try:
-                self._read_group(group, self._client)
+                # The quick client: a 429 is not slept through here, the stale answer serves
+                # meanwhile and the next use asks again.
+                self._read_group(group, self._lookup)
             finally:
                 with self._lock:
                     self._refreshing.discard(group)
 
-        self._pool.submit(refresh)
+        self._background.submit(refresh)
 
     def _read_group(self, group: str, client: WebClient) -> frozenset[str] | None:
         """Ask Slack for a group's members and remember the answer; on failure return the last

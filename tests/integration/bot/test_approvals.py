@@ -74,6 +74,9 @@ def test_a_second_click_changes_nothing_and_says_who_decided(to_bot, slack):
     assert "U0APPROVER1" in note["text"] and "ref " in note["text"]
     flows.ephemeral(slack, "U0APPROVER1", "Nothing changed")
     assert len(slack.calls("chat.update")) == 1
+    # The outbox sends the requester's message in the background: wait for it, then count once.
+    eventually(lambda: any("approved alice-twice" in m.get("text", "") for m in flows.dms(slack, "U0ALICE")),
+               what="the requester told")
     assert sum("approved alice-twice" in m.get("text", "") for m in flows.dms(slack, "U0ALICE")) == 1
 
 
