@@ -138,3 +138,25 @@ def test_the_team_of_a_request_is_checked_against_what_slack_could_say():
     slack.failing = False
     with pytest.raises(DomainError, match="not in any team"):
         deps.teams(deps.actor("U0DAVE"))
+
+
+def test_concurrent_reads_of_a_cold_group_make_one_call_to_slack() -> None:
+    slack = FakeSlack()
+    slack.released.clear()  # every call waits until the readers have all asked
+    directory = Directory(slack, GROUPS, clock=Clock())  # type: ignore[arg-type]
+    answers: list[frozenset[str] | None] = []
+    asking: list[int] = []
+
+    def read() -> None:
+        asking.append(1)
+        answers.append(directory.members("S0MLRESEARCH"))
+
+    readers = [threading.Thread(target=read) for _ in range(5)]
+    for reader in readers:
+        reader.start()
+    eventually(lambda: slack.calls >= 1 and len(asking) == 5)  # all five asked while Slack holds the call
+    slack.released.set()
+    for reader in readers:
+        reader.join(5)
+    assert slack.calls == 1
+    assert answers == [frozenset({"U0ALICE", "U0CAROL"})] * 5
