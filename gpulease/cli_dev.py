@@ -14,7 +14,7 @@ from gpulease.logs import configure_logging
 
 def dev(
     port: int = typer.Option(8080, min=0, max=65535, help="Port of the page on 127.0.0.1 (0: any free port)."),
-    workdir: Path = typer.Option(Path("dev-out"), help="Where the SQLite store goes (emptied at start)."),
+    workdir: Path = typer.Option(Path("dev-out"), help="Where the SQLite store goes (its store is deleted at start)."),
 ) -> None:
     """Run the whole embedded stack with a local page to act as Slack users, until Ctrl-C."""
     configure_logging(level="WARNING")  # the page is the output; the log is for what failed

@@ -29,6 +29,7 @@ from bot.web import wsgi_app
 from config.policy import PolicyError
 from config.settings import Settings, SettingsError, load_settings
 from gpulease.console import err
+from gpulease.logs import configure_logging
 from gpulease.metrics import StoreCollector
 from gpulease.services import embedded_worker, install_runtime
 from gpulease.store_access import require_current, store_errors
@@ -131,7 +132,7 @@ def _settings() -> Settings:
     except SettingsError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     return settings
 
 

@@ -52,7 +52,7 @@ def worker(
     queues: str = typer.Option(",".join(ALL), help="Comma-separated queues to consume."),
     concurrency: int = typer.Option(2, "-c", "--concurrency", min=1, help="Worker processes (or threads)."),
     pool: Pool = typer.Option(Pool.PREFORK.value, help="Execution pool."),
-    loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
+    loglevel: str | None = typer.Option(None, "-l", "--loglevel", help="Log level (default: GPULEASE_LOG_LEVEL)."),
     metrics_port: int | None = typer.Option(None, min=1, max=65535, help="Serve Prometheus metrics on this port."),
 ) -> None:
     """Run a workflow worker (Celery) on the configured broker."""
@@ -70,6 +70,7 @@ def worker(
             highlight=False,
         )
         raise typer.Exit(2)
+    loglevel = loglevel or settings.log_level
     configure_logging(fmt=settings.log_format, level=loglevel)
     try:
         run_worker(settings, queues=names, concurrency=concurrency, pool=pool.value,
@@ -81,7 +82,7 @@ def worker(
 
 def beat(
     schedule_file: str = typer.Option("celerybeat-schedule", help="Where beat keeps its last run times."),
-    loglevel: str = typer.Option("INFO", "-l", "--loglevel"),
+    loglevel: str | None = typer.Option(None, "-l", "--loglevel", help="Log level (default: GPULEASE_LOG_LEVEL)."),
 ) -> None:
     """Run the scheduler: the minute sweep, waitlist wake-ups and the reconciler."""
     from gpulease.logs import configure_logging
@@ -97,6 +98,7 @@ def beat(
             "the broker the workers use (e.g. redis://HOST:6379/0).",
             highlight=False,
         )
+    loglevel = loglevel or settings.log_level
     configure_logging(fmt=settings.log_format, level=loglevel)
     run_beat(settings, schedule_file=schedule_file, loglevel=loglevel)
 

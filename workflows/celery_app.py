@@ -26,6 +26,9 @@ def configure(*, broker_url: str, visibility_timeout: int = 3600) -> Celery:
     app.conf.update(
         broker_url=broker_url,
         broker_connection_retry_on_startup=True,
+        # Logging is set up once, by gpulease.logs (GPULEASE_LOG_FORMAT/LEVEL): a worker that
+        # replaced the root handler would drop the JSON lines and their event and id fields.
+        worker_hijack_root_logger=False,
         # A task is acknowledged when it finishes, and put back if its worker dies mid-way;
         # the steps are idempotent, so running one twice is harmless.
         task_acks_late=True,
