@@ -83,15 +83,8 @@ def extend(
             # card is out already.
             result = Extended("approval-required", lease.expires_at, verdict.message)
         elif verdict.outcome == "approval-required" and approved_by is None:
-            asked = record_event(
-                session,
-                actor=actor,
-                action="lease.extension_requested",
-                now=now,
-                lease_id=lease.id,
-                data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions},
-            )
-            session.flush()  # its id names this request: each one gets its own card
+            # The event's id names this request: each one gets its own card.
+            asked = _extension_event(session, lease, actor=actor, action="lease.extension_requested", by=by, now=now)
             outbox.add(
                 session,
                 key=f"{lease.id}:extension:{asked.id}",
@@ -303,6 +296,22 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
     return state
 
 
+def _extension_event(
+    session: Session, lease: Lease, *, actor: str, action: str, by: timedelta, now: datetime
+) -> AuditEvent:
+    """Record an extension request or denial, flushed so that its id can name it."""
+    event = record_event(
+        session,
+        actor=actor,
+        action=action,
+        now=now,
+        lease_id=lease.id,
+        data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions},
+    )
+    session.flush()
+    return event
+
+
 def _latest_extension_event(session: Session, lease: Lease) -> AuditEvent | None:
     """Return the lease's latest extension request or denial."""
     return session.exec(
@@ -347,15 +356,7 @@ def deny_extension(
             raise AlreadyDecided(f"{lease.namespace} was extended since this request; nothing changed")
         if (denied := _denied_by(session, lease)) is not None:
             raise AlreadyDecided(f"<@{denied}> denied this extension of {lease.namespace} already")
-        denial = record_event(
-            session,
-            actor=approver,
-            action="lease.extension_denied",
-            now=now,
-            lease_id=lease.id,
-            data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions},
-        )
-        session.flush()
+        denial = _extension_event(session, lease, actor=approver, action="lease.extension_denied", by=by, now=now)
         outbox.add(
             session,
             key=f"{lease.id}:extension_denied:{denial.id}",

@@ -70,19 +70,24 @@ def test_a_scheduled_reclaim_names_the_admin_and_is_rechecked_when_due(make_runt
     assert state_of(rt, s.lease_id) in (LeaseState.ACTIVE, LeaseState.EXPIRING)  # warned, not reclaimed
 
 
-def test_a_release_during_provisioning_leaves_no_namespace(make_runtime, kube, monkeypatch):
-    rt = make_runtime()
-    apply = provisioning.apply_bundle
+def _released_before_applying(monkeypatch, module) -> None:
+    """Have the first apply of `module` find its lease released and reclaimed: the step let go
+    of the row, and the release and its reclaim finish before the apply reaches the server."""
+    apply = module.apply_bundle
     released = []
 
     def released_meanwhile(rt_, spec):
         if not released:
-            # provision() let go of the row; the release and its reclaim finish before the apply.
             released.append(api.release(lease_id=spec.lease_id, actor="U0ALICE"))
             reclaiming.reclaim(rt_, spec.lease_id)
         return apply(rt_, spec)
 
-    monkeypatch.setattr(provisioning, "apply_bundle", released_meanwhile)
+    monkeypatch.setattr(module, "apply_bundle", released_meanwhile)
+
+
+def test_a_release_during_provisioning_leaves_no_namespace(make_runtime, kube, monkeypatch):
+    rt = make_runtime()
+    _released_before_applying(monkeypatch, provisioning)
     s = api.submit(request())
     rt.queue.drain()
     assert state_of(rt, s.lease_id) is LeaseState.RECLAIMED
@@ -97,16 +102,7 @@ def test_a_refresh_after_a_release_does_not_bring_the_namespace_back(make_runtim
     s = api.submit(request(duration=timedelta(hours=8)))
     rt.queue.drain()
     api.extend(lease_id=s.lease_id, actor="U0ALICE", by=timedelta(hours=4))  # queues a refresh
-    apply = reclaiming.apply_bundle
-    released = []
-
-    def released_meanwhile(rt_, spec):
-        if not released:
-            released.append(api.release(lease_id=spec.lease_id, actor="U0ALICE"))
-            reclaiming.reclaim(rt_, spec.lease_id)
-        return apply(rt_, spec)
-
-    monkeypatch.setattr(reclaiming, "apply_bundle", released_meanwhile)
+    _released_before_applying(monkeypatch, reclaiming)
     rt.queue.drain()
     assert state_of(rt, s.lease_id) is LeaseState.RECLAIMED
     assert kube.get("namespaces", "alice-nb") is None

@@ -3,29 +3,16 @@ scale, no approvals channel, zero timeouts, an empty ClusterRole, huge durations
 
 from __future__ import annotations
 
-import copy
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 from config.policy import PolicyError, load_policy, parse_policy
 from config.settings import EXAMPLE_POLICY
 from provisioners.bundle import spec_from
 from provisioners.bundle.render import render
-
-RAW = yaml.safe_load(EXAMPLE_POLICY.read_text())
-
-
-def raw() -> dict:
-    return copy.deepcopy(RAW)
-
-
-def issues_of(data: dict) -> list[str]:
-    with pytest.raises(PolicyError) as err:
-        parse_policy(data, source="p.yaml")
-    return [str(i) for i in err.value.issues]
+from tests.unit.config.test_policy_file import issues_of, raw
 
 
 @pytest.mark.parametrize(("field", "value"), [("memory", "24 GB"), ("cpu", "4 cores"), ("memory", "16gi")])
