@@ -373,9 +373,12 @@ class Policy(_Strict):
             for j, team in enumerate(rule.teams or []):
                 _known(f"approvals.auto_approve[{i}].teams[{j}]", team, {t.name for t in self.teams})
         nobody = self.approvals.approvers.is_empty() and not any(t.approvers for t in self.tiers)
-        if nobody and not self.approvals.auto_approve:
+        if nobody:
+            # Auto-approval rules never cover an extension past expiry.extensions' caps.
             raise _PathError(
-                "approvals.approvers", "no approvers and no auto-approval rules: nobody can approve"
+                "approvals.approvers",
+                f"no approvers here or on any tier, but {_needs_a_human(self)}; nobody could approve it: "
+                "name at least one user or group",
             )
         channel = self.approvals.channel
         if not channel:

@@ -118,3 +118,14 @@ def test_a_policy_file_that_is_not_utf8_says_so(tmp_path: Path):
 def test_the_example_still_loads():
     policy = load_policy(EXAMPLE_POLICY)
     assert policy.approvals.channel == "C0APPROVALS" and policy.approvals.timeout == timedelta(hours=24)
+
+
+def test_a_policy_that_auto_approves_everything_still_needs_an_approver_for_extensions() -> None:
+    data = raw()
+    data["approvals"]["approvers"] = {}
+    for tier in data["tiers"]:
+        tier.pop("approvers", None)
+    data["approvals"]["auto_approve"] = [{"name": "everything"}]
+    [issue] = issues_of(data)
+    assert issue.startswith("approvals.approvers")
+    assert "an extension past the self-service caps" in issue and "name at least one user or group" in issue
