@@ -17,6 +17,7 @@ Imported by gpulease.doctor only.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from kubernetes.client import ApiClient
@@ -67,12 +68,22 @@ def probe_pinning(api_client: ApiClient, *, policy: Policy, retry: RetryPolicy) 
         return Finding(True, f"not probed for {mechanism} pinning: the probe checks the PodNodeSelector "
                              "annotation that node-selector-annotations pinning relies on", skipped=True)
     tier = policy.tiers[0].name
-    namespace = retry.call(request, api_client, "POST", "/api/v1/namespaces", body={
-        "apiVersion": "v1", "kind": "Namespace",
-        "metadata": {"generateName": PROBE_PREFIX, "labels": {PROBE_LABEL: "pinning"},
-                     "annotations": {NODE_SELECTOR_ANNOTATION: f"{TIER_LABEL}={tier}"}},
-    }, what="create namespace for the pinning probe")
-    name, uid = namespace["metadata"]["name"], namespace["metadata"]["uid"]
+    # A name chosen here, not by the server (generateName): a POST retried after a lost answer
+    # then meets its own namespace (409) instead of leaving a second one behind.
+    name = PROBE_PREFIX + secrets.token_hex(4)
+    try:
+        retry.call(request, api_client, "POST", "/api/v1/namespaces", body={
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {PROBE_LABEL: "pinning"},
+                         "annotations": {NODE_SELECTOR_ANNOTATION: f"{TIER_LABEL}={tier}"}},
+        }, what="create namespace for the pinning probe")
+    except KubeApiError as exc:
+        if exc.status != 409:
+            raise
+    namespace = retry.call(request, api_client, "GET", f"/api/v1/namespaces/{name}", what=f"get namespace {name}")
+    if PROBE_LABEL not in (namespace["metadata"].get("labels") or {}):
+        return Finding(False, f"namespace {name} exists and is not the probe's; left alone", "run doctor again")
+    uid = namespace["metadata"]["uid"]
     try:
         pod = _dry_run_pod(api_client, namespace=name, retry=retry)
     finally:
