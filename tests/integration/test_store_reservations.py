@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -150,7 +151,9 @@ def test_usage_views(engine, make_lease, now):
                            st.integers(min_value=1, max_value=4)), max_size=15),
 )
 def test_reserved_never_exceeds_capacity(engine, make_lease, now, capacity, ops):
-    cluster = f"c-{capacity}-{len(ops)}-{id(ops)}"
+    # One database serves every example: each gets a cluster of its own (an id() could be
+    # reused by a later example and meet the reservations an earlier one left).
+    cluster = f"c-{uuid.uuid4().hex}"
     with session_scope(engine) as session:
         set_pool_capacity(session, cluster=cluster, tier="t", units=capacity, now=now)
         leases = [make_lease(session, cluster=cluster, tier="t", units=u) for _, _, u in ops]
