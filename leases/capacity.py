@@ -226,16 +226,32 @@ def assess_nodes(*, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec
     return [assess_node(node=node, tiers=tiers) for node in inventory]
 
 
+def pool_units(
+    *, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec]
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Return units per tier on counted nodes (healthy, consistent, not cordoned, not draining:
+    room for new leases) and on draining nodes (room only for live leases), assessing each
+    node once."""
+    counted, draining = dict.fromkeys(tiers, 0), dict.fromkeys(tiers, 0)
+    for assessed in assess_nodes(inventory=inventory, tiers=tiers):
+        if assessed.tier is None:
+            continue
+        if assessed.counted:
+            counted[assessed.tier] += assessed.expected
+        elif assessed.draining:
+            draining[assessed.tier] += assessed.expected
+    return counted, draining
+
+
 def pool_capacity(
     *, inventory: Iterable[NodeState], tiers: Mapping[str, TierSpec], include_draining: bool = False
 ) -> dict[str, int]:
     """Return units per tier for new leases: counted nodes (healthy, consistent, not cordoned,
     not draining); with `include_draining`, the units live leases can use, draining nodes too."""
-    capacity = dict.fromkeys(tiers, 0)
-    for assessed in assess_nodes(inventory=inventory, tiers=tiers):
-        if assessed.tier is not None and (assessed.counted or (include_draining and assessed.draining)):
-            capacity[assessed.tier] += assessed.expected
-    return capacity
+    counted, draining = pool_units(inventory=inventory, tiers=tiers)
+    if not include_draining:
+        return counted
+    return {tier: units + draining[tier] for tier, units in counted.items()}
 
 
 def reserved_by_tier(reservations: Reservations) -> dict[str, int]:

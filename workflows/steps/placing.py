@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from config.durations import format_duration, format_moment
-from leases.capacity import NodeState, pool_capacity
+from leases.capacity import NodeState, pool_units
 from leases.errors import CapacityExceeded
 from leases.inventory import NodeReading, with_drains, with_empty_times, with_moves_under_way
 from leases.lifecycle import transition
@@ -92,8 +92,8 @@ def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[N
     may use them is placement's call (leases.moves.Pools.room_until); the store only makes
     sure that reservations never exceed the units that exist.
     """
-    capacity = pool_capacity(inventory=inventory, tiers=rt.tiers, include_draining=True)
-    open_units = pool_capacity(inventory=inventory, tiers=rt.tiers)
+    counted, draining = pool_units(inventory=inventory, tiers=rt.tiers)
+    capacity = {tier: units + draining[tier] for tier, units in counted.items()}
     now = rt.now()
     for tier, units in capacity.items():
         # force: a node that failed or left shrinks its pool even below what is reserved;
@@ -106,7 +106,7 @@ def sync_pools(session: Session, rt: Runtime, *, cluster: str, inventory: list[N
             now=now,
             actor=SYSTEM,
             force=True,
-            draining=units - open_units.get(tier, 0),
+            draining=draining[tier],
         )
     return capacity
 
