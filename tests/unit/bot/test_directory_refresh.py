@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from bot.directory import Directory, DirectoryUnavailable, policy_groups
 from config.settings import EXAMPLE_POLICY
 from gpulease.wiring import load_checked_policy
 from leases.errors import DomainError, NotAuthorised
+from tests.integration.sandbox.waiting import wait_until as eventually
 
 POLICY = load_checked_policy(EXAMPLE_POLICY)
 GROUPS = policy_groups(POLICY)  # S0GPUAPPROVERS, S0MLRESEARCH
@@ -49,14 +49,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-def eventually(predicate: Callable[[], Any], *, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-    return value
 
 
 def deps_with(directory: Directory) -> BotDeps:
