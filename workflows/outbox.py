@@ -10,11 +10,11 @@ day after it was written is given up, and the admins are told which.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_
+from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -31,6 +31,9 @@ Target = Literal["requester", "approval_card", "approval_update", "admins"]
 FIRST_PAUSE = timedelta(seconds=30)
 MAX_PAUSE = timedelta(minutes=15)
 GIVE_UP_AFTER = timedelta(days=1)
+# How long a dispatcher may take over one send (a Retry-After wait included) before the message
+# is tried again by another.
+CLAIM_FOR = timedelta(minutes=15)
 
 
 def add(
@@ -73,14 +76,22 @@ def _notice(payload: dict[str, Any]) -> Notice:
 
 
 def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
-    """Send the due unsent messages oldest first; return how many were sent."""
+    """Send the due unsent messages oldest first; return how many were sent.
+
+    Each message is claimed in a short transaction (its next try is put off by `CLAIM_FOR`),
+    sent with no transaction open, then stamped in another: a slow chat service holds no lock
+    on the store, and on SQLite (one writer at a time) it holds up no other writer. A claimed
+    message holds back the later ones of its lease and recipient, so their order is kept
+    across dispatchers too; a dispatcher that dies mid-send leaves its claim to run out, and
+    the message is tried again.
+    """
     sent = 0
     now = rt.now()
     unsent = (col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.given_up_at).is_(None))
     with session_scope(rt.engine) as session:
-        # Messages pausing after a failure hold back the later ones of their lease and
-        # recipient, to keep their order; they are read apart so that however many pause, the
-        # due ones are still reached.
+        # Messages pausing after a failure, or claimed by a dispatcher, hold back the later
+        # ones of their lease and recipient; they are read apart so that however many pause,
+        # the due ones are still reached.
         waiting: dict[tuple[str, str], int] = {}
         for message_id, lease_id, payload in session.exec(
             select(OutboxMessage.id, OutboxMessage.lease_id, OutboxMessage.payload).where(
@@ -104,24 +115,23 @@ def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
         lane = (lease_id, _lane(payload.get("target", ""))) if lease_id else None
         if lane in blocked or (lane in waiting and waiting[lane] < message_id):
             continue
-        with session_scope(rt.engine) as session:
-            row = session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.id == message_id, col(OutboxMessage.sent_at).is_(None))
-                .with_for_update(skip_locked=True)
-            ).first()
-            if row is None:
-                continue  # sent meanwhile, or another dispatcher holds it
-            try:
-                _send(session, rt.notifier, row)
-            except Exception as exc:  # noqa: BLE001 - any delivery failure is retried later
-                _failed(session, row, exc, now=rt.now())
-                if lane:
-                    blocked.add(lane)
-                continue
-            row.sent_at = rt.now()
-            row.attempts += 1
-            sent += 1
+        claim = _claim(rt, message_id)
+        if claim is None:  # sent meanwhile, or another dispatcher has it
+            if lane:
+                blocked.add(lane)
+            continue
+        try:
+            ref = _send(rt.notifier, claim)
+        except Exception as exc:  # noqa: BLE001 - any delivery failure is retried later
+            with session_scope(rt.engine) as session:
+                row = session.get(OutboxMessage, message_id, with_for_update=True)
+                if row is not None and row.sent_at is None:
+                    _failed(session, row, exc, now=rt.now())
+            if lane:
+                blocked.add(lane)
+            continue
+        _stamp(rt, claim, ref)
+        sent += 1
     return sent
 
 
@@ -174,30 +184,85 @@ def _failed(session: Session, row: OutboxMessage, exc: Exception, *, now: dateti
         )
 
 
-def _send(session: Session, notifier: Notifier, row: OutboxMessage) -> None:
-    target = row.payload["target"]
-    notice = _notice(row.payload)
-    lease = session.get(Lease, row.lease_id, with_for_update=True) if row.lease_id else None
-    if target == "requester":
-        assert lease is not None
-        thread = MessageRef(lease.thread_channel, lease.thread_ts) if lease.thread_ts else None
-        ref = notifier.to_requester(user=lease.requester, thread=thread, notice=notice)
-        if thread is None and ref is not None:
-            lease.thread_channel, lease.thread_ts = ref.channel, ref.ts
-    elif target == "approval_card":
-        assert lease is not None
-        ref = notifier.approval_card(
-            channel=notice.data.get("channel") if notice.data else None, notice=notice
+@dataclass(frozen=True)
+class _Claim:
+    """A message claimed for sending, with what its sending needs from its lease."""
+
+    id: int
+    lease_id: str | None
+    target: str
+    notice: Notice
+    requester: str | None = None
+    thread: MessageRef | None = None
+    card: MessageRef | None = None
+
+
+def _claim(rt: Runtime, message_id: int) -> _Claim | None:
+    """Claim a due unsent message (None: sent, given up or claimed meanwhile)."""
+    now = rt.now()
+    with session_scope(rt.engine) as session:
+        claimed = session.exec(
+            update(OutboxMessage)
+            .where(
+                col(OutboxMessage.id) == message_id,
+                col(OutboxMessage.sent_at).is_(None),
+                col(OutboxMessage.given_up_at).is_(None),
+                or_(col(OutboxMessage.next_attempt_at).is_(None), col(OutboxMessage.next_attempt_at) <= now),
+            )
+            .values(next_attempt_at=now + CLAIM_FOR)
         )
-        lease.approval_channel, lease.approval_ts = ref.channel, ref.ts
-    elif target == "approval_update":
-        assert lease is not None
-        if not lease.approval_ts:
-            raise LookupError("the approval card has not been posted yet")
-        notifier.update_approval_card(
-            card=MessageRef(lease.approval_channel, lease.approval_ts), notice=notice
+        if claimed.rowcount != 1:
+            return None
+        row = session.get(OutboxMessage, message_id)
+        assert row is not None
+        claim = _Claim(
+            id=message_id, lease_id=row.lease_id, target=row.payload["target"], notice=_notice(row.payload)
         )
-    elif target == "admins":
+        lease = session.get(Lease, row.lease_id) if row.lease_id else None
+        if lease is None:
+            return claim
+        return replace(
+            claim,
+            requester=lease.requester,
+            thread=MessageRef(lease.thread_channel, lease.thread_ts) if lease.thread_ts else None,
+            card=MessageRef(lease.approval_channel, lease.approval_ts) if lease.approval_ts else None,
+        )
+
+
+def _send(notifier: Notifier, claim: _Claim) -> MessageRef | None:
+    """Send a claimed message; return the message it posted, where the lease keeps it."""
+    target, notice = claim.target, claim.notice
+    if target == "admins":
         notifier.to_admins(notice=notice)
-    else:
-        raise ValueError(f"unknown outbox target {target!r}")
+        return None
+    if claim.lease_id is None or claim.requester is None:
+        raise LookupError(f"a {target} message needs its lease, and lease {claim.lease_id} is gone")
+    if target == "requester":
+        ref = notifier.to_requester(user=claim.requester, thread=claim.thread, notice=notice)
+        return ref if claim.thread is None else None
+    if target == "approval_card":
+        return notifier.approval_card(channel=notice.data.get("channel") if notice.data else None, notice=notice)
+    if target == "approval_update":
+        if claim.card is None:
+            raise LookupError("the approval card has not been posted yet")
+        notifier.update_approval_card(card=claim.card, notice=notice)
+        return None
+    raise ValueError(f"unknown outbox target {target!r}")
+
+
+def _stamp(rt: Runtime, claim: _Claim, ref: MessageRef | None) -> None:
+    """Mark a message sent, and keep on its lease the thread or card it started."""
+    with session_scope(rt.engine) as session:
+        row = session.get(OutboxMessage, claim.id, with_for_update=True)
+        if row is not None:
+            row.sent_at = rt.now()
+            row.attempts += 1
+        if ref is None or claim.lease_id is None:
+            return
+        lease = session.get(Lease, claim.lease_id, with_for_update=True)
+        if lease is None:
+            return
+        if claim.target == "requester" and not lease.thread_ts:
+            lease.thread_channel, lease.thread_ts = ref.channel, ref.ts
+        elif claim.target == "approval_card":
+            lease.approval_channel, lease.approval_ts = ref.channel, ref.ts

@@ -1,0 +1,69 @@
+"""The outbox calls the chat service with no transaction open: while a send is slow, other
+writers (a step on the same lease, a form submission on SQLite's single writer) go ahead, and
+a second dispatcher neither sends the claimed message again nor overtakes it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from sqlmodel import select
+
+from leases.models import Lease, OutboxMessage
+from leases.ports import MessageRef, Notice
+from leases.store import session_scope
+from tests.integration.workflows.test_outbox_retries import Outage, _rows
+from tests.integration.workflows.test_pipeline import request
+from workflows import api, outbox
+
+
+@dataclass
+class Slow(Outage):
+    """A chat service that, in the middle of each send to the requester, runs `during` and
+    records whether it finished within the bound."""
+
+    during: list = field(default_factory=list)
+    finished: list[bool] = field(default_factory=list)
+
+    def to_requester(self, *, user: str, thread: MessageRef | None, notice: Notice) -> MessageRef:
+        for work in self.during:
+            worker = threading.Thread(target=work, daemon=True)
+            worker.start()
+            worker.join(timeout=5)
+            self.finished.append(not worker.is_alive())
+        self.during = []
+        return super().to_requester(user=user, thread=thread, notice=notice)
+
+
+def test_a_slow_send_holds_no_lock_on_the_lease_or_the_store(make_runtime):
+    rt = make_runtime()
+    chat = rt.notifier = Slow(down=set())
+    s = api.submit(request())
+
+    def write_the_lease() -> None:
+        with session_scope(rt.engine) as session:
+            lease = session.get(Lease, s.lease_id, with_for_update=True)
+            assert lease is not None
+            lease.reason = lease.reason + " (edited)"
+
+    chat.during = [write_the_lease]
+    rt.queue.drain()
+    assert chat.finished == [True]  # the write went ahead while the message was being sent
+    with session_scope(rt.engine) as session:
+        lease = session.get(Lease, s.lease_id)
+        assert lease is not None and lease.reason.endswith("(edited)") and lease.thread_ts
+    assert all(row.sent_at is not None for row in _rows(rt, s.lease_id))
+
+
+def test_a_second_dispatcher_neither_repeats_nor_overtakes_a_message_in_flight(make_runtime):
+    rt = make_runtime()
+    chat = rt.notifier = Slow(down=set())
+    s = api.submit(request())
+    sent_by_second: list[int] = []
+    chat.during = [lambda: sent_by_second.append(outbox.deliver_pending(rt))]
+    rt.queue.drain()
+    assert chat.finished == [True] and sent_by_second == [0]
+    kinds = [row.kind for row in _rows(rt, s.lease_id) if row.payload["target"] == "requester"]
+    assert chat.inner.kinds("requester") == kinds  # each once, in order
+    with session_scope(rt.engine) as session:
+        assert session.exec(select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))).all() == []
