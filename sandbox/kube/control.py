@@ -34,6 +34,7 @@ from .gpu_operator import GpuOperator
 from .incoming import Target
 from .mutating_policy import MutatingPolicies
 from .namespaces import NamespaceController
+from .pod_security import PodSecurity
 from .quota import QuotaController
 from .requestlog import RecordedRequest, RequestLog
 from .resources import BY_KEY
@@ -102,6 +103,7 @@ class KubeSandbox:
         self.chain = Chain(
             [
                 LimitRanger(self.store),
+                PodSecurity(self.store),
                 PodNodeSelector(self.store),
                 DefaultTolerationSeconds(),
                 PodTolerationRestriction(self.store),
