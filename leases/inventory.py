@@ -150,10 +150,21 @@ def read_node(node: Mapping[str, Any], *, gpu_pods: int = 0) -> NodeReading:
 
 
 def pod_uses_gpu(pod: Mapping[str, Any]) -> bool:
-    """Tell whether a pod holds GPUs on its node (requests or limits `nvidia.com/gpu` > 0)."""
+    """Tell whether a pod holds GPUs on its node: it has not ended (Succeeded/Failed) and any of
+    its containers, app or init, requests or limits `nvidia.com/gpu` > 0.
+
+    Init containers count whatever they are: a sidecar (an init container with `restartPolicy:
+    Always`) holds its device for the pod's whole life, and an ordinary init container holds
+    one while it runs, which, read from the API, cannot be told apart safely from having
+    finished (its status may lag, or the pod restarts and runs it again). The scheduler and
+    the quota keep charging such a pod its init containers' GPUs until it ends, too. So a pod
+    with a GPU anywhere in its spec keeps its node busy until it ends: at worst a node waits
+    for a pod that no longer uses its GPU, never is a GPU rewritten under one that does.
+    """
     if pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
         return False
-    for container in pod.get("spec", {}).get("containers") or []:
+    spec = pod.get("spec", {})
+    for container in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         resources = container.get("resources") or {}
         for section in ("requests", "limits"):
             if (_int((resources.get(section) or {}).get(GPU_RESOURCE)) or 0) > 0:
@@ -219,11 +230,18 @@ def with_moves_under_way(states: Iterable[NodeState], moving: Mapping[str, str])
     A move is planned (and recorded) before the mover cordons its node, and the node still looks
     open in its old pool until then; counting it there would let a placement reserve units the
     move is about to take away. Shown cordoned with a target tier, it counts for neither pool and
-    is on its way to the target (leases.moves.summarise). Once the move is done, rolled back or
-    abandoned, the node is read as it really is again.
+    is on its way to the target (leases.moves.summarise). The mover takes the node's
+    `gpulease.io/tier` label off while it works (no pod of the old tier may land on it): such a
+    node is read in the target's tier, so it still counts on its way there, and is not taken
+    for a blank node. Once the move is done, rolled back or abandoned, the node is read as it
+    really is again.
     """
     return [
-        replace(state, schedulable=False, target_tier=moving[state.name]) if state.name in moving else state
+        replace(
+            state, schedulable=False, target_tier=moving[state.name], tier=state.tier or moving[state.name]
+        )
+        if state.name in moving
+        else state
         for state in states
     ]
 

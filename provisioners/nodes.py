@@ -37,6 +37,7 @@ __all__ = [
     "TIER_LABEL",
     "clear_draining",
     "get_node",
+    "gpu_pod_names",
     "gpu_pods_on",
     "patch_node",
     "set_draining",
@@ -77,7 +78,13 @@ def patch_node(
 
 
 def gpu_pods_on(api: ApiClient, name: str, *, retry: RetryPolicy) -> int:
-    """Count pods holding GPUs on a node now."""
+    """Count pods holding GPUs on a node now (in any container, init containers and sidecars
+    too: leases.inventory.pod_uses_gpu)."""
+    return len(gpu_pod_names(api, name, retry=retry))
+
+
+def gpu_pod_names(api: ApiClient, name: str, *, retry: RetryPolicy) -> list[str]:
+    """Return `namespace/name` of every pod holding GPUs on a node now, sorted."""
     pods = retry.call(
         request,
         api,
@@ -86,7 +93,11 @@ def gpu_pods_on(api: ApiClient, name: str, *, retry: RetryPolicy) -> int:
         query=[("fieldSelector", f"spec.nodeName={name}")],
         what=f"list pods on node {name}",
     )
-    return sum(1 for pod in pods.get("items") or [] if pod_uses_gpu(pod))
+    return sorted(
+        f"{(pod.get('metadata') or {}).get('namespace', '')}/{(pod.get('metadata') or {}).get('name', '')}"
+        for pod in pods.get("items") or []
+        if pod_uses_gpu(pod)
+    )
 
 
 def _taints_without_drain(node: dict[str, Any]) -> list[dict[str, Any]]:

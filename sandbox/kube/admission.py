@@ -70,8 +70,16 @@ def _deny(a: Attributes, why: str) -> ApiError:
     return forbidden("pods", a.name, why)
 
 
+def _all_containers(a: Attributes) -> list[dict[str, Any]]:
+    """The pod's app and init containers (sidecars included), as LimitRanger walks them."""
+    spec = (a.obj or {}).get("spec") or {}
+    containers = (spec.get("containers") or []) + (spec.get("initContainers") or [])
+    return [c for c in containers if isinstance(c, dict)]
+
+
 class LimitRanger:
-    """Container defaults and min/max from the namespace's LimitRanges."""
+    """Container defaults and min/max from the namespace's LimitRanges, for app and init
+    containers alike (mergePodResourceRequirements, PodValidateLimitFunc)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -86,7 +94,7 @@ class LimitRanger:
         if not a.is_pod_create():
             return
         for item in self._items(a.namespace):
-            for c in (a.obj or {}).get("spec", {}).get("containers") or []:
+            for c in _all_containers(a):
                 res = c.setdefault("resources", {})
                 for name, value in (item.get("default") or {}).items():
                     res.setdefault("limits", {}).setdefault(name, value)
@@ -97,7 +105,7 @@ class LimitRanger:
         if not a.is_pod_create():
             return
         for item in self._items(a.namespace):
-            for c in (a.obj or {}).get("spec", {}).get("containers") or []:
+            for c in _all_containers(a):
                 res = c.get("resources") or {}
                 for name, bound in (item.get("max") or {}).items():
                     limit = (res.get("limits") or {}).get(name)
@@ -257,8 +265,9 @@ def _tolerates_like(allowed: dict[str, Any], t: dict[str, Any]) -> bool:
 
 
 def _requests_anything(spec: dict[str, Any]) -> bool:
-    # QoS is not BestEffort when any container sets cpu or memory requests or limits.
-    for c in spec.get("containers") or []:
+    # QoS is not BestEffort when any container, app or init, sets cpu or memory requests or
+    # limits (GetPodQOS).
+    for c in (spec.get("containers") or []) + (spec.get("initContainers") or []):
         res = c.get("resources") or {}
         for section in ("requests", "limits"):
             if set(res.get(section) or {}) & {"cpu", "memory"}:

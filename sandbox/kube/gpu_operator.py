@@ -8,9 +8,17 @@ thread, it ends:
 
 - `success`: GFD labels and `nvidia.com/*` capacity/allocatable follow the new geometry;
 - `failed`, labels and resources unchanged: unknown config name, a layout the GPU cannot
-  hold, a node marked faulty, or a pod requesting GPUs bound to the node (a real
-  reconfiguration would wipe its MIG instance);
+  hold, or a node marked faulty;
 - nothing, for a node told to hang: it stays `pending` until released.
+
+Like the real MIG manager, it does not look at pods (reference gpu.md §2: it neither evicts
+nor waits for them; keeping GPU workloads off the node is the caller's job). A MIG change that
+succeeds has destroyed every MIG instance and recreated the GPUs: each pod on the node that
+requests GPUs (in any container, init containers and sidecars too) and has not ended loses
+its devices, and is marked Failed here (reason `MIGReconfigured`, a sandbox stand-in for
+workloads whose devices vanished) -- so whatever a client's own checks let through shows.
+A device-plugin (time-slicing) change leaves running containers their devices, as the real
+plugin restart does.
 
 A node told to lag stands for a manager that has not seen the change yet (the real one
 watches from another pod): label changes go unnoticed, the state label keeps the last run's
@@ -34,6 +42,7 @@ from typing import Any
 from . import nodes
 from .cluster import NodeSpec
 from .gpu_catalog import ConfigError
+from .meta import now
 from .store import Event, Store
 from .timers import TimerQueue
 
@@ -198,17 +207,47 @@ class GpuOperator:
         labels[change.state_label] = state
 
     def _blocker(self, name: str, node: GpuNode) -> str:
-        if node.faulty:
-            return "the node is faulty"
+        return "the node is faulty" if node.faulty else ""
+
+    def _destroy_devices(self, name: str, config: str | None) -> None:
+        """Fail every GPU pod still running on the node: its MIG devices are gone."""
         for pod in self.store.list(PODS):
+            status = pod.get("status") or {}
             if (
-                (pod.get("spec") or {}).get("nodeName") == name
-                and (pod.get("status") or {}).get("phase") not in TERMINAL
-                and _requests_gpu(pod)
+                (pod.get("spec") or {}).get("nodeName") != name
+                or status.get("phase") in TERMINAL
+                or not _requests_gpu(pod)
             ):
-                m = pod["metadata"]
-                return f"pod {m.get('namespace')}/{m['name']} uses GPUs on the node"
-        return ""
+                continue
+            message = (
+                f"the MIG manager applied {config} on node {name}: every MIG device was destroyed and "
+                "recreated, this pod's among them"
+            )
+            status.update({"phase": "Failed", "reason": "MIGReconfigured", "message": message})
+            for key in ("initContainerStatuses", "containerStatuses"):
+                for container in status.get(key) or []:
+                    started = ((container.get("state") or {}).get("running") or {}).get("startedAt")
+                    container["ready"] = False
+                    container["started"] = False
+                    container["state"] = {
+                        "terminated": {
+                            "exitCode": 1,
+                            "reason": "Error",
+                            "message": message,
+                            "startedAt": started,
+                            "finishedAt": now(),
+                        }
+                    }
+            for condition in status.get("conditions") or []:
+                if condition.get("type") in ("Ready", "ContainersReady"):
+                    condition.update({"status": "False", "reason": "PodFailed", "lastTransitionTime": now()})
+            pod.setdefault("status", status)
+            self.store.update(PODS, pod)
+            m = pod["metadata"]
+            log.warning(
+                "kube.sandbox.gpu.reconfigure.pod_failed",
+                extra={"node": name, "pod": f"{m.get('namespace')}/{m.get('name')}"},
+            )
 
     def _finish(self, name: str, change: _Change, token: int) -> None:
         with self.store.lock:
@@ -220,6 +259,7 @@ class GpuOperator:
                 return
             labels = obj["metadata"].setdefault("labels", {})
             reason = self._blocker(name, node)
+            rewritten = False
             if not reason:
                 mig = node.mig.seen if change is node.mig else node.mig.applied
                 plugin = node.plugin.seen if change is node.plugin else node.plugin.applied
@@ -233,6 +273,7 @@ class GpuOperator:
                 self._set_state(labels, change, "failed")
                 log.warning("kube.sandbox.gpu.reconfigure.failed", extra={"node": name, "reason": reason})
             else:
+                rewritten = change is node.mig and change.applied != change.seen
                 change.applied = change.seen
                 nodes.set_gpu_state(obj, gfd, resources)
                 self._set_state(labels, change, "success")
@@ -242,3 +283,5 @@ class GpuOperator:
                     if labels.get(key) == PAUSED:
                         labels[key] = "true"
             self.store.update(NODES, obj)
+            if rewritten:
+                self._destroy_devices(name, change.seen)

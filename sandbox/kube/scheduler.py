@@ -10,12 +10,21 @@ fit, one without a PreferNoSchedule taint the pod does not tolerate is taken fir
 scheduler's TaintToleration score), then the first in name order. Pending pods are retried, oldest first, whenever a pod goes away or ends, or
 a node changes. Pods never finish on their own.
 
+A pod created with spec.nodeName skips the scheduler but not the node's kubelet, which admits
+it as the real one does (lifecycle.predicateAdmitHandler): cordons and NoSchedule taints are
+not its business, but a pod that does not fit the node's allocatable (after the pods running
+there), whose nodeSelector or required node affinity the node does not match, or that does
+not tolerate a NoExecute taint of the node is rejected: phase Failed, reason `OutOf<resource>`
+(e.g. `OutOfnvidia.com/gpu`), `NodeAffinity` or `TaintToleration`, message "Pod was rejected:
+...". Extended resources the node does not have at all are left out of the check, as there.
+
 Also keeps the `node.kubernetes.io/unschedulable` taint in step with spec.unschedulable,
 as the node lifecycle controller does.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from . import quantity
@@ -29,21 +38,67 @@ PODS = ("", "pods")
 TERMINAL = ("Succeeded", "Failed")
 
 
+def _requests_of(container: dict[str, Any]) -> dict[str, Quantity]:
+    return {
+        name: quantity.parse(value)
+        for name, value in ((container.get("resources") or {}).get("requests") or {}).items()
+    }
+
+
+def _add(into: dict[str, Quantity], more: dict[str, Quantity]) -> None:
+    for name, value in more.items():
+        into[name] = into.get(name, quantity.ZERO) + value
+
+
+def _max(into: dict[str, Quantity], other: dict[str, Quantity]) -> None:
+    for name, value in other.items():
+        if name not in into or value.value > into[name].value:
+            into[name] = value
+
+
 def pod_requests(pod: dict[str, Any]) -> dict[str, Quantity]:
-    """Effective requests: the larger of the containers' sum and any init container."""
+    """Effective requests, as component-helpers' PodRequests works them out (KEP-753).
+
+    Sidecars (init containers with `restartPolicy: Always`) run beside the app containers for
+    the pod's whole life: they add to the app containers' sum. An ordinary init container runs
+    alone, beside only the sidecars started before it. The pod needs the larger of the two
+    for each resource: max(sum(app) + sum(sidecars), max over init container i of (its
+    requests + the sidecars before i, or, for a sidecar, all sidecars up to it)); plus
+    spec.overhead.
+    """
     spec = pod.get("spec") or {}
     total: dict[str, Quantity] = {}
     for c in spec.get("containers") or []:
-        for name, value in ((c.get("resources") or {}).get("requests") or {}).items():
-            total[name] = total.get(name, quantity.ZERO) + quantity.parse(value)
+        _add(total, _requests_of(c))
+    sidecars: dict[str, Quantity] = {}
+    init_peak: dict[str, Quantity] = {}
     for c in spec.get("initContainers") or []:
-        for name, value in ((c.get("resources") or {}).get("requests") or {}).items():
-            q = quantity.parse(value)
-            if q.value > total.get(name, quantity.ZERO).value:
-                total[name] = q
+        own = _requests_of(c)
+        if c.get("restartPolicy") == "Always":
+            _add(total, own)
+            _add(sidecars, own)
+            running = dict(sidecars)
+        else:
+            running = dict(own)
+            _add(running, sidecars)
+        _max(init_peak, running)
+    _max(total, init_peak)
     for name, value in (spec.get("overhead") or {}).items():
         total[name] = total.get(name, quantity.ZERO) + quantity.parse(value)
     return total
+
+
+def _is_extended(name: str) -> bool:
+    """An extended resource: a domain-prefixed name outside kubernetes.io (nvidia.com/gpu)."""
+    domain, slash, _ = name.partition("/")
+    return bool(slash) and not (domain == "kubernetes.io" or domain.endswith(".kubernetes.io"))
+
+
+def _not_enough(name: str, requested: int, used: int, capacity: int) -> str:
+    return (
+        f"Node didn't have enough resource: {name}, requested: {requested}, used: {used}, "
+        f"capacity: {capacity}"
+    )
 
 
 def is_active(pod: dict[str, Any]) -> bool:
@@ -140,7 +195,7 @@ class Scheduler:
             pod = event.obj
             if event.type == "ADDED":
                 if (pod.get("spec") or {}).get("nodeName"):
-                    self._run(pod, pod["spec"]["nodeName"])
+                    self._kubelet_admit(pod, pod["spec"]["nodeName"])
                 else:
                     self.schedule(pod)
             elif event.type == "DELETED" or (
@@ -227,6 +282,67 @@ class Scheduler:
             if value.value > free:
                 problems.append(f"Insufficient {name}")
         return problems
+
+    def _kubelet_admit(self, pod: dict[str, Any], node_name: str) -> None:
+        """Run a pod bound by its creator, unless the node's kubelet would reject it."""
+        node = self.store.get(NODES, "", node_name)
+        rejection = self._kubelet_rejection(pod, node) if node is not None else None
+        if rejection is None:
+            self._run(pod, node_name)
+            return
+        current = self.store.get(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if current is None:
+            return
+        reason, message = rejection
+        status = current.setdefault("status", {})
+        status.update({"phase": "Failed", "reason": reason, "message": f"Pod was rejected: {message}"})
+        self.store.update(PODS, current)
+
+    def _kubelet_rejection(self, pod: dict[str, Any], node: dict[str, Any]) -> tuple[str, str] | None:
+        """Return (reason, message) when the kubelet's admission refuses the pod, as
+        generalFilter does: resources first, then node affinity, then NoExecute taints."""
+        allocatable = (node.get("status") or {}).get("allocatable") or {}
+        me = (pod["metadata"].get("namespace"), pod["metadata"].get("name"))
+        used: dict[str, Quantity] = {}
+        count = 0
+        for other in self.store.list(PODS):
+            if (
+                (other.get("spec") or {}).get("nodeName") == node["metadata"]["name"]
+                and is_active(other)
+                and (other["metadata"].get("namespace"), other["metadata"].get("name")) != me
+            ):
+                count += 1
+                _add(used, pod_requests(other))
+        allowed = int(allocatable.get("pods", "110"))
+        if count + 1 > allowed:
+            return "OutOfpods", _not_enough("pods", 1, count, allowed)
+        wanted = pod_requests(pod)
+        for name in sorted(wanted, key=lambda n: (n not in ("cpu", "memory", "ephemeral-storage"), n)):
+            value = wanted[name]
+            if value.value <= 0:
+                continue
+            if _is_extended(name) and name not in allocatable:
+                continue  # removeMissingExtendedResources
+            capacity = quantity.parse(allocatable.get(name, "0"))
+            taken = used.get(name, quantity.ZERO)
+            if value.value > capacity.value - taken.value:
+                scale = 1000 if name == "cpu" else 1  # the kubelet reports cpu in millicores
+                return f"OutOf{name}", _not_enough(
+                    name, *(math.ceil(q.value * scale) for q in (value, taken, capacity))
+                )
+        if not matches_node(pod, node):
+            return (
+                "NodeAffinity",
+                "Predicate NodeAffinity failed: node(s) didn't match Pod's node affinity/selector",
+            )
+        tolerations = (pod.get("spec") or {}).get("tolerations") or []
+        for taint in (node.get("spec") or {}).get("taints") or []:
+            if taint.get("effect") == "NoExecute" and not any(tolerates(t, taint) for t in tolerations):
+                return (
+                    "TaintToleration",
+                    "Predicate TaintToleration failed: node(s) had taints that the pod didn't tolerate",
+                )
+        return None
 
     def _run(self, pod: dict[str, Any], node_name: str) -> None:
         current = self.store.get(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])

@@ -9,6 +9,7 @@ from gpulease.wiring import load_checked_policy
 from leases.capacity import assess_node, pool_capacity, tier_specs
 from leases.inventory import (
     gpu_pods_by_node,
+    pod_uses_gpu,
     read_inventory,
     read_node,
     with_drains,
@@ -149,6 +150,22 @@ def test_gpu_pods_are_counted_per_node_and_cordon_read():
     assert pool_capacity(inventory=[r.state for r in readings], tiers=TIERS)["h100-1g"] == 56
 
 
+@pytest.mark.parametrize("restart", [None, "Always"], ids=["init-container", "sidecar"])
+def test_a_gpu_held_by_an_init_container_or_a_sidecar_counts_until_the_pod_ends(restart):
+    init = {"name": "i", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+    if restart:
+        init["restartPolicy"] = restart
+    pod = {
+        "spec": {"nodeName": "n1", "initContainers": [init], "containers": [{"name": "c", "resources": {}}]},
+        "status": {"phase": "Running"},
+    }
+    assert pod_uses_gpu(pod)
+    assert pod_uses_gpu(pod | {"status": {"phase": "Pending"}})
+    assert not pod_uses_gpu(pod | {"status": {"phase": "Succeeded"}})
+    assert not pod_uses_gpu(pod | {"spec": {"nodeName": "n1", "initContainers": [{"name": "i"}], "containers": []}})
+    assert gpu_pods_by_node([pod]) == {"n1": 1}
+
+
 def _gpu_pod(node: str, namespace: str) -> dict:
     return {
         "metadata": {"namespace": namespace},
@@ -187,6 +204,24 @@ def test_a_node_with_a_move_under_way_counts_for_no_pool_but_is_on_its_way():
     pools = summarise(inventory=moving, reservations={}, tiers=tiers)
     assert pools.capacity["h100-1g"] == 56 and pools.incoming["h100-full"] == 8
     assert [c.node.name for c in pools.idle.get("H100-80GB", [])] == ["n2"]  # n1 cannot move twice
+
+
+def test_a_moving_node_without_its_tier_label_still_counts_on_its_way_to_the_target():
+    # The mover takes the tier label off the node it cordons: it is read in the target tier,
+    # on its way there, and never taken for a blank node that could move again.
+    tiers = tier_specs(load_checked_policy(EXAMPLE_POLICY))
+    raw = mig_single("n1", cordoned=True)
+    del raw["metadata"]["labels"]["gpulease.io/tier"]
+    raw["metadata"]["annotations"] = {"gpulease.io/target-tier": "h100-full"}
+    states = [r.state for r in read_inventory([raw, mig_single("n2")], [])]
+    assert states[0].tier is None
+    moving = with_moves_under_way(states, {"n1": "h100-full"})
+    assert (moving[0].tier, moving[0].schedulable, moving[0].target_tier) == ("h100-full", False, "h100-full")
+    assert moving[1] == states[1]
+    pools = summarise(inventory=moving, reservations={}, tiers=tiers)
+    assert pools.capacity["h100-1g"] == 56 and pools.incoming["h100-full"] == 8
+    assert [c.node.name for c in pools.idle.get("H100-80GB", [])] == ["n2"]
+    assert pool_capacity(inventory=moving, tiers=tiers)["h100-full"] == 0
 
 
 def test_a_drain_just_decided_shows_before_the_node_is_annotated():

@@ -1,19 +1,28 @@
 """Moving a node between tiers, one recorded step at a time, with rollback.
 
-planned → cordoned (no GPU pods, target annotated, old labels saved) → reconfiguring (GPU
-Operator labels set) → done (state success, the new allocatable and the new devices in
-gpu.product seen; tier relabelled, uncordoned). A failed reconfiguration or one past the
-timeout restores the saved labels and stays cordoned while the operator puts the old
-configuration back (rolling_back), then returns the node to its pool (rolled_back); if the
-old configuration does not come back either, the node is left cordoned for an admin. The
-admins are told either way. Each call of `advance_move` does one
-step and returns whether it should be called again (the task re-queues itself with a short
-countdown), so no worker blocks while the GPU Operator works.
+planned → cordoned (no GPU pods, target annotated, old labels saved, `gpulease.io/tier`
+taken off) → reconfiguring (GPU Operator labels set) → done (state success, the new
+allocatable and the new devices in gpu.product seen, no GPU pod on the node; tier relabelled,
+uncordoned). A GPU pod that came onto the node meanwhile is waited out up to the move timeout,
+then the node is left cordoned for an admin: neither configuration may be put under it. A
+failed reconfiguration or one past the timeout restores the saved configuration labels and stays cordoned while the
+operator puts the old configuration back (rolling_back), then gives the node its old tier and
+returns it to its pool (rolled_back); if the old configuration does not come back either, the
+node gets its old tier but is left cordoned for an admin. The admins are told either way.
+
+While a move is under way its node carries no tier label: a cordon keeps out only the pods
+that do not tolerate it, and one that does (or names the node in spec.nodeName) must not find
+the node still in the old tier, or take a device of the new geometry and keep it once the node
+serves another tier. A node deleted while it moves ends the move (abandoned).
+
+Each call of `advance_move` does one step and returns whether it should be called again (the
+task re-queues itself with a short countdown), so no worker blocks while the GPU Operator works.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import Session
 
@@ -25,6 +34,7 @@ from leases.ports import Notice
 from leases.records import record_event
 from leases.store import session_scope
 from provisioners import nodes
+from provisioners.kube.retry import KubeNotFound
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, logger
@@ -93,15 +103,30 @@ def advance_move(rt: Runtime, move_id: int) -> MoveProgress:
     api = rt.kube(cluster)
     if target is None:
         return _finish(rt, move_id, "abandoned", f"tier {record.to_tier} is not in the policy any more")
-    if step == "planned":
-        return _cordon(rt, move_id, api, node)
-    if step == "cordoned":
-        return _reconfigure(rt, move_id, api, node)
-    if step == "reconfiguring":
-        return _watch(rt, move_id, api, node)
-    if step == "rolling_back":
-        return _watch_rollback(rt, move_id, api, node)
-    raise ValueError(f"node move {move_id} has an unknown step {step!r}")
+    steps = {
+        "planned": _cordon,
+        "cordoned": _reconfigure,
+        "reconfiguring": _watch,
+        "rolling_back": _watch_rollback,
+    }
+    if step not in steps:
+        raise ValueError(f"node move {move_id} has an unknown step {step!r}")
+    try:
+        return steps[step](rt, move_id, api, node)
+    except KubeNotFound:
+        # A node deleted (scaled down, replaced) while it moves: no step can ever succeed, and
+        # an unfinished move holds a move slot of its cluster and the waitlist for good.
+        if not _gone(rt, api, node):
+            raise
+        return _finish(rt, move_id, "abandoned", f"node {node} no longer exists")
+
+
+def _gone(rt: Runtime, api, node: str) -> bool:
+    try:
+        nodes.get_node(api, node, retry=rt.retry)
+    except KubeNotFound:
+        return True
+    return False
 
 
 def _cordon(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
@@ -123,16 +148,27 @@ def _cordon(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
             cordoned_by_someone = False
             # Only an open node is planned to move: a cordon already on it with our target is
             # this step's own, from an attempt cut short before it was recorded, and a
-            # rollback must lift it.
-            record.previous = {
-                "labels": {k: labels.get(k) for k in (nodes.TIER_LABEL, nodes.MIG_CONFIG, nodes.PLUGIN_CONFIG)},
-                "unschedulable": False,
-                "gpus": read_node(current).state.gpus,
-            }
+            # rollback must lift it. That attempt took the tier label off too: the labels it
+            # saved are the node's own.
+            if not (ours and record.previous):
+                record.previous = {
+                    "labels": {
+                        k: labels.get(k) for k in (nodes.TIER_LABEL, nodes.MIG_CONFIG, nodes.PLUGIN_CONFIG)
+                    },
+                    "unschedulable": False,
+                    "gpus": read_node(current).state.gpus,
+                }
     if cordoned_by_someone:
         return _finish(rt, move_id, "abandoned", "the node was cordoned by someone else since the move was planned")
+    # Cordon and untier in one write: from now on no pod pinned to the old tier can land here,
+    # not even one that tolerates the cordon (kubelet admission checks its node selector).
     nodes.patch_node(
-        api, node, retry=rt.retry, unschedulable=True, annotations={nodes.TARGET_TIER_ANNOTATION: to_tier}
+        api,
+        node,
+        retry=rt.retry,
+        unschedulable=True,
+        labels={nodes.TIER_LABEL: None},
+        annotations={nodes.TARGET_TIER_ANNOTATION: to_tier},
     )
     with session_scope(rt.engine) as session:
         _set_step(session, rt, _record(session, move_id), "cordoned")
@@ -189,6 +225,9 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
             rt, move_id, api, node, f"the GPU Operator reports mig.config.state=failed for {mig_config}"
         )
     if problem is None:
+        busy = nodes.gpu_pod_names(api, node, retry=rt.retry)
+        if busy:
+            return _held(rt, move_id, api, node, busy, started=started, tier=target.name)
         nodes.patch_node(
             api, node, retry=rt.retry, unschedulable=False, labels={nodes.TIER_LABEL: target.name}
         )
@@ -199,13 +238,34 @@ def _watch(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
     return MoveProgress("reconfiguring", again=True)
 
 
+def _held(
+    rt: Runtime, move_id: int, api, node: str, busy: list[str], *, started: datetime, tier: str
+) -> MoveProgress:
+    """A pod that tolerates the cordon, or names the node, came onto it while it moved. Giving
+    the node to the new tier would leave that pod holding one of its devices, and putting the
+    old configuration back would destroy the device under it: wait for the pods to end, up to
+    the move timeout, then leave the node cordoned and without a tier for an admin."""
+    if rt.now() - started <= rt.move_timeout:
+        return MoveProgress("reconfiguring", again=True)
+    shown = ", ".join(busy[:3]) + (f" and {len(busy) - 3} more" if len(busy) > 3 else "")
+    nodes.clear_draining(api, node, retry=rt.retry)
+    return _finish(
+        rt,
+        move_id,
+        "abandoned",
+        f"GPU pods came onto the node while it moved ({shown}) and were still there after "
+        f"{format_duration(rt.move_timeout)}; the node is left cordoned, without a tier, in its new "
+        f"configuration: once they have ended, label it gpulease.io/tier={tier} and uncordon it",
+    )
+
+
 def _rollback(
     rt: Runtime, move_id: int, api, node: str, reason: str, *, step: str = "rolled_back"
 ) -> MoveProgress:
     """Restore the node's saved labels. `rolled_back`: the reconfiguration failed (moves toward
-    its tier pause, placing.paused_tiers); the node stays cordoned while the old configuration
-    comes back (`_watch_rollback`). `abandoned`: nothing was changed yet (a pod came first):
-    the node is given back at once."""
+    its tier pause, placing.paused_tiers); the node stays cordoned, still without a tier, while
+    the old configuration comes back (`_watch_rollback`, which gives the tier back).
+    `abandoned`: nothing was changed yet (a pod came first): the node is given back at once."""
     with session_scope(rt.engine) as session:
         record = _record(session, move_id)
         previous = record.previous or {}
@@ -219,8 +279,8 @@ def _rollback(
         # The node had no mig.config label (the operator's default config left it unset): the
         # one this move set must not stay, so ask for its old tier's, or no MIG at all.
         labels[nodes.MIG_CONFIG] = (old.node_config if old else None) or "all-disabled"
-    labels[nodes.TIER_LABEL] = saved.get(nodes.TIER_LABEL)
     if step != "rolled_back":
+        labels[nodes.TIER_LABEL] = saved.get(nodes.TIER_LABEL)
         nodes.patch_node(
             api, node, retry=rt.retry, labels=labels, unschedulable=bool(previous.get("unschedulable", False))
         )
@@ -233,8 +293,9 @@ def _rollback(
 
 
 def _watch_rollback(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
-    """Give the node back once its old configuration is back; if that fails too, or takes
-    longer than the move timeout, leave it cordoned for an admin."""
+    """Give the node back, in its old tier, once its old configuration is back; if that fails
+    too, or takes longer than the move timeout, give it its old tier but leave it cordoned for
+    an admin (uncordoning it then returns it to its pool)."""
     with session_scope(rt.engine) as session:
         record = _record(session, move_id)
         started, reason = record.updated_at, record.reason or "the reconfiguration failed"
@@ -246,12 +307,20 @@ def _watch_rollback(rt: Runtime, move_id: int, api, node: str) -> MoveProgress:
     else:  # an unlabelled node: nothing to compare with but the operator's state
         state = ((current.get("metadata") or {}).get("labels") or {}).get(nodes.MIG_CONFIG_STATE)
         problem = None if state in (None, "success") else f"state {state}"
+    old_tier = {nodes.TIER_LABEL: (previous.get("labels") or {}).get(nodes.TIER_LABEL)}
     if problem is None:
-        nodes.patch_node(api, node, retry=rt.retry, unschedulable=bool(previous.get("unschedulable", False)))
+        nodes.patch_node(
+            api,
+            node,
+            retry=rt.retry,
+            labels=old_tier,
+            unschedulable=bool(previous.get("unschedulable", False)),
+        )
         nodes.clear_draining(api, node, retry=rt.retry)
         return _finish(rt, move_id, "rolled_back", reason)
     if state == "failed" or rt.now() - started > rt.move_timeout:
         why = "it failed too" if state == "failed" else f"not back within {rt.move_timeout}"
+        nodes.patch_node(api, node, retry=rt.retry, labels=old_tier)
         return _finish(
             rt,
             move_id,

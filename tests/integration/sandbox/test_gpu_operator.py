@@ -110,17 +110,56 @@ def test_faulty_node_fails(kube, core):
     assert allocatable(kube)["nvidia.com/gpu"] == "8"
 
 
-def test_node_with_a_running_gpu_pod_fails_until_the_pod_is_gone(kube, core):
+def test_the_mig_manager_ignores_pods_and_destroys_the_devices_of_gpu_pods(kube, core):
+    # The real MIG manager does not check pods (reference gpu.md §2): the reconfiguration
+    # goes through and every GPU pod on the node, sidecars and init containers too, loses
+    # its devices. CPU pods are not touched.
     core.create_namespace({"metadata": {"name": "busy"}})
     core.create_namespaced_pod("busy", gpu_pod("trainer", NODE))
-    wait_until(lambda: kube.get("pods", "trainer", namespace="busy")["spec"].get("nodeName") == NODE)
-    set_label(core, NODE, MIG, "all-3g.40gb")
-    wait_until(state_is(kube, "failed"))
-    assert "busy/trainer uses GPUs" in kube.reconfigure_error(NODE)["mig"]
-    core.delete_namespaced_pod("trainer", "busy")
-    set_label(core, NODE, MIG, "all-1g.10gb")
+    sidecar = {
+        "metadata": {"name": "served"},
+        "spec": {
+            "nodeSelector": {"kubernetes.io/hostname": NODE},
+            "initContainers": [
+                {
+                    "name": "srv",
+                    "image": "cuda",
+                    "restartPolicy": "Always",
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                }
+            ],
+            "containers": [{"name": "proxy", "image": "envoy"}],
+        },
+    }
+    core.create_namespaced_pod("busy", sidecar)
+    web = {
+        "metadata": {"name": "web"},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": NODE}, "containers": [{"name": "c", "image": "nginx"}]},
+    }
+    core.create_namespaced_pod("busy", web)
+    for name in ("trainer", "served", "web"):
+        wait_until(lambda name=name: kube.get("pods", name, namespace="busy")["status"]["phase"] == "Running")
     set_label(core, NODE, MIG, "all-3g.40gb")
     wait_until(state_is(kube, "success"))
+    assert kube.reconfigure_error(NODE)["mig"] == ""
+    assert allocatable(kube)["nvidia.com/gpu"] == "16"
+    for name in ("trainer", "served"):
+        status = core.read_namespaced_pod(name, "busy").status
+        assert (status.phase, status.reason) == ("Failed", "MIGReconfigured")
+        assert "all-3g.40gb" in status.message
+    trainer = core.read_namespaced_pod("trainer", "busy").status
+    assert trainer.container_statuses[0].state.terminated.exit_code == 1
+    assert core.read_namespaced_pod("web", "busy").status.phase == "Running"
+
+
+def test_a_time_slicing_change_leaves_running_gpu_pods_alone(kube, core):
+    node = "gpu-l40s-0"
+    core.create_namespace({"metadata": {"name": "shared"}})
+    core.create_namespaced_pod("shared", gpu_pod("job", node))
+    wait_until(lambda: kube.get("pods", "job", namespace="shared")["status"]["phase"] == "Running")
+    set_label(core, node, "nvidia.com/device-plugin.config", "time-sliced-8")
+    wait_until(state_is(kube, "success", node, "nvidia.com/device-plugin.config.state"))
+    assert core.read_namespaced_pod("job", "shared").status.phase == "Running"
 
 
 def test_cpu_pods_do_not_block_reconfiguration(kube, core):

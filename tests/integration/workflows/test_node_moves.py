@@ -21,6 +21,7 @@ from tests.integration.workflows.conftest import roomy_policy
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api, sweeps
 from workflows.steps import moving
+from workflows.steps.placing import moves_in_flight
 
 # Idle donors of the same GPU model: the placer picks the one whose pool keeps the most slack.
 DONORS = ("gpu-h100-1g-0", "gpu-h100-1g-1", "gpu-h100-3g-0")
@@ -354,3 +355,192 @@ def test_a_rollback_asks_for_the_old_tiers_configuration_when_the_node_had_no_mi
     assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["rolling_back", "rolled_back"]
     labels = kube.get("nodes", node)["metadata"]["labels"]
     assert labels["nvidia.com/mig.config"] == "all-disabled" and labels["gpulease.io/tier"] == "h100-full"
+
+
+def _pinned_namespace(kube, name: str, tier: str) -> None:
+    """A lease's namespace, its pods pinned to `tier` by the node-selector annotation."""
+    kube.create(
+        "namespaces",
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {
+                "name": name,
+                "labels": {"gpulease.io/tier": tier},
+                "annotations": {"scheduler.alpha.kubernetes.io/node-selector": f"gpulease.io/tier={tier}"},
+            },
+        },
+    )
+
+
+def _pod(kube, name: str, namespace: str, **spec) -> dict:
+    """Create a pod holding one GPU (extra pod spec fields in `spec`); return it as stored."""
+    kube.create(
+        "pods",
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "containers": [{"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+                **spec,
+            },
+        },
+    )
+    return kube.get("pods", name, namespace=namespace)
+
+
+def _finish_move(rt, move_id: int) -> str:
+    for _ in range(10_000):  # the operator works on its own thread: poll, bounded
+        progress = moving.advance_move(rt, move_id)
+        if not progress.again:
+            return progress.step
+    raise AssertionError("the move did not finish")
+
+
+def test_a_moving_node_leaves_its_tier_so_no_pod_of_the_old_tier_lands_on_it(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    node = "gpu-h100-1g-0"
+    _pinned_namespace(kube, "lease-1g", "h100-1g")
+    move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
+    assert moving.advance_move(rt, move_id).step == "cordoned"
+    cordoned = kube.get("nodes", node)
+    assert cordoned["spec"]["unschedulable"] and "gpulease.io/tier" not in cordoned["metadata"]["labels"]
+    assert _moves(rt)[0].previous["labels"]["gpulease.io/tier"] == "h100-1g"  # kept for a rollback
+    assert moving.advance_move(rt, move_id).step == "reconfiguring"
+    wait_until(lambda: kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/gpu.product"].endswith("3g.40gb"))
+    # A pod of the old tier that tolerates every taint, the cordon's too, and one naming the node.
+    wild = _pod(kube, "wild", "lease-1g", tolerations=[{"operator": "Exists"}])
+    assert wild["spec"]["nodeName"] == "gpu-h100-1g-1"  # its own tier's node, not the moving one
+    direct = _pod(kube, "direct", "lease-1g", nodeName=node)
+    assert (direct["status"]["phase"], direct["status"]["reason"]) == ("Failed", "NodeAffinity")  # the kubelet's
+    assert _finish_move(rt, move_id) == "done"
+    done = kube.get("nodes", node)
+    assert done["metadata"]["labels"]["gpulease.io/tier"] == "h100-3g" and not done["spec"].get("unschedulable")
+
+
+def test_a_gpu_pod_that_came_onto_the_node_during_the_move_is_waited_out(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(), nodes=())
+    node = "gpu-h100-1g-0"
+    move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
+    wait_until(lambda: kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/gpu.product"].endswith("3g.40gb"))
+    # A pod outside any lease names the node once its new devices are there, and gets one.
+    assert _pod(kube, "stray", "default", nodeName=node)["status"]["phase"] == "Running"
+    # Giving the node to h100-3g now would leave that pod holding one of its devices, and
+    # putting the old configuration back would destroy the device under it: the move waits.
+    for _ in range(3):
+        assert moving.advance_move(rt, move_id) == moving.MoveProgress("reconfiguring", again=True)
+    waiting = kube.get("nodes", node)
+    assert waiting["spec"]["unschedulable"] and "gpulease.io/tier" not in waiting["metadata"]["labels"]
+    assert waiting["metadata"]["labels"]["nvidia.com/mig.config"] == "all-3g.40gb"
+    kube.set_pod_phase("default", "stray", "Succeeded")  # the pod ends
+    assert moving.advance_move(rt, move_id).step == "done"
+    done = kube.get("nodes", node)
+    assert done["metadata"]["labels"]["gpulease.io/tier"] == "h100-3g" and not done["spec"].get("unschedulable")
+
+
+def test_a_gpu_pod_still_on_the_moving_node_at_the_timeout_leaves_it_to_an_admin(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(), nodes=())
+    node = "gpu-h100-1g-0"
+    move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
+    wait_until(lambda: kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/gpu.product"].endswith("3g.40gb"))
+    assert _pod(kube, "stray", "default", nodeName=node)["status"]["phase"] == "Running"
+    assert moving.advance_move(rt, move_id).again
+    clock.advance(rt.move_timeout + timedelta(seconds=1))
+    assert moving.advance_move(rt, move_id).step == "abandoned"
+    [move] = _moves(rt)
+    assert "GPU pods came onto the node while it moved (default/stray)" in move.reason
+    left = kube.get("nodes", node)
+    assert left["spec"]["unschedulable"] and "gpulease.io/tier" not in left["metadata"]["labels"]
+    assert left["metadata"]["labels"]["nvidia.com/mig.config"] == "all-3g.40gb"  # not rewritten under it
+    assert kube.get("pods", "stray", namespace="default")["status"]["phase"] == "Running"
+    rt.queue.drain()
+    [notice] = [s.notice for s in rt.notifier.sent if s.notice.kind == "admin.node_move_abandoned"]
+    assert "default/stray" in notice.text and "gpulease.io/tier=h100-3g" in notice.text
+
+
+SIDECAR = {"name": "srv", "image": "cuda", "restartPolicy": "Always", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+INIT = {"name": "warmup", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}
+
+
+@pytest.mark.parametrize("init", [SIDECAR, INIT], ids=["sidecar", "init-container"])
+def test_a_node_whose_gpu_is_held_by_an_init_container_or_a_sidecar_is_not_moved(make_runtime, kube, init):
+    rt = make_runtime(policy=_policy(), nodes=())
+    node = "gpu-h100-1g-0"
+    app = [{"name": "c", "image": "envoy"}]  # the app container holds no GPU itself
+    assert _pod(kube, "served", "default", nodeName=node, initContainers=[init], containers=app)["status"][
+        "phase"
+    ] == "Running"
+    move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
+    assert moving.advance_move(rt, move_id).step == "abandoned"
+    assert "GPU pods are running on the node" in _moves(rt)[0].reason
+    untouched = kube.get("nodes", node)
+    labels = untouched["metadata"]["labels"]
+    assert (labels["gpulease.io/tier"], labels["nvidia.com/mig.config"]) == ("h100-1g", "all-1g.10gb")
+    assert not untouched["spec"].get("unschedulable")
+    assert kube.get("pods", "served", namespace="default")["status"]["phase"] == "Running"
+
+
+def test_a_sidecar_gpu_pod_that_came_after_the_cordon_stops_the_move_before_the_reconfiguration(make_runtime, kube):
+    rt = make_runtime(policy=_policy(), nodes=())
+    node = "gpu-h100-1g-0"
+    move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
+    assert moving.advance_move(rt, move_id).step == "cordoned"
+    _pod(kube, "served", "default", nodeName=node, initContainers=[SIDECAR], containers=[{"name": "c", "image": "envoy"}])
+    assert moving.advance_move(rt, move_id).step == "abandoned"
+    given_back = kube.get("nodes", node)
+    labels = given_back["metadata"]["labels"]
+    assert (labels["gpulease.io/tier"], labels["nvidia.com/mig.config"]) == ("h100-1g", "all-1g.10gb")
+    assert not given_back["spec"].get("unschedulable")
+    assert kube.get("pods", "served", namespace="default")["status"]["phase"] == "Running"
+
+
+def test_a_cordon_cut_short_after_the_tier_label_went_keeps_the_saved_tier(make_runtime, kube, clock):
+    rt = make_runtime(policy=_policy(), nodes=())
+    move_id = _planned_move(rt)
+    assert moving.advance_move(rt, move_id).step == "cordoned"
+    with session_scope(rt.engine) as session:  # the worker died before recording the step
+        session.get(NodeMoveRecord, move_id).step = "planned"
+    [move] = _moves(rt)
+    assert "gpulease.io/tier" not in kube.get("nodes", move.node)["metadata"]["labels"]
+    kube.set_hang(move.node, True)
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
+    assert _moves(rt)[0].previous["labels"]["gpulease.io/tier"] == "h100-1g"
+    clock.advance(rt.move_timeout + timedelta(seconds=1))
+    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["rolling_back", "rolled_back"]
+    node = kube.get("nodes", move.node)
+    assert node["metadata"]["labels"]["gpulease.io/tier"] == "h100-1g" and not node["spec"].get("unschedulable")
+
+
+@pytest.mark.parametrize("deleted_at", ["planned", "reconfiguring", "rolling_back"])
+def test_a_move_of_a_node_deleted_meanwhile_is_abandoned_and_frees_the_waitlist(make_runtime, kube, clock, deleted_at):
+    rt = make_runtime(policy=_policy(), nodes=())
+    rt.queue.run_moves = False
+    _whole_gpus(rt, "train-a")
+    waiting = _whole_gpus(rt, "train-b")
+    rt.queue.drain()
+    [move_id] = rt.queue.held_moves  # train-b waits for this move
+    [move] = _moves(rt)
+    if deleted_at == "rolling_back":
+        kube.set_faulty(move.node, True)
+    while _moves(rt)[0].step != deleted_at:
+        moving.advance_move(rt, move_id)
+        if deleted_at == "rolling_back" and _moves(rt)[0].step == "reconfiguring":
+            wait_until(lambda: kube.get("nodes", move.node)["metadata"]["labels"]["nvidia.com/mig.config.state"] == "failed")
+    CoreV1Api(rt.kube("sandbox")).delete_node(move.node)  # scaled down, replaced
+    progress = moving.advance_move(rt, move_id)
+    assert (progress.step, progress.again) == ("abandoned", False)
+    [move] = _moves(rt)
+    assert move.finished_at is not None and move.reason == f"node {move.node} no longer exists"
+    with session_scope(rt.engine) as session:
+        assert moves_in_flight(session, "sandbox") == 0
+    clock.advance(rt.stuck_after + rt.move_timeout + timedelta(seconds=1))
+    assert sweeps.sweep(rt).resumed_moves == []  # nothing left to resume
+    rt.queue.run_moves = True
+    rt.queue.drain()  # the abandoned move woke the waitlist: another node moves for train-b
+    assert "admin.node_move_abandoned" in rt.notifier.kinds("admins")
+    moves = _moves(rt)
+    assert [m.step for m in moves] == ["abandoned", "done"] and moves[1].node != move.node
+    assert state_of(rt, waiting) is LeaseState.ACTIVE
