@@ -3,7 +3,7 @@
 #   docker build -t gpulease:0.1.0 .
 #   docker run --rm gpulease:0.1.0 --help
 #
-# The default command serves the Slack bot over HTTP on port 3000 (/slack/events, /healthz,
+# The default command serves the Slack bot over HTTP on port 3000 (/slack/events, /healthz, /livez,
 # /metrics); the same image runs `worker`, `beat` and `db upgrade` (see docker-compose.yml
 # and deploy/). Settings are GPULEASE_* environment variables (README, Configuration).
 #

@@ -9,8 +9,11 @@ else of gpulease.
 from __future__ import annotations
 
 import difflib
+import math
+import re
 import string
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -36,9 +39,35 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
 ]
-Name = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def _dns_label(value: str) -> str:
+    # In words, not as pydantic's pattern: a regex in the message is hard to read.
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
+        raise ValueError(
+            f"{value!r} must be a DNS label: lower-case letters, digits and '-', starting and ending "
+            "with a letter or digit, at most 63 characters (e.g. ml-research)"
+        )
+    return value
+
+
+def _quantity_text(value: Any) -> Any:
+    # YAML reads `cpu: 4` as an int and `cpu: 0.5` as a float: both are quantities as written.
+    if isinstance(value, bool):
+        raise ValueError(f"{str(value).lower()} is not a quantity (use forms like 4, 500m, 24Gi)")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value} is not a quantity (use forms like 4, 500m, 24Gi)")
+        return format(Decimal(repr(value)), "f")  # positional: 1e-05 → 0.00001
+    return value
+
+
+Name = Annotated[str, AfterValidator(_dns_label)]
 # Checked with the renderer's own parser, so a policy that loads never fails to render.
-Quantity = Annotated[str, AfterValidator(check_quantity)]
+Quantity = Annotated[str, BeforeValidator(_quantity_text), AfterValidator(check_quantity)]
 
 
 class _Strict(BaseModel):
@@ -236,14 +265,30 @@ class Identity(_Strict):
     @field_validator("name_template")
     @classmethod
     def _placeholders(cls, value: str) -> str:
-        allowed = {"email", "username", "slack_user", "team"}
-        used = {f for _, f, _, _ in string.Formatter().parse(value) if f}
-        unknown = used - allowed
-        if unknown:
-            raise ValueError(
-                f"unknown placeholder {{{sorted(unknown)[0]}}}; use {', '.join(sorted(allowed))}"
-            )
+        allowed = sorted(_TEMPLATE_SAMPLE)
+        try:
+            fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(value) if f is not None]
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a template ({exc}); write {{{{ and }}}} for literal braces") from None
+        for field, spec, conversion in fields:
+            if field not in _TEMPLATE_SAMPLE:
+                name = "an empty placeholder {}" if not field else f"unknown placeholder {{{field}}}"
+                raise ValueError(f"{name}; use {', '.join('{' + a + '}' for a in allowed)}")
+            if conversion or spec:
+                written = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+                raise ValueError(f"{written}: placeholders take no conversion or format spec; write {{{field}}}")
+        try:
+            # Every check above passed, so this should too; it is what provisioning will do.
+            value.format(**_TEMPLATE_SAMPLE)
+        except (ValueError, KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(f"{value!r} cannot be filled in: {exc}") from None
         return value
+
+
+# What identity.name_template may use, with the sample values it is tried with at load.
+_TEMPLATE_SAMPLE = {
+    "email": "alice@example.com", "username": "alice", "slack_user": "U0ALICE", "team": "ml-research",
+}
 
 
 class Network(_Strict):

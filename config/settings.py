@@ -13,6 +13,8 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 EXAMPLE_POLICY = Path(__file__).parent / "examples" / "policy.yaml"
+# The names Python's logging, Celery and gunicorn all accept, in any case.
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(Exception):
@@ -58,7 +60,7 @@ class Settings(BaseSettings):
         None, description="Save each namespace's objects here (JSON) before it is reclaimed."
     )
     log_format: Literal["text", "json"] = Field("text", description="Log line format.")
-    log_level: str = Field("INFO", description="Root log level.")
+    log_level: str = Field("INFO", description="Root log level: DEBUG, INFO, WARNING, ERROR or CRITICAL.")
 
     @field_validator("database_url")
     @classmethod
@@ -68,6 +70,19 @@ class Settings(BaseSettings):
                 "only SQLite (sqlite:///path) and PostgreSQL (postgresql+psycopg://...) are supported"
             )
         return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        return check_log_level(value)
+
+
+def check_log_level(value: str) -> str:
+    """Return a log level's name in upper case (ValueError naming the known ones otherwise)."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"{value!r} is not a log level; use one of {', '.join(LOG_LEVELS)} (any case)")
+    return level
 
 
 def load_settings(**overrides: object) -> Settings:

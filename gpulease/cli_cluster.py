@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from kubernetes.config.config_exception import ConfigException
+from rich.markup import escape
 from rich.table import Table
 
 from config.policy import PolicyError
@@ -24,7 +25,7 @@ from provisioners.kube.retry import retry_policy
 
 def fail(message: str) -> typer.Exit:
     """Print the error and return the exit to raise."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     return typer.Exit(1)
 
 
@@ -36,9 +37,18 @@ def read_nodes(nodes_file: Path | None, cluster: str | None, policy) -> list[Nod
         except (OSError, ValueError) as exc:
             raise fail(f"cannot read {nodes_file}: {exc}") from None
         items = dump.get("items") if isinstance(dump, dict) else None
+        expected = "expected `kubectl get nodes -o json` output"
         if not isinstance(items, list):
-            raise fail(f"{nodes_file} is not a node list (expected `kubectl get nodes -o json` output)")
-        return read_inventory(items)
+            raise fail(f"{nodes_file} is not a node list ({expected})")
+        for i, item in enumerate(items):
+            if not isinstance(item, dict) or not isinstance(item.get("metadata", {}), dict):
+                raise fail(f"{nodes_file}: items[{i}] is not a node ({expected})")
+        try:
+            return read_inventory(items)
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            # A node with a field of the wrong kind (labels as a list, ...): the file, not gpulease.
+            raise fail(f"{nodes_file} holds a node gpulease cannot read ({type(exc).__name__}: {exc}; "
+                       f"{expected})") from None
     settings = load_settings()
     try:
         api_client = make_api_client(settings=settings, cluster=policy.cluster(cluster))
@@ -131,15 +141,16 @@ def inventory(
     ):
         table.add_column(column)
     for n in nodes:
+        # Escaped: names, labels and reasons come from the cluster, not from us.
         table.add_row(
-            n["name"],
-            n["gpu_model"] or "-",
+            escape(n["name"]),
+            escape(n["gpu_model"] or "-"),
             str(n["gpus"]),
-            n["tier"] or "-",
+            escape(n["tier"] or "-"),
             str(n["units"]),
             str(n["gpu_pods"]),
-            _schedulable(n),
-            n["reason"] or "",
+            escape(_schedulable(n)),
+            escape(n["reason"] or ""),
         )
     out.print(table)
     table = Table(title="tiers")

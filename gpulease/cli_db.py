@@ -128,12 +128,12 @@ def leases_list(
     for row in rows:
         table.add_row(
             row["id"][:8],
-            row["namespace"],
+            escape(row["namespace"]),
             row["state"],
-            row["team"],
-            row["tier"],
+            escape(row["team"]),
+            escape(row["tier"]),
             str(row["units"]),
-            row["requester"],
+            escape(row["requester"]),
             row["expires_at"] or "for " + format_duration(timedelta(seconds=row["duration_seconds"])),
         )
     out.print(table)

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from config.durations import format_duration, parse_duration
@@ -22,7 +23,8 @@ def _load(path: Path):
     try:
         return load_checked_policy(path)
     except PolicyError as exc:
-        err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+        # Escaped: messages quote the file's own text, where [a-z0-9] or [/b] is not markup.
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
 
 
@@ -45,7 +47,7 @@ def check(
     if as_json:
         print(json.dumps({"tiers": tiers}))
         return
-    table = Table(title=f"{file}: {len(tiers)} tiers, {len(policy.teams)} teams")
+    table = Table(title=f"{escape(str(file))}: {len(tiers)} tiers, {len(policy.teams)} teams")
     for column in ("tier", "GPU model", "mode", "units/GPU", "max units", "max duration"):
         table.add_column(column, no_wrap=True)
     table.add_column("one unit is")
@@ -59,7 +61,7 @@ def check(
             str(row["units_per_gpu"]),
             str(tier.max_units),
             format_duration(tier.max_duration),
-            describe_unit(tier),
+            escape(describe_unit(tier)),
         )
     out.print(table)
     out.print("[green]policy OK[/green]")
@@ -91,7 +93,7 @@ def evaluate_cmd(
     taken: list[str] = typer.Option([], "--taken", help="Namespace names already leased."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
-    """Say what would happen to a request: allowed or not (and why), and who approves."""
+    """Say what would happen to a request: allowed or not (and why), and who approves; exit 1 if refused."""
     policy = _load(policy_file)
     held: dict[str, int] = {}
     for item in team_units:
@@ -112,11 +114,12 @@ def evaluate_cmd(
     verdict = evaluate(policy, request, usage)
     if as_json:
         print(json.dumps(verdict.as_dict()))
-        return
-    if verdict.allowed:
+    elif verdict.allowed:
         how = f"auto-approved by rule {verdict.rule}" if verdict.rule else "needs an approver"
-        out.print(f"[green]allowed[/green]: {how}")
+        out.print(f"[green]allowed[/green]: {escape(how)}", highlight=False)
     else:
         out.print("[red]refused[/red]:")
         for e in verdict.errors:
-            out.print(f"  {e.field}: {e.message}", highlight=False)
+            out.print(f"  {escape(e.field)}: {escape(e.message)}", highlight=False)
+    if not verdict.allowed:
+        raise typer.Exit(1)  # so a script can tell, like `db current` behind

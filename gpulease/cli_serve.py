@@ -4,7 +4,8 @@ Both build the same thing: the workflow runtime with the Slack notifier, and the
 on one WebClient. On the embedded broker (memory://) a workflow worker thread runs in the
 same process, since nothing else could consume its queue.
 
-HTTP mode serves /slack/events, /healthz and /metrics. Each gunicorn worker builds its own
+HTTP mode serves /slack/events, /healthz (readiness: the store answers), /livez (liveness:
+the process answers, touching nothing else) and /metrics. Each gunicorn worker builds its own
 app after the fork (connection pools must not cross a fork); run one worker with threads
 per replica and scale with replicas behind the load balancer.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,11 +34,13 @@ from gpulease.console import err
 from gpulease.logs import configure_logging
 from gpulease.metrics import StoreCollector
 from gpulease.services import embedded_worker, install_runtime
+from gpulease.slack_check import check_slack_token
 from gpulease.store_access import require_current, store_errors
 from gpulease.wiring import load_checked_policy, make_notifier
 from workflows.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+WSGIApp = Callable[..., Iterable[bytes]]
 
 
 @dataclass
@@ -102,6 +106,31 @@ def register_store_metrics(rt: Runtime) -> None:
         _store_metrics_registered = True
 
 
+LIVENESS_PATH = "/livez"
+_ALIVE = b'{"status": "ok"}'
+
+
+def with_liveness(application: WSGIApp) -> WSGIApp:
+    """Answer /livez at once, before the app: liveness must not wait on the store or Slack.
+
+    /healthz asks the store and /metrics counts leases in it; a probe on either would restart
+    every replica while the database hangs, which fixes nothing.
+    """
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == LIVENESS_PATH:
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(_ALIVE)))])
+            return [_ALIVE]
+        return application(environ, start_response)
+
+    return serve
+
+
+def http_app(bot: Bot) -> WSGIApp:
+    """Return the bot's WSGI application: Slack, /healthz, /metrics, and /livez."""
+    return with_liveness(wsgi_app(bot.app, health=bot.health))
+
+
 class _Gunicorn(BaseApplication):
     """gunicorn configured in code; `load()` runs in each worker, after the fork."""
 
@@ -119,7 +148,7 @@ class _Gunicorn(BaseApplication):
     def load(self) -> Any:
         self._bot = build_bot(self._settings)
         settle_heap()
-        return wsgi_app(self._bot.app, health=self._bot.health)
+        return http_app(self._bot)
 
     def _worker_exit(self, server: Any, worker: Any) -> None:
         if self._bot is not None:
@@ -130,7 +159,7 @@ def _settings() -> Settings:
     try:
         settings = load_settings()
     except SettingsError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from None
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     return settings
@@ -150,7 +179,7 @@ def serve(
     threads: int = typer.Option(32, min=1, help="Threads per worker: concurrent Slack requests it can ack."),
     access_log: bool = typer.Option(False, help="Log every HTTP request."),
 ) -> None:
-    """Serve the Slack bot over HTTP (/slack/events, /healthz, /metrics) on gunicorn."""
+    """Serve the Slack bot over HTTP (/slack/events, /healthz, /livez, /metrics) on gunicorn."""
     settings = _settings()
     try:
         load_checked_policy(settings.policy_file)  # fail here, with the file's problems, not in a worker
@@ -158,6 +187,7 @@ def serve(
             raise SettingsError("GPULEASE_SLACK_BOT_TOKEN and GPULEASE_SLACK_SIGNING_SECRET must be set")
         with store_errors(url=settings.database_url, doing="start on {store}"):
             require_current(settings.database_url)  # likewise: here, not in each gunicorn worker
+        check_slack_token(settings)  # Bolt runs auth.test in each worker; a bad token ends here instead
     except (PolicyError, SettingsError) as exc:
         raise _fail(exc) from None
     options = {
@@ -187,6 +217,8 @@ def socket(
     try:
         if settings.slack_app_token is None:
             raise SettingsError("GPULEASE_SLACK_APP_TOKEN is not set (an xapp- token with connections:write)")
+        if settings.slack_bot_token is not None:
+            check_slack_token(settings)  # before Bolt's own auth.test, which would end in a traceback
         bot = build_bot(settings, socket_mode=True)
     except (PolicyError, SettingsError) as exc:
         raise _fail(exc) from None

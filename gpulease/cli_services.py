@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from config.policy import PolicyError
-from config.settings import SettingsError, load_settings
+from config.settings import SettingsError, check_log_level, load_settings
 from gpulease.console import err
 from gpulease.redact import hide_password
 from workflows.queues import ALL
@@ -48,11 +48,26 @@ def _queues(text: str) -> tuple[str, ...]:
     return names
 
 
+def _loglevel(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_log_level(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="-l/--loglevel") from None
+
+
+LOGLEVEL = typer.Option(
+    None, "-l", "--loglevel", callback=_loglevel,
+    help="Log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default: GPULEASE_LOG_LEVEL).",
+)
+
+
 def worker(
     queues: str = typer.Option(",".join(ALL), help="Comma-separated queues to consume."),
     concurrency: int = typer.Option(2, "-c", "--concurrency", min=1, help="Worker processes (or threads)."),
     pool: Pool = typer.Option(Pool.PREFORK.value, help="Execution pool."),
-    loglevel: str | None = typer.Option(None, "-l", "--loglevel", help="Log level (default: GPULEASE_LOG_LEVEL)."),
+    loglevel: str | None = LOGLEVEL,
     metrics_port: int | None = typer.Option(None, min=1, max=65535, help="Serve Prometheus metrics on this port."),
 ) -> None:
     """Run a workflow worker (Celery) on the configured broker."""
@@ -82,7 +97,7 @@ def worker(
 
 def beat(
     schedule_file: str = typer.Option("celerybeat-schedule", help="Where beat keeps its last run times."),
-    loglevel: str | None = typer.Option(None, "-l", "--loglevel", help="Log level (default: GPULEASE_LOG_LEVEL)."),
+    loglevel: str | None = LOGLEVEL,
 ) -> None:
     """Run the scheduler: the minute sweep, waitlist wake-ups and the reconciler."""
     from gpulease.logs import configure_logging
@@ -122,7 +137,8 @@ def doctor(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) ->
             table.add_column(column)
         for c in checks:
             mark = "[dim]skip[/dim]" if c.skipped else ("[green]ok[/green]" if c.ok else "[red]FAIL[/red]")
-            table.add_row(c.name, mark, c.detail, c.fix or "")
+            # Escaped: findings quote policy text, settings and servers' answers, not markup.
+            table.add_row(escape(c.label), mark, escape(c.detail), escape(c.fix or ""))
         out.print(table)
     if failed:
         raise typer.Exit(1)

@@ -7,16 +7,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
-from config.policy import Policy, PolicyError
+from config.policy import Cluster, Policy, PolicyError
 from config.settings import Settings, SettingsError, load_settings
 from gpulease.doctor_pinning import probe_pinning
 from gpulease.redact import hide_password
+from gpulease.slack_check import SlackUnusable, check_slack_token
+from gpulease.store_access import StoreUnusable, require_current, store_errors
 from gpulease.wiring import load_checked_policy
 from leases.capacity import assess_nodes, tier_specs
 from leases.errors import InfrastructureError
 from leases.inventory import read_inventory
-from leases.store import current_revision, head_revision
+from leases.store import head_revision
 from provisioners.inventory import list_nodes_and_pods
 from provisioners.kube.client import make_api_client, request
 from provisioners.kube.retry import RetryPolicy
@@ -30,6 +33,16 @@ class Check:
     detail: str
     fix: str | None = None
     skipped: bool = False
+    cluster: str | None = None  # the policy's cluster a cluster check is about
+
+    @property
+    def label(self) -> str:
+        """The check's name, with its cluster when it has one: "pinning (prod-a)"."""
+        return f"{self.name} ({self.cluster})" if self.cluster else self.name
+
+
+# Run once per cluster of the policy (once with the settings alone when the policy is invalid).
+CLUSTER_CHECKS = ("cluster", "permissions", "pinning", "gpu nodes")
 
 
 class Doctor:
@@ -41,42 +54,44 @@ class Doctor:
         self.policy: Policy | None = None
         self._overrides = env_overrides or {}
 
-    def _add(self, name: str, fn: Callable[[], tuple[bool, str, str | None]]) -> bool:
+    def _add(self, name: str, fn: Callable[[], tuple[bool, str, str | None]], cluster: Cluster | None = None) -> bool:
         try:
             ok, detail, fix = fn()
         except Exception as exc:  # noqa: BLE001 - a check that crashes is a failed check, reported
             ok, detail, fix = False, f"{type(exc).__name__}: {exc}", None
-        self.checks.append(Check(name, ok, detail, fix))
+        self.checks.append(Check(name, ok, detail, fix, cluster=cluster.name if cluster else None))
         return ok
 
-    def _skip(self, name: str, why: str) -> None:
-        self.checks.append(Check(name, True, why, skipped=True))
+    def _skip(self, name: str, why: str, cluster: Cluster | None = None) -> None:
+        self.checks.append(Check(name, True, why, skipped=True, cluster=cluster.name if cluster else None))
 
     def run(self) -> list[Check]:
         """Run every check and return the results."""
         if not self._add("settings", self._settings):
-            for name in ("policy", "database", "broker", "cluster", "permissions", "pinning", "gpu nodes",
-                         "slack"):
+            for name in ("policy", "database", "broker", *CLUSTER_CHECKS, "slack"):
                 self._skip(name, "settings are invalid")
             return self.checks
         self._add("policy", self._policy)
         self._add("database", self._database)
         self._add("broker", self._broker)
-        reachable = self._add("cluster", self._cluster)
-        if reachable:
-            self._add("permissions", self._permissions)
-            if self.policy is not None:
-                self._pinning()
-                self._add("gpu nodes", self._gpu_nodes)
-            else:
-                self._skip("pinning", "the policy file is invalid")
-                self._skip("gpu nodes", "the policy file is invalid")
-        else:
-            self._skip("permissions", "the cluster is unreachable")
-            self._skip("pinning", "the cluster is unreachable")
-            self._skip("gpu nodes", "the cluster is unreachable")
+        for cluster in self.policy.clusters if self.policy is not None else [None]:
+            self._cluster_checks(cluster)
         self._add("slack", self._slack)
         return self.checks
+
+    def _cluster_checks(self, cluster: Cluster | None) -> None:
+        """Check one cluster of the policy (None: the one the settings name, the policy being invalid)."""
+        if not self._add("cluster", partial(self._cluster, cluster), cluster):
+            for name in CLUSTER_CHECKS[1:]:
+                self._skip(name, "the cluster is unreachable", cluster)
+            return
+        self._add("permissions", partial(self._permissions, cluster), cluster)
+        if cluster is None:
+            self._skip("pinning", "the policy file is invalid")
+            self._skip("gpu nodes", "the policy file is invalid")
+            return
+        self._pinning(cluster)
+        self._add("gpu nodes", partial(self._gpu_nodes, cluster), cluster)
 
     # -- the checks ----------------------------------------------------------------------
     def _settings(self):
@@ -95,13 +110,15 @@ class Doctor:
         return True, f"{self.settings.policy_file}: {len(p.tiers)} tiers, {len(p.teams)} teams", None
 
     def _database(self):
+        # The same checks, in the same words, as `gpulease db current` and the services at start;
+        # require_current also refuses a missing SQLite file rather than letting SQLite create it.
         url = self.settings.database_url
-        current = current_revision(url)
-        head = head_revision()
-        if current != head:
-            return (False, f"schema revision {current or 'none'}, newest is {head} (GPULEASE_DATABASE_URL)",
-                    "run `gpulease db upgrade`")
-        return True, f"reachable, schema at {head}", None
+        try:
+            with store_errors(url=url, doing="read the schema revision of {store}"):
+                require_current(url)
+        except StoreUnusable as exc:
+            return False, exc.problem, exc.fix
+        return True, f"reachable, schema at {head_revision()}", None
 
     def _broker(self):
         url = self.settings.broker_url
@@ -117,27 +134,36 @@ class Doctor:
                 "start Redis, or point GPULEASE_BROKER_URL at it"
         return True, f"reachable at {hide_password(url)}", None
 
-    def _client(self):
-        cluster = self.policy.cluster() if self.policy else None
+    def _client(self, cluster: Cluster | None):
         return make_api_client(settings=self.settings, cluster=cluster)
 
-    def _cluster(self):
+    def _where(self, cluster: Cluster | None) -> str:
+        """Name what says how to reach this cluster: the policy's entry, or the settings."""
+        if cluster is not None and (cluster.api_url or cluster.context):
+            index = self.policy.clusters.index(cluster)
+            field = "api_url" if cluster.api_url else "context"
+            return f"clusters[{index}].{field} in the policy file"
+        return "GPULEASE_KUBE_API_URL / the kubeconfig context"
+
+    def _cluster(self, cluster: Cluster | None):
         try:
-            client = self._client()
+            client = self._client(cluster)
         except Exception as exc:  # noqa: BLE001
-            return False, f"cannot build a Kubernetes client: {exc}", \
-                "set GPULEASE_KUBE_API_URL, GPULEASE_KUBECONFIG/GPULEASE_KUBE_CONTEXT or GPULEASE_KUBE_IN_CLUSTER"
+            fix = "set GPULEASE_KUBE_API_URL, GPULEASE_KUBECONFIG/GPULEASE_KUBE_CONTEXT or GPULEASE_KUBE_IN_CLUSTER"
+            if cluster is not None and cluster.context:
+                fix = f"check {self._where(cluster)} and GPULEASE_KUBECONFIG"
+            return False, f"cannot build a Kubernetes client: {exc}", fix
         try:
             version = RetryPolicy(attempts=2, seconds=5).call(request, client, "GET", "/version", what="get version")
         except InfrastructureError as exc:
             return False, f"the API server does not answer: {exc}", \
-                "check GPULEASE_KUBE_API_URL / the kubeconfig context and the network"
+                f"check {self._where(cluster)} and the network"
         finally:
             client.close()
         return True, f"API server {version.get('gitVersion', '?')} reachable", None
 
-    def _permissions(self):
-        client = self._client()
+    def _permissions(self, cluster: Cluster | None):
+        client = self._client(cluster)
         needed: list[Permission] = list(REQUIRED)
         if self.policy is not None:
             needed.append(bind_permission(self.policy.identity.cluster_role))
@@ -161,20 +187,21 @@ class Doctor:
                 "grant them to gpulease's service account (deploy/base ClusterRole)"
         return True, f"all {sum(len(p.verbs) for p in needed)} required permissions granted", None
 
-    def _pinning(self) -> None:
+    def _pinning(self, cluster: Cluster) -> None:
         """Add the pinning probe's finding (it may report itself skipped, unlike _add's checks)."""
-        client = self._client()
+        client = self._client(cluster)
         try:
-            found = probe_pinning(client, policy=self.policy, retry=RetryPolicy(attempts=2, seconds=10))
+            found = probe_pinning(client, policy=self.policy, cluster=cluster.name,
+                                  retry=RetryPolicy(attempts=2, seconds=10))
         except Exception as exc:  # noqa: BLE001 - a probe that crashes is a failed check, reported
-            self.checks.append(Check("pinning", False, f"{type(exc).__name__}: {exc}"))
+            self.checks.append(Check("pinning", False, f"{type(exc).__name__}: {exc}", cluster=cluster.name))
             return
         finally:
             client.close()
-        self.checks.append(Check("pinning", found.ok, found.detail, found.fix, found.skipped))
+        self.checks.append(Check("pinning", found.ok, found.detail, found.fix, found.skipped, cluster=cluster.name))
 
-    def _gpu_nodes(self):
-        client = self._client()
+    def _gpu_nodes(self, cluster: Cluster):
+        client = self._client(cluster)
         try:
             nodes, pods = list_nodes_and_pods(client, retry=RetryPolicy(attempts=2, seconds=10))
         finally:
@@ -202,20 +229,12 @@ class Doctor:
         return True, f"{len(gpu)} GPU nodes serving {len(serving)} tiers{empty}", None
 
     def _slack(self):
-        token = self.settings.slack_bot_token
-        if token is None:
+        if self.settings.slack_bot_token is None:
             return True, "no GPULEASE_SLACK_BOT_TOKEN: notifications go to the log", None
-        from slack_sdk import WebClient
-        from slack_sdk.errors import SlackApiError
-
         try:
-            auth = WebClient(token=token.get_secret_value(), base_url=self.settings.slack_api_url, timeout=5).auth_test()
-        except SlackApiError as exc:
-            return False, f"auth.test refused: {exc.response.get('error')} (GPULEASE_SLACK_BOT_TOKEN)", \
-                "install the app from deploy/slack-app-manifest.yaml and use its bot token (xoxb-...)"
-        except Exception as exc:  # noqa: BLE001
-            return False, f"cannot reach Slack at {self.settings.slack_api_url} (GPULEASE_SLACK_API_URL): {exc}", \
-                "check the network or GPULEASE_SLACK_API_URL"
+            auth = check_slack_token(self.settings)
+        except SlackUnusable as exc:
+            return False, exc.problem, exc.fix
         if self.settings.slack_signing_secret is None:
             return False, "GPULEASE_SLACK_SIGNING_SECRET is not set", "copy the app's signing secret into it"
         return True, f"auth.test ok as {auth.get('user')} in {auth.get('team')}", None

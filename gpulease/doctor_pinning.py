@@ -61,9 +61,9 @@ class Finding:
     skipped: bool = False
 
 
-def probe_pinning(api_client: ApiClient, *, policy: Policy, retry: RetryPolicy) -> Finding:
-    """Check with a dry-run pod that a lease namespace's pods get their tier's nodeSelector."""
-    mechanism = policy.pinning_for()
+def probe_pinning(api_client: ApiClient, *, policy: Policy, retry: RetryPolicy, cluster: str | None = None) -> Finding:
+    """Check with a dry-run pod that a lease namespace's pods on `cluster` get their tier's nodeSelector."""
+    mechanism = policy.pinning_for(cluster)
     if mechanism is not PinningMechanism.NODE_SELECTOR_ANNOTATIONS:
         return Finding(True, f"not probed for {mechanism} pinning: the probe checks the PodNodeSelector "
                              "annotation that node-selector-annotations pinning relies on", skipped=True)

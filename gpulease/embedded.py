@@ -31,6 +31,8 @@ from workflows import sweeps
 from workflows.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+# The embedded stack's SQLite file in its workdir, deleted and recreated at every start.
+EMBEDDED_DB = "gpulease-embedded.db"
 CLUSTER = Path(__file__).parent / "demo" / "cluster.yaml"
 
 
@@ -89,7 +91,8 @@ def embedded(
 ) -> Iterator[Embedded]:
     """Start the whole embedded stack; stop it all on exit."""
     workdir.mkdir(parents=True, exist_ok=True)
-    db = workdir / "gpulease.db"
+    # Its own name, never the default store's (./gpulease.db): `--workdir .` must not wipe that.
+    db = workdir / EMBEDDED_DB
     for stale in (db, db.with_suffix(".db-journal")):
         stale.unlink(missing_ok=True)
     clock = SettableClock()

@@ -27,7 +27,15 @@ FIX_URL = "GPULEASE_DATABASE_URL"
 
 
 class StoreUnusable(SettingsError):
-    """The state store cannot be used as it is; the message says why and what to do next."""
+    """The state store cannot be used as it is; the message says why and what to do next.
+
+    `problem` and `fix` are the two halves, for reports that show them apart (doctor).
+    """
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(f"{problem}; {fix}")
+        self.problem = problem
+        self.fix = fix
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -46,7 +54,7 @@ def require_existing(url: str) -> None:
     path = sqlite_file(url)
     if path is not None and not path.is_file():
         raise StoreUnusable(
-            f"no state store at {path}; run `gpulease db upgrade` to create one there, or fix {FIX_URL}"
+            f"no state store at {path}", f"run `gpulease db upgrade` to create one there, or fix {FIX_URL}"
         )
 
 
@@ -55,8 +63,8 @@ def require_creatable(url: str) -> None:
     path = sqlite_file(url)
     if path is not None and not path.parent.is_dir():
         raise StoreUnusable(
-            f"cannot create the state store at {path}: the directory {path.parent} does not exist; "
-            f"create it, or fix {FIX_URL}"
+            f"cannot create the state store at {path}: the directory {path.parent} does not exist",
+            f"create it, or fix {FIX_URL}",
         )
 
 
@@ -70,8 +78,9 @@ def require_known(*, url: str, current: str | None) -> None:
     if current is not None and current not in known_revisions():
         raise StoreUnusable(
             f"the state store at {hide_password(url)} is at revision {current}, newer than this "
-            f"release's newest ({head_revision()}); run the gpulease release that migrated it, or "
-            "downgrade the store with that release before running this one"
+            f"release's newest ({head_revision()})",
+            "run the gpulease release that migrated it, or downgrade the store with that release before "
+            "running this one",
         )
 
 
@@ -82,13 +91,14 @@ def require_current(url: str) -> None:
     require_known(url=url, current=current)
     if current is None:
         raise StoreUnusable(
-            f"no state store at {hide_password(url)} (the database is empty); run `gpulease db upgrade` "
-            f"to create one, or fix {FIX_URL}"
+            f"no state store at {hide_password(url)} (the database is empty)",
+            f"run `gpulease db upgrade` to create one, or fix {FIX_URL}",
         )
     if current != head:
         raise StoreUnusable(
             f"the state store at {hide_password(url)} is at revision {current}, behind this release's "
-            f"newest ({head}); run `gpulease db upgrade`"
+            f"newest ({head})",
+            "run `gpulease db upgrade`",
         )
 
 
@@ -104,34 +114,34 @@ def store_errors(*, url: str, doing: str) -> Iterator[None]:
         raise
     except CommandError as exc:
         raise StoreUnusable(
-            _message(url, doing, _first_line(exc), "use head (this release's newest, "
-                     f"{head_revision()}) or another revision this release knows")
+            *_message(url, doing, _first_line(exc), "use head (this release's newest, "
+                      f"{head_revision()}) or another revision this release knows")
         ) from None
     except (NoSuchModuleError, ImportError) as exc:
         raise StoreUnusable(
-            _message(url, doing, f"its database driver is not available ({_first_line(exc)})",
-                     f"use sqlite:///PATH or postgresql+psycopg://USER@HOST:5432/DB in {FIX_URL}")
+            *_message(url, doing, f"its database driver is not available ({_first_line(exc)})",
+                      f"use sqlite:///PATH or postgresql+psycopg://USER@HOST:5432/DB in {FIX_URL}")
         ) from None
     except ArgumentError as exc:
         raise StoreUnusable(
-            _message(url, doing, f"the URL cannot be used ({_first_line(exc)})",
-                     f"write sqlite:///PATH or postgresql+psycopg://USER@HOST:5432/DB in {FIX_URL}")
+            *_message(url, doing, f"the URL cannot be used ({_first_line(exc)})",
+                      f"write sqlite:///PATH or postgresql+psycopg://USER@HOST:5432/DB in {FIX_URL}")
         ) from None
     except OperationalError as exc:
         raise StoreUnusable(
-            _message(url, doing, _first_line(exc.orig or exc),
-                     f"check that the database is running and reachable there, and that {FIX_URL} is right")
+            *_message(url, doing, _first_line(exc.orig or exc),
+                      f"check that the database is running and reachable there, and that {FIX_URL} is right")
         ) from None
     except DBAPIError as exc:
         raise StoreUnusable(
-            _message(url, doing, _first_line(exc.orig or exc),
-                     "`gpulease db current` says whether the store's schema is this release's")
+            *_message(url, doing, _first_line(exc.orig or exc),
+                      "`gpulease db current` says whether the store's schema is this release's")
         ) from None
     except SQLAlchemyError as exc:
-        raise StoreUnusable(_message(url, doing, _first_line(exc), f"check {FIX_URL}")) from None
+        raise StoreUnusable(*_message(url, doing, _first_line(exc), f"check {FIX_URL}")) from None
 
 
-def _message(url: str, doing: str, why: str, fix: str) -> str:
+def _message(url: str, doing: str, why: str, fix: str) -> tuple[str, str]:
     # Drivers' messages name the host and user, not the password; make sure of it anyway.
     try:
         password = make_url(url).password
@@ -140,7 +150,7 @@ def _message(url: str, doing: str, why: str, fix: str) -> str:
     if password:
         why = why.replace(str(password), "***")
     store = f"the state store at {hide_password(url)}"
-    return f"cannot {doing.replace('{store}', store)}: {why}; {fix}"
+    return f"cannot {doing.replace('{store}', store)}: {why}", fix
 
 
 def _first_line(exc: BaseException) -> str:

@@ -32,6 +32,8 @@ DEFAULT_URL = "sqlite:///./gpulease.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # How long a SQLite writer waits for the write lock before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30.0
+# How long opening a PostgreSQL connection may take (seconds; the URL's own connect_timeout wins).
+POSTGRES_CONNECT_TIMEOUT_S = 5
 
 
 def make_engine(url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int | None = None) -> Engine:
@@ -40,6 +42,10 @@ def make_engine(url: str = DEFAULT_URL, *, echo: bool = False, pool_size: int | 
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo)
     options: dict[str, Any] = {"pool_pre_ping": True}
+    if "connect_timeout" not in parsed.query:
+        # Without one, a server that accepts the connection and never answers (a hung database,
+        # a blackholed route) holds the caller for minutes: a health check, doctor, a scrape.
+        options["connect_args"] = {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
     if pool_size is not None:
         options.update(pool_size=pool_size, max_overflow=0)
     return create_engine(url, echo=echo, **options)

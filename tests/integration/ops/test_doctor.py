@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from leases.store import upgrade
+from config.settings import EXAMPLE_POLICY
+from leases.store import make_engine, session_scope, upgrade
 from sandbox.kube import KubeSandbox
 from sandbox.slack import SlackSandbox
 from tests.integration.sandbox.waiting import wait_until
@@ -38,6 +40,14 @@ def doctor(env: dict) -> tuple[int, dict]:
     result = subprocess.run([sys.executable, "-m", "gpulease", "doctor", "--json"], env=env, cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
     return result.returncode, json.loads(result.stdout)
+
+
+def write_policy(tmp_path: Path, change) -> str:
+    data = yaml.safe_load(EXAMPLE_POLICY.read_text())
+    change(data)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
 
 
 def by_name(report: dict) -> dict:
@@ -85,7 +95,7 @@ def test_doctor_reports_missing_permissions_and_migrations(stack, tmp_path):
     assert code == 1
     assert "patch nodes" in checks["permissions"]["detail"]
     assert "create rolebindings.rbac.authorization.k8s.io" in checks["permissions"]["detail"]
-    assert checks["database"]["fix"] == "run `gpulease db upgrade`"
+    assert checks["database"]["fix"].startswith("run `gpulease db upgrade` to create one there")
 
 
 def probe_namespaces(kube) -> list[str]:
@@ -116,3 +126,74 @@ def test_doctor_without_pod_create_says_pinning_is_unverified(stack):
     assert pinning["skipped"] and "pinning not verified" in pinning["detail"]
     assert "administrator's kubeconfig" in pinning["fix"]
     wait_until(lambda: not probe_namespaces(kube))
+
+
+def test_an_unreachable_database_is_reported_with_its_fix_and_no_password(stack):
+    env, _ = stack
+    url = "postgresql+psycopg://gpulease:s3cret@127.0.0.1:1/gpulease"
+    code, report = doctor(env | {"GPULEASE_DATABASE_URL": url})
+    database = by_name(report)["database"]
+    assert code == 1 and not database["ok"]
+    assert database["detail"].startswith(
+        "cannot read the schema revision of the state store at postgresql+psycopg://gpulease:***@127.0.0.1:1/gpulease: "
+    )
+    assert database["fix"] == "check that the database is running and reachable there, and that " \
+        "GPULEASE_DATABASE_URL is right"
+    assert "s3cret" not in json.dumps(report)
+
+
+def test_a_store_from_a_newer_release_is_not_told_to_upgrade(stack, tmp_path):
+    env, _ = stack
+    url = f"sqlite:///{tmp_path / 'newer.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_scope(engine) as session:
+        session.connection().exec_driver_sql("UPDATE alembic_version SET version_num = 'f00dfacef00d'")
+    engine.dispose()
+    code, report = doctor(env | {"GPULEASE_DATABASE_URL": url})
+    database = by_name(report)["database"]
+    assert code == 1 and not database["ok"]
+    assert "is at revision f00dfacef00d, newer than this release's newest" in database["detail"]
+    assert "db upgrade" not in database["fix"]
+    assert database["fix"].startswith("run the gpulease release that migrated it")
+
+
+def test_doctor_never_creates_a_sqlite_store(stack, tmp_path):
+    env, _ = stack
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    # The default URL, sqlite:///./gpulease.db, run in an empty directory.
+    env = {k: v for k, v in env.items() if k != "GPULEASE_DATABASE_URL"} | {"PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-m", "gpulease", "doctor", "--json"], env=env, cwd=empty,
+                            capture_output=True, text=True, timeout=120)
+    database = by_name(json.loads(result.stdout))["database"]
+    assert result.returncode == 1 and not database["ok"]
+    assert database["detail"] == f"no state store at {empty / 'gpulease.db'}"
+    assert database["fix"].startswith("run `gpulease db upgrade` to create one there")
+    assert list(empty.iterdir()) == [], "doctor created a file"
+
+
+def test_every_cluster_of_the_policy_is_checked_and_named(stack, tmp_path):
+    env, _ = stack
+    far = {"name": "far", "api_url": "http://127.0.0.1:1"}
+    policy = write_policy(tmp_path, lambda d: d["clusters"].append(far))
+    code, report = doctor(env | {"GPULEASE_POLICY_FILE": policy})
+    checks = {(c["name"], c["cluster"]): c for c in report["checks"]}
+    assert code == 1
+    for name in ("cluster", "permissions", "pinning", "gpu nodes"):
+        assert checks[(name, "sandbox")]["ok"] and not checks[(name, "sandbox")]["skipped"], name
+    assert not checks[("cluster", "far")]["ok"]
+    assert "clusters[1].api_url" in checks[("cluster", "far")]["fix"]
+    for name in ("permissions", "pinning", "gpu nodes"):
+        assert checks[(name, "far")]["skipped"], name
+    assert {c["cluster"] for c in report["checks"] if c["name"] in ("settings", "database", "slack")} == {None}
+
+
+def test_the_table_prints_findings_as_written(stack, tmp_path):
+    env, _ = stack
+    policy = write_policy(tmp_path, lambda d: d["teams"][0].update(name="[/b]ml[a-z0-9]"))
+    result = subprocess.run([sys.executable, "-m", "gpulease", "doctor"], env=env | {"GPULEASE_POLICY_FILE": policy},
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    flat = "".join(result.stdout.replace("│", " ").split())
+    assert "'[/b]ml[a-z0-9]'mustbeaDNSlabel" in flat

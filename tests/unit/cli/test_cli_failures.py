@@ -127,6 +127,8 @@ def test_worker_refuses_the_in_process_broker():
         (["serve", "--workers", "0"], "--workers"),
         (["serve", "--port", "99999"], "--port"),
         (["socket", "--metrics-port", "70000"], "--metrics-port"),
+        (["worker", "-l", "LOUD"], "Invalid value for -l/--loglevel: 'LOUD' is not a log level; use one of DEBUG"),
+        (["beat", "--loglevel", "verbose"], "Invalid value for -l/--loglevel: 'verbose' is not a log level"),
     ],
 )
 def test_service_options_out_of_range_are_usage_errors(args: list[str], says: str):
@@ -147,3 +149,17 @@ def test_beat_on_the_in_process_broker_warns_that_no_worker_gets_its_sweeps(tmp_
         proc.terminate()
         proc.wait(30)
     assert first.startswith("warning: GPULEASE_BROKER_URL is memory://") and "reach no worker" in first
+
+
+@pytest.mark.parametrize("command", ["serve", "socket", "worker", "beat"])
+def test_an_unknown_log_level_names_the_variable(command: str):
+    result = gpulease(command, env={"GPULEASE_LOG_LEVEL": "LOUD", "GPULEASE_BROKER_URL": "redis://127.0.0.1:1/0"})
+    no_traceback(result)
+    assert result.returncode == 2
+    assert "GPULEASE_LOG_LEVEL: Value error, 'LOUD' is not a log level" in result.stderr
+
+
+def test_worker_and_beat_accept_a_level_in_any_case():
+    # Refused later, by the broker check, so the level passed: no usage error.
+    result = gpulease("worker", "-l", "debug")
+    assert result.returncode == 2 and "loglevel" not in result.stderr and "memory://" in result.stderr

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from config.settings import EXAMPLE_POLICY
 from tests.unit.test_inventory import mig_single, node
 
@@ -83,3 +85,17 @@ def test_inventory_and_demand_say_what_is_missing_instead_of_a_traceback(tmp_pat
     )
     assert result.returncode == 1 and "cannot reach the cluster" in result.stderr
     assert "GPULEASE_KUBE_API_URL" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("items", "says"), [
+    ([5], "items[0] is not a node"),
+    ([{"metadata": "gpu-a"}], "items[0] is not a node"),
+    ([{"metadata": {"name": "gpu-a", "labels": ["nvidia.com/gpu.product"]}}], "holds a node gpulease cannot read"),
+])
+def test_a_dump_with_something_else_than_nodes_is_a_clear_error(tmp_path, items, says):
+    path = tmp_path / "[red]nodes.json"
+    path.write_text(json.dumps({"items": items}))
+    result = run("--nodes", str(path))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
+    assert f"error: {path}" in result.stderr and says in result.stderr

@@ -61,8 +61,9 @@ def test_unknown_gpu_model_exits_nonzero_naming_field(tmp_path):
 def _evaluate(*extra: str) -> dict:
     base = ["policy", "evaluate", "--policy", EXAMPLE, "--user", "U0ALICE", "--team", "ml-research"]
     result = gpulease(*base, *extra, "--json")
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+    verdict = json.loads(result.stdout)
+    assert result.returncode == (0 if verdict["allowed"] else 1), result.stderr
+    return verdict
 
 
 def test_evaluate_auto_approval_explained_by_rule():
@@ -96,3 +97,40 @@ def test_evaluate_bad_arguments_exit_nonzero():
     assert result.returncode == 2 and "not a duration" in result.stderr
     result = gpulease(*base, "--namespace", "n", "--team-units", "h100-1g")
     assert result.returncode == 2 and "TIER=N" in result.stderr
+
+
+def test_evaluate_exits_one_when_the_request_is_refused():
+    base = ["policy", "evaluate", "--policy", EXAMPLE, "--user", "U0ALICE", "--team", "ml-research",
+            "--tier", "h100-1g", "--namespace", "kube-mine"]
+    result = gpulease(*base, "--json")
+    assert result.returncode == 1 and json.loads(result.stdout)["allowed"] is False
+    result = gpulease(*base)
+    assert result.returncode == 1 and "refused" in result.stdout
+
+
+# Messages quote the user's own text; printed as Rich markup, `[a-z0-9]` vanished and `[/b]`
+# crashed (MarkupError). They must come out as written.
+def test_policy_errors_print_brackets_as_written(tmp_path):
+    path = _write_variant(tmp_path, lambda d: d["teams"][0].update(name="ml[a-z0-9][/b]"))
+    result = gpulease("policy", "check", path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "teams[0].name: 'ml[a-z0-9][/b]' must be a DNS label: lower-case letters, digits and '-'" in (
+        result.stderr.replace("\n", "")
+    )
+
+
+def test_check_names_a_file_with_brackets_in_its_path(tmp_path):
+    folder = tmp_path / "[red]team"
+    folder.mkdir()
+    path = folder / "policy[bold].yaml"
+    path.write_text(EXAMPLE_POLICY.read_text())
+    result = gpulease("policy", "check", str(path))
+    assert result.returncode == 0, result.stderr
+    assert f"{path}: 5 tiers" in result.stdout
+
+
+def test_evaluate_prints_a_refused_name_as_written():
+    result = gpulease("policy", "evaluate", "--policy", EXAMPLE, "--user", "U0ALICE", "--team", "ml-research",
+                      "--tier", "h100-1g", "--namespace", "[/b]x")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "namespace: '[/b]x' is not a valid name" in result.stdout

@@ -94,3 +94,17 @@ def test_parse_duration_refuses_infinite_numbers(text):
 
 def test_ten_years_is_still_a_duration():
     assert parse_duration("3650d") == parse_duration("521w3d") == timedelta(days=3650)
+
+
+@pytest.mark.parametrize(("given", "level"), [("debug", "DEBUG"), ("Warning", "WARNING"), (" error ", "ERROR")])
+def test_log_level_is_read_in_any_case(monkeypatch, given, level):
+    monkeypatch.setenv("GPULEASE_LOG_LEVEL", given)
+    assert load_settings().log_level == level
+
+
+@pytest.mark.parametrize("given", ["LOUD", "", "10", "warn ing"])
+def test_unknown_log_level_names_the_variable(monkeypatch, given):
+    monkeypatch.setenv("GPULEASE_LOG_LEVEL", given)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert f"GPULEASE_LOG_LEVEL: Value error, {given!r} is not a log level; use one of DEBUG, INFO" in str(err.value)

@@ -115,6 +115,73 @@ def test_unknown_identity_placeholder_refused():
     assert any(i.startswith("identity.name_template: unknown placeholder {mail}") for i in issues_of(data))
 
 
+@pytest.mark.parametrize(("template", "says"), [
+    ("oidc:{}", "an empty placeholder {}"),
+    ("oidc:{email!x}", "{email!x}: placeholders take no conversion or format spec; write {email}"),
+    ("oidc:{email!r}", "{email!r}: placeholders take no conversion or format spec"),
+    ("oidc:{email:d}", "{email:d}: placeholders take no conversion or format spec; write {email}"),
+    ("oidc:{email:>40}", "{email:>40}: placeholders take no conversion or format spec"),
+    ("oidc:{0}", "unknown placeholder {0}"),
+    ("oidc:{email.upper}", "unknown placeholder {email.upper}"),
+    ("oidc:{email", "'oidc:{email' is not a template"),
+    ("oidc:}", "'oidc:}' is not a template"),
+])
+def test_identity_template_that_provisioning_could_not_fill_is_refused(template, says):
+    data = raw()
+    data["identity"]["name_template"] = template
+    assert any(i.startswith(f"identity.name_template: {says}") for i in issues_of(data)), issues_of(data)
+
+
+def test_identity_template_with_every_placeholder_and_literal_braces_loads():
+    data = raw()
+    data["identity"]["name_template"] = "{{gl}}:{team}:{username}:{slack_user}:{email}"
+    assert parse_policy(data).identity.name_template.format(
+        email="a@b.c", username="a", slack_user="U1", team="t") == "{gl}:t:a:U1:a@b.c"
+
+
+@pytest.mark.parametrize(("value", "read_as"), [(4, "4"), (0.5, "0.5"), (2.0, "2.0"), ("500m", "500m"), (1e-3, "0.001")])
+def test_unquoted_numbers_are_quantities(value, read_as):
+    data = raw()
+    data["tiers"][0]["per_unit"]["cpu"] = value
+    data["tiers"][0]["per_unit"]["memory"] = 17179869184 if isinstance(value, int) else "16Gi"
+    tier = parse_policy(data).tiers[0]
+    assert tier.per_unit.cpu == read_as
+    assert tier.per_unit.memory in ("17179869184", "16Gi")
+
+
+def test_unquoted_numbers_from_the_yaml_file_load(tmp_path: Path):
+    text = EXAMPLE_POLICY.read_text()
+    data = yaml.safe_load(text)
+    data["tiers"][0]["per_unit"] = {"cpu": 4, "memory": "24Gi", "pods": 10}
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert "cpu: 4\n" in path.read_text()
+    assert load_policy(path).tiers[0].per_unit.cpu == "4"
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    (float("nan"), "nan is not a quantity"),
+    (float("inf"), "inf is not a quantity"),
+    (True, "true is not a quantity"),
+    (-1, "unsupported quantity '-1'"),
+])
+def test_numbers_that_are_not_quantities_are_refused(value, says):
+    data = raw()
+    data["tiers"][0]["per_unit"]["cpu"] = value
+    assert any(i.startswith(f"tiers[0].per_unit.cpu: {says}") for i in issues_of(data)), issues_of(data)
+
+
+@pytest.mark.parametrize("name", ["ML-Research", "ml_research", "-ml", "ml-", "a" * 64, "[/b]"])
+def test_names_that_are_not_dns_labels_are_explained_in_words(name):
+    data = raw()
+    data["teams"][0]["name"] = name
+    [issue] = [i for i in issues_of(data) if i.startswith("teams[0].name:")]
+    assert issue == (
+        f"teams[0].name: {name!r} must be a DNS label: lower-case letters, digits and '-', starting and "
+        "ending with a letter or digit, at most 63 characters (e.g. ml-research)"
+    )
+
+
 def test_unknown_pinning_mechanism_refused():
     data = raw()
     data["pinning"] = "kyverno"
