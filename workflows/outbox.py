@@ -84,7 +84,21 @@ def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
     message holds back the later ones of its lease and recipient, so their order is kept
     across dispatchers too; a dispatcher that dies mid-send leaves its claim to run out, and
     the message is tried again.
+
+    Another dispatcher skips the messages held back by a claim, so the claim's holder goes on
+    to them: after a round that sent anything it looks again, until a round sends nothing.
     """
+    sent = 0
+    while sent < limit:
+        sent_now = _deliver_round(rt, limit=limit - sent)
+        if sent_now == 0:
+            break
+        sent += sent_now
+    return sent
+
+
+def _deliver_round(rt: Runtime, *, limit: int) -> int:
+    """Send what is due now, oldest first, once each; return how many were sent."""
     sent = 0
     now = rt.now()
     unsent = (col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.given_up_at).is_(None))

@@ -67,3 +67,27 @@ def test_a_second_dispatcher_neither_repeats_nor_overtakes_a_message_in_flight(m
     assert chat.inner.kinds("requester") == kinds  # each once, in order
     with session_scope(rt.engine) as session:
         assert session.exec(select(OutboxMessage).where(OutboxMessage.sent_at.is_(None))).all() == []
+
+
+def test_the_dispatcher_holding_a_claim_sends_what_queued_up_behind_it(make_runtime, clock):
+    rt = make_runtime()
+    chat = rt.notifier = Slow(down=set())
+    s = api.submit(request())
+    rt.queue.drain()
+
+    def add(key: str) -> None:
+        with session_scope(rt.engine) as session:
+            notice = Notice(kind=f"test.{key}", text=key)
+            outbox.add(session, key=key, target="requester", notice=notice, now=clock(), lease_id=s.lease_id)
+
+    sent_by_second: list[int] = []
+
+    def meanwhile() -> None:  # a step queues the next message, and its dispatcher finds it held back
+        add("second")
+        sent_by_second.append(outbox.deliver_pending(rt))
+
+    add("first")
+    chat.during = [meanwhile]
+    assert outbox.deliver_pending(rt) == 2  # no later dispatch needed
+    assert sent_by_second == [0]
+    assert chat.inner.kinds("requester")[-2:] == ["test.first", "test.second"]

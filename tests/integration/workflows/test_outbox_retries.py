@@ -92,8 +92,9 @@ def test_a_message_failing_for_a_day_is_given_up_and_the_admins_are_told(make_ru
     assert first.given_up_at is not None and first.sent_at is None
     assert 96 <= first.attempts <= 110  # paused between tries, up to 15 minutes
     lost = [sent.notice for sent in chat.inner.sent if sent.notice.kind == "admin.notice_lost"]
-    assert len(lost) == 1 and first.key == lost[0].data["key"]
-    assert "could not be sent for 1d" in lost[0].text and "ConnectionError" in lost[0].text
+    # The later messages of the lease waited a day behind it: they get one try, then go too.
+    [about_first] = [notice for notice in lost if notice.data["key"] == first.key]
+    assert "could not be sent for 1d" in about_first.text and "ConnectionError" in about_first.text
 
 
 def test_a_card_that_cannot_be_updated_does_not_hold_up_the_requesters_messages(make_runtime, clock):
