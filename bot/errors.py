@@ -3,8 +3,8 @@
 Listeners never catch-and-log: a `DomainError` (not an approver, already decided, over
 quota...) propagates here and is shown as is; anything else is logged with its traceback and
 the user sees only the reference to quote. The answer goes where the user acted
-(bot.answer): the response_url of a command or message button, App Home re-rendered, else a
-DM (a modal has neither).
+(bot.answer): the response_url of a command or message button, App Home re-rendered (a DM
+when Home cannot be, e.g. the store is failing), else a DM (a modal has neither).
 
 Every listener is wrapped by `reported(deps)` (bot.listen does it), which hands its failure
 to `handle` itself instead of letting it reach Bolt, which would only log a lazy listener's

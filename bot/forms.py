@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from config.durations import parse_duration
 from leases.policy import FieldError
 
 from . import ids
+from .parsing import typed_duration
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def parse_request(view: dict[str, Any]) -> tuple[RequestForm | None, dict[str, s
     duration = None
     if raw_duration:
         try:
-            duration = parse_duration(raw_duration)
+            duration = typed_duration(raw_duration)
         except ValueError as exc:
             errors[ids.DURATION] = str(exc)
     reason = _value(values, ids.REASON) or ""

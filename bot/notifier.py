@@ -3,8 +3,10 @@ approval cards in the approvals channel, card updates in place, and admin messag
 
 Called by the workflows' outbox (in a worker). Every method raises on failure, so the
 outbox keeps the message and tries again later; 429s and 5xx are first retried by the
-client's retry handlers, so a rate-limited message is sent once, after Retry-After. One
-exception: an approval card's update that Slack refuses for good (the bot left the channel,
+client's retry handlers, so a rate-limited message is sent once, after Retry-After. An admin
+notice DMed to each admin fails only when none of them got it: a retry would DM again the
+admins who did, and an admin who cannot be DMed (deactivated, say) would never let it pass.
+One exception: an approval card's update that Slack refuses for good (the bot left the channel,
 the channel is archived, the message is refused as written) is logged and dropped, because
 the outbox keeps a lease's messages in order and a card that can never be rewritten would
 hold back the requester's own messages ('approved', 'ready') behind it.
@@ -14,9 +16,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from leases.ports import MessageRef, Notice
 
@@ -115,8 +118,28 @@ class SlackNotifier:
         NOTICES_DROPPED.labels(notice.kind, str(error)).inc()
 
     def to_admins(self, *, notice: Notice) -> None:
-        """Post to the admin channel, or DM each admin when there is none."""
+        """Post to the admin channel, or DM each admin when there is none; raise only when
+        nobody got it (one admin who got it is enough: a retry would DM them again)."""
         message = notices.admin_message(notice)
-        for channel in ([self._admin_channel] if self._admin_channel else self._admins):
-            self._client.chat_postMessage(channel=channel, **message)
+        if self._admin_channel:
+            self._client.chat_postMessage(channel=self._admin_channel, **message)
+        else:
+            self._dm_admins(notice, message)
         NOTICES.labels(notice.kind).inc()
+
+    def _dm_admins(self, notice: Notice, message: dict[str, Any]) -> None:
+        failures: list[Exception] = []
+        for admin in self._admins:
+            try:
+                self._client.chat_postMessage(channel=admin, **message)
+            except (SlackClientError, OSError) as exc:  # OSError: a connection refused or timed out
+                failures.append(exc)
+                error = exc.response.get("error") if isinstance(exc, SlackApiError) else f"{type(exc).__name__}: {exc}"
+                logger.error(
+                    "notify.admin_not_told admin=%s kind=%s error=%s: this admin was not DMed the notice, and is "
+                    "not DMed it again unless no admin got it (check that the policy's admins.users are current)",
+                    admin, notice.kind, error,
+                    extra={"event": "notify.admin_not_told", "admin": admin, "kind": notice.kind, "error": error},
+                )
+        if failures and len(failures) == len(self._admins):
+            raise failures[0]

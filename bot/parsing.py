@@ -3,8 +3,9 @@
     /gpu-namespace [list | status NS | extend NS 3d | release NS | help]
     /gpu-admin capacity | leases | revoke NS [reason] | reclaim NS at TIME | drain NODE
 
-Pure functions: a wrong command becomes `Help(problem=...)`, shown with the usage. Imported
-by the command listeners and their tests.
+Pure functions: a wrong command becomes `Help(problem=...)`, shown with the usage. Durations
+typed in Slack need a unit (`typed_duration`). Imported by the command listeners, bot.forms
+and their tests.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from config.durations import parse_duration
+
+NO_UNIT = "write a unit, e.g. 8h or 3d"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,15 @@ NamespaceCommand = OpenForm | ListLeases | Status | Extend | Release | Help
 AdminCommand = Capacity | AllLeases | Revoke | Reclaim | Drain | Help
 
 
+def typed_duration(text: str) -> timedelta:
+    """Parse a duration a person typed, such as `3d`, `12h` or `1d12h`; refuse a bare number,
+    which config.durations reads as seconds where people mean hours or days."""
+    value = text.strip()
+    if value.isdigit():
+        raise ValueError(f"'{value}' has no unit: {NO_UNIT}")
+    return parse_duration(value)
+
+
 def _words(text: str) -> list[str]:
     return text.strip().split()
 
@@ -95,7 +107,7 @@ def namespace_command(text: str) -> NamespaceCommand:
         return Status(args[0]) if verb == "status" else Release(args[0])
     if verb == "extend" and len(args) == 2:
         try:
-            return Extend(args[0], parse_duration(args[1]))
+            return Extend(args[0], typed_duration(args[1]))
         except ValueError as exc:
             return Help(str(exc))
     if verb in ("list", "status", "release", "extend"):
@@ -144,7 +156,7 @@ def parse_time(text: str, *, now: datetime) -> datetime:
     relative = value.removeprefix("+").removeprefix("in ").strip()
     if relative != value or relative[:1].isdigit() and relative[-1:].isalpha():
         try:
-            return now + parse_duration(relative)
+            return now + typed_duration(relative)
         except ValueError:
             pass
     try:

@@ -11,6 +11,7 @@ from leases.ports import Notice
 
 from .. import ids
 from ..buttons import LeaseButton
+from .escaping import escape, notice_text
 from .kit import Block, actions, button, context, section
 
 OUTCOME_MARK = {"approved": "✅", "denied": "❌", "expired": "⌛", "cancelled": "↩️"}
@@ -23,6 +24,11 @@ def _request_fields(lease: Mapping[str, Any]) -> list[str]:
         f"*Tier*\n{lease.get('tier')}: {lease.get('tier_display')}",
         f"*Units × duration*\n{lease.get('units')} × {lease.get('duration')}",
     ]
+
+
+def _reason(lease: Mapping[str, Any]) -> str:
+    reason = lease.get("reason")
+    return f"*Reason*\n{escape(str(reason)) if reason else '_none given_'}"
 
 
 def _usage_line(data: Mapping[str, Any], tier: str) -> str:
@@ -43,14 +49,14 @@ def approval_card(notice: Notice) -> dict[str, Any]:
     value = LeaseButton(str(lease.get("id"))).encode()
     blocks: list[Block] = [
         section(f"*GPU request* from <@{lease.get('requester')}>", fields=_request_fields(lease)),
-        section(f"*Reason*\n{lease.get('reason') or '_none given_'}"),
+        section(_reason(lease)),
         context(_usage_line(data, str(lease.get("tier")))),
         actions(ids.DECISION_BLOCK, [
             button("Approve", ids.APPROVE, value, style="primary"),
             button("Deny", ids.DENY, value, style="danger"),
         ]),
     ]
-    return {"text": notice.text, "blocks": blocks}
+    return {"text": notice_text(notice), "blocks": blocks}
 
 
 def decided_card(notice: Notice) -> dict[str, Any]:
@@ -59,14 +65,14 @@ def decided_card(notice: Notice) -> dict[str, Any]:
     data = notice.data or {}
     outcome = str(data.get("outcome") or notice.kind.rsplit(".", 1)[-1])
     by = f" by <@{data['decided_by']}>" if data.get("decided_by") else ""
-    reason = f": {data['reason']}" if data.get("reason") else ""
+    reason = f": {escape(str(data['reason']))}" if data.get("reason") else ""
     line = f"{OUTCOME_MARK.get(outcome, '•')} *{outcome.capitalize()}*{by}{reason}"
     blocks: list[Block] = [
         section(f"*GPU request* from <@{lease.get('requester')}>", fields=_request_fields(lease)),
-        section(f"*Reason*\n{lease.get('reason') or '_none given_'}"),
+        section(_reason(lease)),
         section(line),
     ]
-    return {"text": f"{lease.get('namespace')}: {notice.text}", "blocks": blocks}
+    return {"text": f"{lease.get('namespace')}: {notice_text(notice)}", "blocks": blocks}
 
 
 def extension_card(notice: Notice) -> dict[str, Any]:
@@ -76,13 +82,13 @@ def extension_card(notice: Notice) -> dict[str, Any]:
     value = LeaseButton(str(lease.get("id")), extensions=int(lease.get("extensions") or 0),
                         by_seconds=int(data.get("by_seconds") or 0)).encode()
     blocks: list[Block] = [
-        section(f"*Extension request* · {notice.text}", fields=_request_fields(lease)),
+        section(f"*Extension request* · {notice_text(notice)}", fields=_request_fields(lease)),
         actions(ids.DECISION_BLOCK, [
             button("Allow extension", ids.APPROVE_EXTENSION, value, style="primary"),
             button("Deny", ids.DENY_EXTENSION, value, style="danger"),
         ]),
     ]
-    return {"text": notice.text, "blocks": blocks}
+    return {"text": notice_text(notice), "blocks": blocks}
 
 
 def extension_decided(original: list[Block], line: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Small Block Kit primitives and the formatting of times people read.
 
 Slack limits enforced here so a long namespace or reason never makes a call fail: section
-text 3,000 characters, plain_text option text 75, header 150.
+text 3,000 characters, plain_text option text 75, header 150; 50 blocks in a message.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 Block = dict[str, Any]
 
 SECTION_MAX = 3000
+MESSAGE_BLOCKS_MAX = 50  # blocks in one message
 
 
 def clip(text: str, limit: int) -> str:
@@ -40,21 +41,38 @@ def section(text: str, *, block_id: str | None = None, fields: list[str] | None 
     return block
 
 
-def line_sections(lines: list[str]) -> list[Block]:
-    """Return the lines as few sections as Slack's text limit allows, none cut mid-line (a
-    line longer than the limit alone is clipped)."""
-    blocks: list[Block] = []
+def _chunks(lines: list[str], room: int) -> list[list[str]]:
+    """Split lines into runs that fit in `room` characters joined by newlines, none cut
+    mid-line (a line longer than `room` alone is clipped)."""
+    chunks: list[list[str]] = []
     chunk: list[str] = []
     size = 0
-    for line in lines:
-        if chunk and size + 1 + len(line) > SECTION_MAX:
-            blocks.append(section("\n".join(chunk)))
+    for line in (clip(line, room) for line in lines):
+        if chunk and size + 1 + len(line) > room:
+            chunks.append(chunk)
             chunk, size = [], 0
         size += len(line) + (1 if chunk else 0)
         chunk.append(line)
     if chunk:
-        blocks.append(section("\n".join(chunk)))
-    return blocks
+        chunks.append(chunk)
+    return chunks
+
+
+def line_sections(lines: list[str]) -> list[Block]:
+    """Return the lines as few sections as Slack's text limit allows, none cut mid-line (a
+    line longer than the limit alone is clipped)."""
+    return [section("\n".join(chunk)) for chunk in _chunks(lines, SECTION_MAX)]
+
+
+def code_sections(lines: list[str], *, head: str, max_blocks: int) -> tuple[list[Block], int]:
+    """Return the lines as code blocks, each in a section of its own within Slack's text limit
+    with `head` (column titles) on top, at most `max_blocks` of them; and how many lines they
+    hold (the caller counts the rest)."""
+    fence = "```"
+    room = SECTION_MAX - 2 * len(fence) - len(head) - 1
+    chunks = _chunks(lines, room)[:max_blocks]
+    blocks = [section(fence + "\n".join([head, *chunk]) + fence) for chunk in chunks]
+    return blocks, sum(len(chunk) for chunk in chunks)
 
 
 def context(*texts: str) -> Block:

@@ -13,6 +13,7 @@ from leases.ports import Notice
 
 from .. import ids
 from ..buttons import LeaseButton
+from .escaping import notice_text
 from .kit import Block, actions, button, context, section, when
 
 ICONS = {
@@ -67,7 +68,8 @@ def requester_message(notice: Notice, *, extend_step: str = "1d") -> dict[str, A
     """Return text and blocks of a DM about a lease."""
     lease = notice.lease or {}
     icon = ICONS.get(notice.kind, "•")
-    blocks: list[Block] = [section(f"{icon} {notice.text}"), *_details(notice, lease)]
+    text = notice_text(notice)
+    blocks: list[Block] = [section(f"{icon} {text}"), *_details(notice, lease)]
     facts = [f"`{lease.get('namespace')}`", f"{lease.get('units')} × {lease.get('tier')}",
              f"state *{lease.get('state')}*"]
     if lease.get("expires_at"):
@@ -77,9 +79,10 @@ def requester_message(notice: Notice, *, extend_step: str = "1d") -> dict[str, A
     elements = _buttons(notice, lease, extend_step)
     if elements:
         blocks.append(actions(ids.LEASE_ACTIONS_BLOCK, elements))
-    return {"text": notice.text, "blocks": blocks}
+    return {"text": text, "blocks": blocks}
 
 
 def admin_message(notice: Notice) -> dict[str, Any]:
     """Return a message for the platform admins."""
-    return {"text": notice.text, "blocks": [section(f"🛠️ *{notice.kind}* · {notice.text}")]}
+    text = notice_text(notice)
+    return {"text": text, "blocks": [section(f"🛠️ *{notice.kind}* · {text}")]}

@@ -8,7 +8,18 @@ from typing import Any
 from leases.reservations import PoolUsage
 from workflows.api import LeaseSummary
 
-from .kit import Block, context, header, line_sections, section, time_left, when
+from .escaping import escape
+from .kit import (
+    MESSAGE_BLOCKS_MAX,
+    Block,
+    code_sections,
+    context,
+    header,
+    line_sections,
+    section,
+    time_left,
+    when,
+)
 
 NAMESPACE_USAGE = (
     "*/gpu-namespace* — open the request form\n"
@@ -33,9 +44,11 @@ def text(message: str) -> dict[str, Any]:
 
 
 def usage(usage_text: str, problem: str | None = None) -> dict[str, Any]:
-    """Return the usage of a command, after what was wrong with the last one."""
+    """Return the usage of a command, after what was wrong with the last one (which may quote
+    what the user typed, so it is escaped)."""
     blocks: list[Block] = []
     if problem:
+        problem = escape(problem)
         blocks.append(section(f"⚠️ {problem}"))
     blocks.append(section(usage_text))
     return {"text": problem or usage_text, "blocks": blocks}
@@ -76,11 +89,17 @@ def lease_status(lease: LeaseSummary) -> dict[str, Any]:
 
 
 def capacity(pools: Sequence[PoolUsage]) -> dict[str, Any]:
-    """Return capacity, reserved and free units per pool."""
+    """Return capacity, reserved and free units per pool, as tables of whole rows (the pools
+    past Slack's block limit counted)."""
     if not pools:
         return text("No pool capacity recorded yet: it is synced from the cluster at the first placement.")
-    rows = [f"{'cluster':<12} {'tier':<14} {'capacity':>8} {'draining':>8} {'reserved':>8} {'free':>6}"]
-    rows += [
+    head = f"{'cluster':<12} {'tier':<14} {'capacity':>8} {'draining':>8} {'reserved':>8} {'free':>6}"
+    rows = [
         f"{p.cluster:<12} {p.tier:<14} {p.capacity:>8} {p.draining:>8} {p.reserved:>8} {p.free:>6}" for p in pools
     ]
-    return {"text": "GPU pools", "blocks": [header("GPU pools"), section("```" + "\n".join(rows) + "```")]}
+    # Room for the header and the count of pools not shown.
+    tables, shown = code_sections(rows, head=head, max_blocks=MESSAGE_BLOCKS_MAX - 2)
+    blocks: list[Block] = [header("GPU pools"), *tables]
+    if shown < len(rows):
+        blocks.append(context(f"…and {len(rows) - shown} more"))
+    return {"text": "GPU pools", "blocks": blocks}

@@ -113,3 +113,22 @@ def test_a_forged_button_value_is_refused_as_out_of_date(to_bot, slack):
                         value="not-json")
     flows.ephemeral(slack, "U0APPROVER1", "out of date")
     assert api.lease_details(flows.lease_id_of("alice-forged"))["state"] == "pending_approval"
+
+
+def test_what_requesters_and_approvers_type_pings_nobody_and_links_nowhere(to_bot, slack):
+    typed = "<!channel> urgent <https://evil.example|approve here>"
+    shown = "&lt;!channel&gt; urgent &lt;https://evil.example|approve here&gt;"
+    flows.submit(to_bot, slack, "U0ALICE", "alice-inj", tier="h100-3g", reason=typed)
+    card = flows.card(slack, "alice-inj")
+    assert card["text"].startswith("<@U0ALICE> asks for") and card["text"].endswith(shown)
+    assert card["blocks"][1]["text"]["text"] == f"*Reason*\n{shown}" and "<!channel>" not in str(card["blocks"])
+    to_bot.block_action("lease.deny", user_id="U0APPROVER1", channel=flows.APPROVALS, message=card)
+    modal = flows.modal(slack, "U0APPROVER1", "Deny *alice-inj*")
+    to_bot.view_submission(modal, {"reason": {"value": "see <!here> & <https://evil.example|this>"}},
+                           user_id="U0APPROVER1")
+    denied = eventually(lambda: "Denied" in str(flows.current(slack, card)["blocks"]) and flows.current(slack, card),
+                        what="the card rewritten")
+    assert "by <@U0APPROVER1>: see &lt;!here&gt; &amp; &lt;https://evil.example|this&gt;" in str(denied["blocks"])
+    told = flows.dm_about(slack, "U0ALICE", "<@U0APPROVER1> denied alice-inj: see &lt;!here&gt;")
+    assert "<!here>" not in f"{told['text']} {told['blocks']} {denied['text']}"
+    assert api.lease_details(flows.lease_id_of_any("alice-inj"))["reason"] == typed  # stored as typed

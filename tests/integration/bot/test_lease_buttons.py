@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from sqlalchemy.exc import OperationalError
+
 from leases.ports import Notice
 from sandbox.slack import dm_channel_id
 from workflows import api
@@ -101,6 +103,21 @@ def test_app_home_lists_leases_and_its_buttons_answer_there(to_bot, slack):
     eventually(lambda: "Releasing" in str(slack.home("U0ALICE")["blocks"]), what="the release noted on Home")
     to_bot.block_action("lease.release", user_id="U0ALICE", view=extended)
     eventually(lambda: "already" in str(slack.home("U0ALICE")["blocks"]), what="the second click answered on Home")
+
+
+def test_a_home_click_while_the_store_fails_is_answered_in_a_dm(to_bot, slack, monkeypatch):
+    flows.active(to_bot, slack, "U0ALICE", "alice-down")
+    to_bot.app_home_opened("U0ALICE")
+    home = eventually(lambda: "alice-down" in str(slack.home("U0ALICE")) and slack.home("U0ALICE"), what="Home")
+
+    def store_down(*_: object) -> None:
+        raise OperationalError("SELECT", {}, Exception("could not connect to server"))
+
+    monkeypatch.setattr(api, "lease_details", store_down)
+    monkeypatch.setattr(api, "leases_of", store_down)  # so Home cannot be rendered either
+    to_bot.block_action("lease.extend", user_id="U0ALICE", view=home)
+    told = flows.dm_about(slack, "U0ALICE", "Something went wrong on our side")
+    assert "Quote ref " in told["text"]
 
 
 def test_app_home_request_button_opens_the_form(to_bot, slack):

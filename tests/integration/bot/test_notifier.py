@@ -4,6 +4,8 @@ the outbox to retry."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from slack_sdk.errors import SlackApiError
 
@@ -48,3 +50,19 @@ def test_admins_are_told_and_failures_raise_for_the_outbox(notifier, slack):
     slack.add_fault("chat.postMessage", status=200, error="channel_not_found")
     with pytest.raises(SlackApiError):
         notifier.approval_card(channel=None, notice=Notice("approval.requested", "asks", LEASE))
+
+
+
+def test_an_admin_who_cannot_be_dmed_neither_stops_nor_repeats_the_others(slack, caplog):
+    # U0GONE is not in the workspace (any more): Slack refuses a DM to it.
+    notifier = SlackNotifier(make_client(DEFAULT_TOKEN, base_url=slack.url), approvals_channel="C0APPROVALS",
+                             admins=["U0GONE", "U0ADMIN"])
+    with caplog.at_level(logging.ERROR, logger="bot.notifier"):
+        notifier.to_admins(notice=Notice("admin.reclaim_stuck", "alice-nb cannot be reclaimed"))  # delivered
+    assert [m["text"] for m in slack.messages(dm_channel_id("U0ADMIN"))] == ["alice-nb cannot be reclaimed"]
+    [failed] = [r.getMessage() for r in caplog.records if "notify.admin_not_told" in r.getMessage()]
+    assert "admin=U0GONE" in failed and "error=channel_not_found" in failed
+    nobody = SlackNotifier(make_client(DEFAULT_TOKEN, base_url=slack.url), approvals_channel="C0APPROVALS",
+                           admins=["U0GONE", "U0LEFT"])
+    with pytest.raises(SlackApiError):  # nobody got it: the outbox tries again
+        nobody.to_admins(notice=Notice("admin.reclaim_stuck", "alice-nb cannot be reclaimed"))

@@ -56,6 +56,13 @@ def test_over_quota_and_malformed_fields_land_on_their_blocks(to_bot, slack):
     assert no_quota.json()["errors"] == {"tier": "team vision has no quota for tier h100-3g"}
 
 
+def test_a_duration_without_a_unit_is_refused_not_read_as_seconds(to_bot, slack):
+    form = flows.open_form(to_bot, slack, "U0ALICE")
+    answer = to_bot.view_submission(form, flows.values("alice-eight", tier="h100-1g", duration="8"), user_id="U0ALICE")
+    assert answer.json()["errors"] == {"duration": "'8' has no unit: write a unit, e.g. 8h or 3d"}
+    assert api.leases(live=False) == []  # no 8-second lease
+
+
 def test_someone_in_no_team_is_told_instead_of_getting_a_form(to_bot, slack):
     to_bot.slash_command("/gpu-namespace", user_id="U0ADMIN")
     # The form opens at once (the trigger lasts 3 s); the answer replaces it once teams are read.

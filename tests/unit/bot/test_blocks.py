@@ -8,12 +8,15 @@ import yaml
 
 from bot import ids
 from bot.blocks import cards, kit, notices
+from bot.blocks.escaping import escape
 from bot.blocks.forms import RADIO_MAX, request_modal
 from bot.blocks.home import home_view
+from bot.blocks.replies import capacity, usage
 from config.policy import parse_policy
 from config.settings import EXAMPLE_POLICY
 from gpulease.wiring import load_checked_policy
 from leases.ports import Notice
+from leases.reservations import PoolUsage
 from workflows.api import LeaseSummary
 
 POLICY = load_checked_policy(EXAMPLE_POLICY)
@@ -124,3 +127,45 @@ def test_a_long_lease_list_is_split_over_sections_and_counts_the_rest():
     assert "…" not in shown  # no line cut
     assert [f"-{i:03d}`" in shown for i in range(45)] == [True] * 40 + [False] * 5
     assert reply["blocks"][-1] == kit.context("…and 5 more")
+
+
+TYPED = "<!channel> urgent & <https://evil.example|approve here>"
+SHOWN = "&lt;!channel&gt; urgent &amp; &lt;https://evil.example|approve here&gt;"
+
+
+def test_what_users_typed_shows_as_typed_and_the_bots_mentions_stay():
+    assert escape("a < b && c > d") == "a &lt; b &amp;&amp; c &gt; d"
+    lease = {**LEASE, "reason": TYPED}
+    card = cards.approval_card(Notice("approval.requested", f"<@U0ALICE> asks for 1× h100-3g as alice-nb: {TYPED}",
+                                      lease, {}, ("approve", "deny")))
+    denied = cards.decided_card(Notice("approval.denied", f"Denied by <@U0APPROVER1>: {TYPED}", lease,
+                                       {"decided_by": "U0APPROVER1", "reason": TYPED, "outcome": "denied"}))
+    told = notices.requester_message(Notice("lease.denied", f"<@U0APPROVER1> denied alice-nb: {TYPED}", lease,
+                                            {"decided_by": "U0APPROVER1", "reason": TYPED}))
+    for message in (card, denied, told):
+        shown = f"{message['text']} {message['blocks']}"
+        assert "<!channel>" not in shown and "<https://" not in shown and SHOWN in shown
+    assert card["text"] == f"<@U0ALICE> asks for 1× h100-3g as alice-nb: {SHOWN}"
+    assert f"*Denied* by <@U0APPROVER1>: {SHOWN}" in str(denied["blocks"])
+    assert told["text"] == f"<@U0APPROVER1> denied alice-nb: {SHOWN}"
+
+
+def test_a_command_quoted_back_in_a_problem_is_escaped():
+    reply = usage("*/gpu-namespace list*", "unknown command `<!here>`")
+    assert reply["text"] == "unknown command `&lt;!here&gt;`" and "<!here>" not in str(reply["blocks"])
+
+
+def test_capacity_of_many_pools_is_split_into_whole_tables_and_counts_the_rest():
+    def pools(n: int) -> list[PoolUsage]:
+        return [PoolUsage(cluster=f"gpu-cluster-{i // 7}", tier=f"tier-{i % 7}", capacity=16, reserved=8)
+                for i in range(n)]
+
+    reply = capacity(pools(56))
+    tables = [b["text"]["text"] for b in reply["blocks"] if b["type"] == "section"]
+    assert len(tables) > 1 and all(len(t) <= kit.SECTION_MAX for t in tables)
+    assert all(t.startswith("```cluster") and t.endswith("```") and "…" not in t for t in tables)
+    assert sum(t.count("\n") for t in tables) == 56  # each table: the column titles, then its rows
+    huge = capacity(pools(5000))
+    assert len(huge["blocks"]) <= kit.MESSAGE_BLOCKS_MAX
+    shown = sum(b["text"]["text"].count("\n") for b in huge["blocks"] if b["type"] == "section")
+    assert huge["blocks"][-1] == kit.context(f"…and {5000 - shown} more") and shown > 2000

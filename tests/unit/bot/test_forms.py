@@ -47,6 +47,14 @@ def test_unreadable_fields_are_named():
     assert form is None and set(errors) == {ids.UNITS, ids.DURATION, ids.REASON}
 
 
+def test_a_duration_without_a_unit_is_refused_not_read_as_seconds():
+    view = request_modal(POLICY, [POLICY.team("vision")])
+    form, errors = parse_request(submitted(
+        view, namespace="x", tier=payloads.radio_buttons("h100-1g"), units=payloads.number_input(1),
+        duration="8", reason="r"))
+    assert form is None and errors == {ids.DURATION: "'8' has no unit: write a unit, e.g. 8h or 3d"}
+
+
 def test_refusals_map_onto_blocks_and_nothing_is_lost():
     view = request_modal(POLICY, [POLICY.team("vision")])  # no team chooser
     errors = block_errors((

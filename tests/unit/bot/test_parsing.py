@@ -28,6 +28,7 @@ def test_namespace_commands(text, expected):
 
 @pytest.mark.parametrize(("text", "problem"), [
     ("extend alice-nb soon", "not a duration"),
+    ("extend alice-nb 3", "'3' has no unit: write a unit, e.g. 8h or 3d"),  # not 3 seconds
     ("extend alice-nb", "`extend` takes a namespace and a duration"),
     ("status", "`status` takes a namespace"),
     ("list everything", "`list` takes no arguments"),
@@ -61,6 +62,8 @@ def test_times_with_an_offset_keep_it():
 
 @pytest.mark.parametrize(("text", "problem"), [
     ("reclaim alice-nb at someday", "not a time"),
+    ("reclaim alice-nb at +6", "not a time: '+6'"),  # not in 6 seconds
+    ("reclaim alice-nb at in 6", "or +6h"),
     ("reclaim alice-nb 2026-03-05", "`reclaim` takes a namespace and a time"),
     ("drain", "`drain` takes a node name"),
     ("shutdown", "unknown command"),
