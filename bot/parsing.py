@@ -165,4 +165,7 @@ def parse_time(text: str, *, now: datetime) -> datetime:
         raise ValueError(
             f"not a time: {text!r} (write 2026-03-05T18:00 in UTC, an ISO time with an offset, or +6h)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    try:
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:30-05:00 is past the last time Python can hold in UTC
+        raise ValueError(f"{text!r} is too far in the future") from None

@@ -64,6 +64,7 @@ def test_times_with_an_offset_keep_it():
     ("reclaim alice-nb at someday", "not a time"),
     ("reclaim alice-nb at +6", "not a time: '+6'"),  # not in 6 seconds
     ("reclaim alice-nb at in 6", "or +6h"),
+    ("reclaim alice-nb at 9999-12-31T23:30-05:00", "too far in the future"),
     ("reclaim alice-nb 2026-03-05", "`reclaim` takes a namespace and a time"),
     ("drain", "`drain` takes a node name"),
     ("shutdown", "unknown command"),
