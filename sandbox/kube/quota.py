@@ -21,7 +21,7 @@ from .errors import forbidden
 from .quantity import Quantity
 from .quota_scopes import Scope, in_scope, scope_of
 from .resources import BY_KEY, ResourceType
-from .scheduler import is_active, pod_requests
+from .scheduler import is_active, pod_limits, pod_requests
 from .store import Event, Store
 
 QUOTAS = ("", "resourcequotas")
@@ -55,13 +55,9 @@ def usage(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Quantity]:
         result[f"requests.{name}"] = value
         if name in ("cpu", "memory"):
             result[name] = value
-    limits: dict[str, Quantity] = {}
-    for c in (obj.get("spec") or {}).get("containers") or []:
-        for name, value in ((c.get("resources") or {}).get("limits") or {}).items():
-            if name in ("cpu", "memory"):
-                limits[name] = limits.get(name, quantity.ZERO) + quantity.parse(value)
-    for name, value in limits.items():
-        result[f"limits.{name}"] = value
+    for name, value in pod_limits(obj).items():
+        if name in ("cpu", "memory"):
+            result[f"limits.{name}"] = value
     return result
 
 

@@ -38,10 +38,10 @@ PODS = ("", "pods")
 TERMINAL = ("Succeeded", "Failed")
 
 
-def _requests_of(container: dict[str, Any]) -> dict[str, Quantity]:
+def _requests_of(container: dict[str, Any], kind: str = "requests") -> dict[str, Quantity]:
     return {
         name: quantity.parse(value)
-        for name, value in ((container.get("resources") or {}).get("requests") or {}).items()
+        for name, value in ((container.get("resources") or {}).get(kind) or {}).items()
     }
 
 
@@ -56,7 +56,13 @@ def _max(into: dict[str, Quantity], other: dict[str, Quantity]) -> None:
             into[name] = value
 
 
-def pod_requests(pod: dict[str, Any]) -> dict[str, Quantity]:
+def pod_limits(pod: dict[str, Any]) -> dict[str, Quantity]:
+    """Effective limits, as component-helpers' PodLimits works them out: the same sums and
+    maxima as `pod_requests`, over limits (spec.overhead added to the limits a pod sets)."""
+    return pod_requests(pod, kind="limits")
+
+
+def pod_requests(pod: dict[str, Any], *, kind: str = "requests") -> dict[str, Quantity]:
     """Effective requests, as component-helpers' PodRequests works them out (KEP-753).
 
     Sidecars (init containers with `restartPolicy: Always`) run beside the app containers for
@@ -69,11 +75,11 @@ def pod_requests(pod: dict[str, Any]) -> dict[str, Quantity]:
     spec = pod.get("spec") or {}
     total: dict[str, Quantity] = {}
     for c in spec.get("containers") or []:
-        _add(total, _requests_of(c))
+        _add(total, _requests_of(c, kind))
     sidecars: dict[str, Quantity] = {}
     init_peak: dict[str, Quantity] = {}
     for c in spec.get("initContainers") or []:
-        own = _requests_of(c)
+        own = _requests_of(c, kind)
         if c.get("restartPolicy") == "Always":
             _add(total, own)
             _add(sidecars, own)
@@ -84,7 +90,8 @@ def pod_requests(pod: dict[str, Any]) -> dict[str, Quantity]:
         _max(init_peak, running)
     _max(total, init_peak)
     for name, value in (spec.get("overhead") or {}).items():
-        total[name] = total.get(name, quantity.ZERO) + quantity.parse(value)
+        if kind == "requests" or name in total:
+            total[name] = total.get(name, quantity.ZERO) + quantity.parse(value)
     return total
 
 

@@ -160,3 +160,29 @@ def test_kubelet_ignores_cordons_but_not_no_execute_taints(core):
     core.create_namespaced_pod("direct", gpu_pod("tainted", nodeName="gpu-l40s-0"))
     status = core.read_namespaced_pod("tainted", "direct").status
     assert (status.phase, status.reason) == ("Failed", "TaintToleration")
+
+
+def test_quota_counts_the_limits_of_init_containers_and_sidecars(core):
+    namespace(core, "lim")
+    core.create_namespaced_resource_quota(
+        "lim", {"metadata": {"name": "q"}, "spec": {"hard": {"limits.cpu": "4", "limits.memory": "4Gi"}}}
+    )
+    both = {"limits": {"cpu": "1", "memory": "1Gi"}}
+    # A sidecar's limits add to the app's (1 + 1); an ordinary init container's count only while
+    # it runs, beside the sidecars before it (3, more than the 2 of the rest).
+    core.create_namespaced_pod(
+        "lim",
+        pod(
+            "p",
+            init=[container("proxy", both, sidecar=True), container("setup", {"limits": {"cpu": "2", "memory": "1Gi"}})],
+            containers=[container("c", both)],
+        ),
+    )
+    used = core.read_namespaced_resource_quota("q", "lim").status.used
+    assert (used["limits.cpu"], used["limits.memory"]) == ("3", "2Gi")
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod(
+            "lim", pod("q2", init=[container("proxy", both, sidecar=True)], containers=[container("c", both)])
+        )
+    message = json.loads(err.value.body)["message"]
+    assert "exceeded quota: q, requested: limits.cpu=2, used: limits.cpu=3, limited: limits.cpu=4" in message
