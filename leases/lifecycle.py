@@ -11,6 +11,7 @@ leases.store), so two workers cannot both decide or move the same lease.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "expire_unapproved",
     "extend",
     "is_allowed",
+    "outcome_message",
     "transition",
 ]
 
@@ -142,11 +144,62 @@ def _already_decided(session: Session, lease: Lease) -> AlreadyDecided:
     ).first()
     # Said as a sentence; whoever shows it adds that nothing changed (bot.errors.user_message).
     if earlier is None:
-        return AlreadyDecided(f"This request is already {lease.state}.")
+        return AlreadyDecided(outcome_message(session, lease))
     verb = "approved" if earlier.decision is Decision.APPROVE else "denied"
     by = "by policy" if earlier.approver == POLICY_APPROVER else f"by <@{earlier.approver}>"
     when = format_moment(earlier.decided_at)
     return AlreadyDecided(f"This request was already {verb} {by} at {when}.")
+
+
+# A lease's state as its requester or an approver is told it, after "This request is already".
+PLAIN_STATES: dict[LeaseState, str] = {
+    LeaseState.REQUESTED: "recorded, not yet sent to the approvers",
+    LeaseState.PENDING_APPROVAL: "waiting for an approver",
+    LeaseState.APPROVED: "approved",
+    LeaseState.PLACING: "approved and being placed",
+    LeaseState.WAITLISTED: "approved and waiting for capacity",
+    LeaseState.PROVISIONING: "approved and its namespace being created",
+    LeaseState.ACTIVE: "running",
+    LeaseState.EXPIRING: "running and about to expire",
+    LeaseState.RECLAIMING: "being reclaimed",
+    LeaseState.RECLAIMED: "over: its namespace was reclaimed",
+    LeaseState.DENIED: "denied",
+    LeaseState.CANCELLED: "cancelled",
+    LeaseState.EXPIRED_UNAPPROVED: "expired without a decision",
+    LeaseState.FAILED: "failed",
+}
+
+_SLACK_USER = re.compile(r"[UW][A-Z0-9_]+")
+
+
+def _who(actor: str) -> str:
+    """Name an actor in a message: a Slack user as a mention, the platform by its name."""
+    return f"<@{actor}>" if _SLACK_USER.fullmatch(actor) else actor
+
+
+def outcome_message(session: Session, lease: Lease) -> str:
+    """Say, as a sentence, where a lease is, with who put it there and when for the ends that
+    come without a decision (withdrawn, cancelled, expired, failed), e.g. "This request was
+    withdrawn by its requester at 2026-03-02 09:00 UTC." """
+    event = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.lease_id == lease.id, AuditEvent.to_state == lease.state)
+        .order_by(col(AuditEvent.id).desc())
+    ).first()
+    if event is None:
+        return f"This request is already {PLAIN_STATES[lease.state]}."
+    when = format_moment(event.at)
+    reason = (event.reason or "").strip().rstrip(".")
+    if lease.state is LeaseState.EXPIRED_UNAPPROVED:
+        return f"This request expired without a decision at {when}."
+    if lease.state is LeaseState.CANCELLED and event.actor == lease.requester:
+        return f"This request was withdrawn by its requester at {when}."
+    if lease.state is LeaseState.CANCELLED:
+        why = f": {reason}" if reason and reason != "cancelled" else ""
+        return f"This request was cancelled by {_who(event.actor)} at {when}{why}."
+    if lease.state is LeaseState.FAILED:
+        return f"This request failed at {when}" + (f": {reason}." if reason else ".")
+    return f"This request is already {PLAIN_STATES[lease.state]}."
 
 
 def expire_unapproved(

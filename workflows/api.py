@@ -18,7 +18,7 @@ from leases.models import Lease
 from leases.policy import FieldError
 from leases.records import find_live_lease, record_event
 from leases.reservations import PoolUsage, pool_usage
-from leases.states import LIVE_STATES, LeaseState
+from leases.states import LIVE_STATES, UNDECIDED_STATES, LeaseState
 from leases.store import session_scope
 from workflows.runtime import current
 from workflows.steps import reclaiming, requests
@@ -202,21 +202,51 @@ def release(
     actor_groups: frozenset[str] = frozenset(),
     cluster: str | None = None,
 ) -> str:
-    """Give a lease back now (the requester, or an admin)."""
+    """Give a lease back now (the requester, or an admin); return its state afterwards.
+
+    A request that is not running yet (waiting for an approver, approved, being placed or
+    waitlisted) is cancelled instead: it has nothing to reclaim."""
     lease_id = lease_id or _live_id(namespace or "", cluster)
-    return reclaiming.start_reclaim(
-        current(),
-        lease_id=lease_id,
-        actor=actor,
-        reason=f"released by {actor}",
-        admin=is_admin(actor, actor_groups),
-    )
+    return _end(lease_id, actor=actor, admin=is_admin(actor, actor_groups), reason=f"released by {actor}")
+
+
+# A lease in one of these has no namespace or units in use yet: ending it is cancelling it.
+_NOT_RUNNING_YET = frozenset(
+    {*UNDECIDED_STATES, LeaseState.APPROVED, LeaseState.PLACING, LeaseState.WAITLISTED}
+)
+
+
+def _end(lease_id: str, *, actor: str, admin: bool, reason: str, why: str | None = None) -> str:
+    """Cancel a lease that is not running yet, or begin reclaiming it; return the new state.
+
+    The state is read without a lock and checked again by the path it picks, under the lease's
+    lock: a request that started provisioning in between is reclaimed after all."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        state = session.exec(select(Lease.state).where(Lease.id == lease_id)).first()
+    if state in _NOT_RUNNING_YET:
+        try:
+            return requests.cancel(rt, lease_id=lease_id, actor=actor, admin=admin, reason=why)
+        except DomainError:
+            with session_scope(rt.engine) as session:
+                state = session.exec(select(Lease.state).where(Lease.id == lease_id)).first()
+            if state not in (LeaseState.PROVISIONING, *reclaiming.RUNNING, LeaseState.RECLAIMING,
+                             LeaseState.RECLAIMED):
+                raise  # not allowed, or ended meanwhile (the refusal says how)
+    return reclaiming.start_reclaim(rt, lease_id=lease_id, actor=actor, reason=reason, admin=admin)
 
 
 def accept_fallback(*, lease_id: str, tier: str, actor: str) -> str:
     """Take an offered fallback tier for a waitlisted lease; it is placed there if quota allows."""
     rt = current()
     with session_scope(rt.engine) as session:
+        # The new tier's quota is checked against the team's usage: hold the team's row, as
+        # submit does and before the lease's (the same order, so neither waits on the other),
+        # so two leases of one team taking a fallback at once queue here instead of both
+        # passing on the same numbers.
+        team = session.exec(select(Lease.team).where(Lease.id == lease_id)).first()
+        if team is not None:
+            requests.lock_team(session, rt, team)
         lease = locked(session, lease_id)
         if actor != lease.requester:
             raise NotAuthorised("only the requester can choose another tier", field="actor")
@@ -307,15 +337,15 @@ def revoke(
     reason: str = "",
     cluster: str | None = None,
 ) -> str:
-    """Reclaim a lease now, as an admin."""
+    """Reclaim a lease now, as an admin; one not running yet is cancelled (see `release`)."""
     _require_admin(actor, actor_groups)
     lease_id = _live_id(namespace, cluster)
-    return reclaiming.start_reclaim(
-        current(),
-        lease_id=lease_id,
+    return _end(
+        lease_id,
         actor=actor,
-        reason=f"revoked by an admin{': ' + reason if reason else ''}",
         admin=True,
+        reason=f"revoked by an admin{': ' + reason if reason else ''}",
+        why=reason or None,
     )
 
 

@@ -25,6 +25,7 @@ from workflows.runtime import Runtime
 from workflows.steps.common import enqueue
 from workflows.steps.provisioning import ENDED, apply_bundle, bundle_spec, remove_stray
 from workflows.steps.reclaiming import RUNNING
+from workflows.sweeps import ClusterFailures
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +140,19 @@ def reconcile_cluster(rt: Runtime, cluster: str, report: ReconcileReport | None 
 
 
 def reconcile_all(rt: Runtime) -> dict[str, int]:
-    """Reconcile every cluster of the policy; return counts for the task result."""
+    """Reconcile every cluster of the policy; return counts for the task result.
+
+    A cluster that fails (its API unreachable, say) is logged and skipped, so the others are
+    still reconciled; the run raises at the end, so its task is retried."""
     report = ReconcileReport()
+    failures = ClusterFailures(
+        "reconcile", "no drift was repaired and no orphaned or missing namespace was looked for"
+    )
     for cluster in rt.policy.clusters:
-        reconcile_cluster(rt, cluster.name, report)
+        try:
+            reconcile_cluster(rt, cluster.name, report)
+        except Exception as exc:  # noqa: BLE001 - one cluster's failure is logged and raised at the end
+            report.errors.append(f"{cluster.name}: {exc}")
+            failures.add(cluster.name, exc)
+    failures.raise_if_any()
     return {k: len(v) for k, v in vars(report).items()}

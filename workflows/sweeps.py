@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlmodel import col, select
 
 from config.durations import format_duration, format_moment
+from leases.errors import InfrastructureError, TemporaryError
 from leases.inventory import NodeReading, with_moves_under_way
 from leases.lifecycle import claim_warning, expire_unapproved, transition
 from leases.models import Lease, NodeMoveRecord
@@ -287,6 +288,69 @@ def sync_capacity(rt: Runtime, cluster: str, *, readings: list[NodeReading] | No
         sync_pools(session, rt, cluster=cluster, inventory=states)
 
 
+class ClusterFailures:
+    """The clusters a run over several clusters could not handle, so that one whose API cannot
+    be reached (or that fails in any other way) costs the others nothing: each failure is
+    logged, with the cluster and what to do about it, as it happens; the run carries on with
+    the other clusters and calls `raise_if_any` at the end, so that its task is retried (a
+    TemporaryError) or shown as failed."""
+
+    def __init__(self, job: str, consequence: str) -> None:
+        self.job = job
+        self.consequence = consequence  # what the failed cluster missed, for the log
+        self.errors: dict[str, Exception] = {}
+
+    def __contains__(self, cluster: object) -> bool:
+        return cluster in self.errors
+
+    def add(self, cluster: str, exc: Exception) -> None:
+        """Record (and log) that `cluster` failed with `exc`; its first failure is kept."""
+        self.errors.setdefault(cluster, exc)
+        if isinstance(exc, TemporaryError):
+            advice = (
+                "Check that its API server is reachable from gpulease and that gpulease's "
+                "credentials for it (kubeconfig or service account token) are valid; the task's "
+                "retry and the next run try it again."
+            )
+        elif isinstance(exc, InfrastructureError):
+            advice = (
+                "Its API server refused gpulease: check gpulease's RBAC permissions on it (the "
+                "error names the request); the next run tries it again."
+            )
+        else:
+            advice = (
+                "Not an API error: see the traceback below (the store unreachable, or a bug in "
+                "gpulease to report); the next run tries it again."
+            )
+        logger.error(
+            "%s.cluster_failed cluster=%s error=%s: %s on cluster %s this time (the other clusters "
+            "went ahead). %s",
+            self.job,
+            cluster,
+            exc,
+            self.consequence,
+            cluster,
+            advice,
+            exc_info=not isinstance(exc, InfrastructureError),
+            extra={"event": f"{self.job}.cluster_failed", "cluster": cluster, "error": str(exc)},
+        )
+
+    def raise_if_any(self) -> None:
+        """Raise once every cluster was tried: a TemporaryError naming the failed clusters when
+        any of them may come back (the task retries it), else the first error."""
+        if not self.errors:
+            return
+        temporary = {c: e for c, e in self.errors.items() if isinstance(e, TemporaryError)}
+        if not temporary:
+            raise next(iter(self.errors.values()))
+        delays = [e.delay for e in temporary.values() if e.delay is not None]
+        listed = "; ".join(f"{c}: {e}" for c, e in self.errors.items())
+        raise TemporaryError(
+            f"{self.job} failed on {len(self.errors)} cluster(s), the others went ahead: {listed}",
+            delay=max(delays) if delays else None,
+        ) from next(iter(temporary.values()))
+
+
 def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     """Try to place waitlisted leases, highest priority first, then oldest first.
 
@@ -296,12 +360,24 @@ def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     drains they start are written into the readings as they are decided, before their tasks
     annotate the nodes (placing.show_drains). Demand is estimated once per cluster too, and
     prices every decision of the wake-up (demand.PriceBook).
+
+    A cluster that fails (its API unreachable, say) is skipped, and logged: the others still
+    get their placements, drain timeouts and rebalancing; the wake-up raises at the end, so
+    its task is retried.
     """
     names = [cluster] if cluster else [c.name for c in rt.policy.clusters]
-    readings = {name: read_inventory(rt, name) for name in names}
+    failures = ClusterFailures(
+        "waitlist",
+        "no waitlisted lease was placed, no drain timed out and no idle node was rebalanced",
+    )
+    readings: dict[str, list[NodeReading]] = {}
     for name in names:
-        sync_capacity(rt, name, readings=readings[name])
-        enforce_drain_timeout(rt, name, readings=readings[name])
+        try:
+            readings[name] = read_inventory(rt, name)
+            sync_capacity(rt, name, readings=readings[name])
+            enforce_drain_timeout(rt, name, readings=readings[name])
+        except Exception as exc:  # noqa: BLE001 - one cluster's failure is logged and raised at the end
+            failures.add(name, exc)
     with session_scope(rt.engine) as session:
         query = select(Lease.id, Lease.cluster).where(Lease.state == LeaseState.WAITLISTED)
         if cluster:
@@ -312,11 +388,24 @@ def wake_waitlist(rt: Runtime, cluster: str | None = None) -> list[str]:
     placed = []
     book = PriceBook()
     for lease_id, on in waiting:
-        if place_lease(rt, lease_id, readings=readings.get(on), book=book) != str(LeaseState.WAITLISTED):
+        if on in failures:
+            continue  # its cluster could not be read: the lease waits for the next wake-up
+        try:
+            state = place_lease(rt, lease_id, readings=readings.get(on), book=book)
+        except Exception as exc:  # noqa: BLE001 - as above
+            failures.add(on, exc)
+            continue
+        if state != str(LeaseState.WAITLISTED):
             placed.append(lease_id)
     # Then idle nodes go where demand is, before the next request has to wait for them.
     for name in names:
-        rebalance_cluster(rt, name, readings=readings[name], book=book)
+        if name in failures:
+            continue
+        try:
+            rebalance_cluster(rt, name, readings=readings[name], book=book)
+        except Exception as exc:  # noqa: BLE001 - as above
+            failures.add(name, exc)
+    failures.raise_if_any()
     return placed
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from config.durations import format_moment
 from leases.errors import DomainError, InfrastructureError, PermanentError
 from leases.lifecycle import transition
 from leases.models import Lease
@@ -120,7 +121,8 @@ def provision(rt: Runtime, lease_id: str) -> str:
             now=now,
             notice=Notice(
                 kind="lease.active",
-                text=f"{lease.namespace} is ready: {lease.units}× {lease.tier} until {view['expires_at']}.",
+                text=f"{lease.namespace} is ready: {lease.units}× {lease.tier} until "
+                f"{format_moment(lease.expires_at)}.",
                 lease=view,
                 data={"kubectl": kubectl_snippet(rt, lease)},
                 actions=("extend", "release"),

@@ -8,6 +8,7 @@ the waitlist.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -15,7 +16,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, select
 
 from config.durations import format_duration, format_moment
-from leases.errors import AlreadyDecided, DomainError, NotAuthorised
+from leases.errors import AlreadyDecided, DomainError, NotAuthorised, PermanentError, TemporaryError
 from leases.lifecycle import extend as extend_lease
 from leases.lifecycle import transition
 from leases.models import AuditEvent, Lease
@@ -27,11 +28,14 @@ from leases.states import LeaseState
 from leases.store import session_scope
 from provisioners.bundle import BundleSpec, OwnershipError, object_path, render
 from provisioners.kube.client import request as kube_request
+from provisioners.kube.retry import KubeNotFound
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
 from workflows.steps.provisioning import ENDED, apply_bundle, bundle_spec, remove_bundle, remove_stray
 from workflows.views import gpu_hours, lease_view
+
+logger = logging.getLogger(__name__)
 
 RUNNING = (LeaseState.ACTIVE, LeaseState.EXPIRING)
 
@@ -204,8 +208,16 @@ def schedule_reclaim(rt: Runtime, *, lease_id: str, at: datetime, actor: str) ->
     enqueue(rt, "deliver")
 
 
+EXPORTED = "lease.exported"
+
+
 def _export(rt: Runtime, spec: BundleSpec) -> str | None:
-    """Save the namespace's bundle objects as JSON before deletion, when configured."""
+    """Save the namespace's bundle objects as JSON before deletion, when configured.
+
+    Objects that are not there are left out, and so (logged) are those the API server refuses
+    to show. An API server that cannot be reached raises, for the task to retry: the export
+    is made once, before the namespace is deleted, and must not miss what is still there (in
+    GitOps mode, where nothing else needs the cluster's API, it is left out as well)."""
     if rt.export_dir is None:
         return None
     api = rt.kube(spec.cluster)
@@ -218,23 +230,64 @@ def _export(rt: Runtime, spec: BundleSpec) -> str | None:
             objects.append(
                 rt.retry.call(kube_request, api, "GET", object_path(rendered), what=f"get {rendered['kind']}")
             )
-        except Exception:  # noqa: BLE001 - a missing object is simply not exported
-            continue
+        except KubeNotFound:
+            continue  # a missing object is simply not exported
+        except TemporaryError as exc:
+            if rt.gitops_dir is None:
+                raise
+            _export_skipped(spec, rendered, exc)
+        except PermanentError as exc:
+            _export_skipped(spec, rendered, exc)
     rt.export_dir.mkdir(parents=True, exist_ok=True)
     path = rt.export_dir / f"{spec.cluster}-{spec.namespace}-{spec.lease_id}.json"
     path.write_text(json.dumps({"lease": spec.lease_id, "items": objects}, indent=2, sort_keys=True))
     return str(path)
 
 
+def _export_skipped(spec: BundleSpec, rendered: dict, exc: Exception) -> None:
+    logger.warning(
+        "lease.export.skipped lease=%s namespace=%s kind=%s error=%s: the export of the namespace "
+        "leaves this object out; check gpulease's permission to read it",
+        spec.lease_id,
+        spec.namespace,
+        rendered["kind"],
+        exc,
+        extra={"event": "lease.export.skipped", "lease_id": spec.lease_id, "kind": rendered["kind"]},
+    )
+
+
+def _exported_to(session: Session, lease_id: str) -> str | None:
+    """Return where an earlier run of this reclaim exported the namespace, if one did."""
+    event = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.lease_id == lease_id, AuditEvent.action == EXPORTED)
+        .order_by(col(AuditEvent.id).desc())
+    ).first()
+    return (event.data or {}).get("path") if event is not None else None
+
+
 def reclaim(rt: Runtime, lease_id: str) -> str:
-    """Delete a reclaiming lease's namespace, release its units, send the receipt."""
+    """Delete a reclaiming lease's namespace, release its units, send the receipt.
+
+    The namespace is exported (when configured) once, and the export recorded before the
+    namespace is deleted: a run again (the task's retry after the namespace was slow to go,
+    the stuck-step sweep) finds the record and keeps that export, which an export of the
+    namespace being emptied would overwrite."""
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         if lease.state is not LeaseState.RECLAIMING:
             return str(lease.state)
         mark_step(lease, "reclaim", rt.now())  # under way: the stuck-step sweep leaves it be
         spec = bundle_spec(rt, lease)
-    exported = _export(rt, spec)  # outside the transaction: no row lock held over API calls
+        exported = _exported_to(session, lease_id)
+    if exported is None and rt.export_dir is not None:
+        exported = _export(rt, spec)  # outside the transaction: no row lock held over API calls
+        with session_scope(rt.engine) as session:
+            lease = locked(session, lease_id)
+            if lease.state is not LeaseState.RECLAIMING:
+                return str(lease.state)
+            record_event(session, actor=SYSTEM, action=EXPORTED, now=rt.now(), lease_id=lease_id,
+                         data={"path": exported})
     note = "namespace deleted"
     try:
         remove_bundle(rt, spec)

@@ -7,15 +7,15 @@ from datetime import timedelta
 
 from sqlmodel import Session, select
 
-from leases.errors import DomainError, NamespaceTaken, NotAuthorised
+from leases.errors import AlreadyDecided, DomainError, NamespaceTaken, NotAuthorised
 from leases.lifecycle import decide as decide_lease
-from leases.lifecycle import transition
+from leases.lifecycle import outcome_message, transition
 from leases.models import ApprovalDecision, Lease, Team
 from leases.policy import Evaluation, FieldError, Request, Usage, evaluate
 from leases.ports import Notice
 from leases.records import POLICY_APPROVER, create_lease, ensure_team
 from leases.reservations import live_leases_of, live_namespaces, pool_usage, release, team_usage
-from leases.states import UNDECIDED_STATES, LeaseState
+from leases.states import TERMINAL_STATES, UNDECIDED_STATES, LeaseState
 from leases.store import session_scope
 from workflows import outbox
 from workflows.runtime import Runtime
@@ -66,6 +66,15 @@ def usage_for(session: Session, *, requester: str, team: str, cluster: str) -> U
     )
 
 
+def lock_team(session: Session, rt: Runtime, team: str) -> None:
+    """Hold a policy team's row until the transaction ends (added when new), before its quota
+    is checked: whoever checks the same team's quota next waits for this transaction's
+    outcome. Take it before any lease row, so that two callers never wait on each other."""
+    if any(t.name == team for t in rt.policy.teams):
+        ensure_team(session, name=team, now=rt.now())
+        session.get(Team, team, with_for_update=True, populate_existing=True)
+
+
 def validate(rt: Runtime, req: SubmitRequest) -> Evaluation:
     """Evaluate a request against the policy and the store, writing nothing."""
     cluster = rt.policy.cluster(req.cluster).name
@@ -95,11 +104,9 @@ def submit(rt: Runtime, req: SubmitRequest) -> Submitted:
             earlier = session.exec(select(Lease).where(Lease.idempotency_key == req.idempotency_key)).first()
             if earlier is not None:
                 return Submitted(earlier.id, str(earlier.state), "unknown", None, duplicate=True)
-        if any(t.name == req.team for t in rt.policy.teams):
-            # Quota checks read the team's usage; holding the team row makes two requests of
-            # one team queue here instead of both passing on the same numbers.
-            ensure_team(session, name=req.team, now=now)
-            session.get(Team, req.team, with_for_update=True, populate_existing=True)
+        # Quota checks read the team's usage; holding the team row makes two requests of
+        # one team queue here instead of both passing on the same numbers.
+        lock_team(session, rt, req.team)
         verdict = evaluate(
             rt.policy,
             _policy_request(req),
@@ -288,13 +295,18 @@ def decide(
     return result
 
 
-def cancel(rt: Runtime, *, lease_id: str, actor: str, admin: bool = False) -> str:
-    """Withdraw a request that is not active yet; return the new state."""
+def cancel(rt: Runtime, *, lease_id: str, actor: str, admin: bool = False, reason: str | None = None) -> str:
+    """Withdraw a request that is not active yet (the requester), or cancel it (an admin, who
+    may say why in `reason`); return the new state. The approval card, when the request is
+    still waiting for a decision, and the requester are told who did it."""
     now = rt.now()
+    reason = (reason or "").strip() or None
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         if actor != lease.requester and not admin:
             raise NotAuthorised("only the requester or an admin can cancel this request", field="actor")
+        if lease.state in TERMINAL_STATES:
+            raise AlreadyDecided(outcome_message(session, lease))
         if lease.state not in UNDECIDED_STATES | {
             LeaseState.APPROVED,
             LeaseState.WAITLISTED,
@@ -305,9 +317,11 @@ def cancel(rt: Runtime, *, lease_id: str, actor: str, admin: bool = False) -> st
             )
         release(session, lease=lease, now=now)
         was_pending = lease.state in UNDECIDED_STATES
-        transition(session, lease=lease, to=LeaseState.CANCELLED, actor=actor, reason="cancelled", now=now)
+        transition(session, lease=lease, to=LeaseState.CANCELLED, actor=actor, reason=reason or "cancelled", now=now)
         mark_step(lease, None, now)
         view = lease_view(rt, lease)
+        by_requester = actor == lease.requester
+        why = f": {reason}" if reason else ""
         if was_pending:
             outbox.add(
                 session,
@@ -317,9 +331,9 @@ def cancel(rt: Runtime, *, lease_id: str, actor: str, admin: bool = False) -> st
                 now=now,
                 notice=Notice(
                     kind="approval.cancelled",
-                    text=f"Withdrawn by <@{actor}>",
+                    text=(f"Withdrawn by <@{actor}>" if by_requester else f"Cancelled by <@{actor}>{why}"),
                     lease=view,
-                    data={"decided_by": actor, "outcome": "cancelled"},
+                    data={"decided_by": actor, "outcome": "cancelled", "reason": reason},
                 ),
             )
         outbox.add(
@@ -328,7 +342,16 @@ def cancel(rt: Runtime, *, lease_id: str, actor: str, admin: bool = False) -> st
             target="requester",
             lease_id=lease.id,
             now=now,
-            notice=Notice(kind="lease.cancelled", text=f"{lease.namespace} was cancelled.", lease=view),
+            notice=Notice(
+                kind="lease.cancelled",
+                text=(
+                    f"{lease.namespace} was cancelled."
+                    if by_requester
+                    else f"{lease.namespace} was cancelled by <@{actor}> before it started{why}."
+                ),
+                lease=view,
+                data={"cancelled_by": actor, "reason": reason},
+            ),
         )
         state, cluster = str(lease.state), lease.cluster
     enqueue(rt, "deliver")
@@ -344,6 +367,7 @@ __all__ = [
     "approval_context",
     "cancel",
     "decide",
+    "lock_team",
     "may_approve",
     "submit",
     "usage_for",
