@@ -43,6 +43,17 @@ def text(message: str) -> dict[str, Any]:
     return {"text": message}
 
 
+def ending(namespace: str, state: str, *, revoked: bool = False) -> str:
+    """Return the answer to a release or revoke: a request that had not started yet is cancelled
+    at once (`state` cancelled), a running lease is reclaimed, with a receipt when it is gone."""
+    if state == "cancelled":
+        told = "; its requester was told" if revoked else ""
+        return f"↩️ `{namespace}` was cancelled: it had not started yet{told}."
+    if revoked:
+        return f"🧹 Revoking `{namespace}`; its owner is told when it is gone."
+    return f"🧹 Releasing `{namespace}`; you will get a receipt when it is gone."
+
+
 def usage(usage_text: str, problem: str | None = None) -> dict[str, Any]:
     """Return the usage of a command, after what was wrong with the last one (which may quote
     what the user typed, so it is escaped)."""

@@ -36,8 +36,8 @@ def register(app: App, deps: BotDeps) -> None:
                 respond(**replies.lease_list(api.leases(live=True), title="Live leases", owner=True,
                                              empty="No live leases."))
             case parsing.Revoke(namespace, reason):
-                api.revoke(namespace=namespace, reason=reason, **who)
-                respond(**replies.text(f"🧹 Revoking `{namespace}`; its owner is told when it is gone."))
+                state = api.revoke(namespace=namespace, reason=reason, **who)
+                respond(**replies.text(replies.ending(namespace, state, revoked=True)))
             case parsing.Reclaim(namespace, at):
                 api.schedule_reclaim(namespace=namespace, at=at, **who)
                 respond(**replies.text(f"📅 `{namespace}` will be reclaimed at {when(at)}; its owner was told."))

@@ -49,8 +49,8 @@ def register(app: App, deps: BotDeps) -> None:
                 respond(**replies.text(extended_text(namespace, result)))
             case parsing.Release(namespace):
                 actor = deps.actor(user)
-                api.release(namespace=namespace, actor=user, actor_groups=actor.groups)
-                respond(**replies.text(f"🧹 Releasing `{namespace}`; you will get a receipt when it is gone."))
+                state = api.release(namespace=namespace, actor=user, actor_groups=actor.groups)
+                respond(**replies.text(replies.ending(namespace, state)))
             case parsing.Help(problem):
                 respond(**replies.usage(replies.NAMESPACE_USAGE, problem))
 

@@ -19,6 +19,7 @@ from workflows import api
 
 from .. import buttons, ids
 from ..answer import tell
+from ..blocks import replies
 from ..blocks.kit import when
 from ..deps import BotDeps
 from ..listen import listen
@@ -52,9 +53,8 @@ def register(app: App, deps: BotDeps) -> None:
         if lease["state"] in GONE:
             raise AlreadyDecided(f"`{lease['namespace']}` is {lease['state']} already.")
         actor = deps.actor(body["user"]["id"])
-        api.release(lease_id=ref.lease_id, actor=actor.user, actor_groups=actor.groups)
-        tell(body, respond, client, deps,
-             f"🧹 Releasing `{lease['namespace']}`; you will get a receipt when it is gone.")
+        state = api.release(lease_id=ref.lease_id, actor=actor.user, actor_groups=actor.groups)
+        tell(body, respond, client, deps, replies.ending(lease["namespace"], state))
 
     def cancel(body: dict[str, Any], respond: Respond, client: WebClient) -> None:
         ref, lease = _clicked(body)

@@ -54,3 +54,10 @@ def test_help_for_admins(to_bot, slack):
     usage = admin(to_bot, slack, "", "/gpu-admin capacity")
     assert "drain NODE" in str(usage["blocks"])
     admin(to_bot, slack, "revoke", "`revoke` takes a namespace")
+
+
+def test_revoking_a_request_not_started_yet_cancels_it(to_bot, slack):
+    flows.submit(to_bot, slack, "U0ALICE", "alice-queued")
+    flows.card(slack, "alice-queued")
+    admin(to_bot, slack, "revoke alice-queued no budget", "was cancelled: it had not started yet; its requester was told")
+    flows.dm_about(slack, "U0ALICE", "no budget")

@@ -63,3 +63,12 @@ def test_an_extension_past_the_caps_goes_to_the_approvers(to_bot, slack):
     assert again.status == 200
     flows.ephemeral(slack, "U0APPROVER2", "answered already")
     assert api.lease_details(flows.lease_id_of("alice-long"))["extensions"] == 3
+
+
+def test_releasing_a_request_not_started_yet_cancels_it(to_bot, slack):
+    flows.submit(to_bot, slack, "U0ALICE", "alice-early")  # 3g for 2 days: it waits for an approver
+    card = flows.card(slack, "alice-early")
+    reply(to_bot, slack, "U0ALICE", "release alice-early", "`alice-early` was cancelled: it had not started yet.")
+    assert api.lease_details(flows.lease_id_of_any("alice-early"))["state"] == "cancelled"
+    eventually(lambda: "actions" not in [b["type"] for b in flows.current(slack, card)["blocks"]],
+               what="the approval card closed")
