@@ -179,9 +179,16 @@ class Directory:
         cache make one call to Slack, not N."""
         with self._lock:
             future = self._reading.get(group)
-            if future is None:
-                future = self._pool.submit(self._read_once, group, client)
-                self._reading[group] = future
+            if future is not None:
+                return future
+            hit = self._read.get(group)
+            if hit and self._clock() - hit[0] < self._ttl:
+                # A read that ended after the caller found the cache cold already answered.
+                future = concurrent.futures.Future()
+                future.set_result(hit[1])
+                return future
+            future = self._pool.submit(self._read_once, group, client)
+            self._reading[group] = future
             return future
 
     def _read_once(self, group: str, client: WebClient) -> frozenset[str] | None:
