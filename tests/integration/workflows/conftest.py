@@ -91,9 +91,9 @@ def gpu_node(name: str, tier: str, *, gpus: int = 8) -> dict:
     }
 
 
-def gpu_pod(kube, name: str, node: str, namespace: str = "default") -> None:
-    """A running pod holding one GPU on `node` (in "default": outside any lease); it keeps the
-    node busy."""
+def gpu_pod(kube, name: str, node: str | None, namespace: str = "default", **spec) -> dict:
+    """Create a pod holding one GPU, on `node` (None: where the scheduler puts it; in "default":
+    outside any lease), with extra pod spec fields in `spec`; return it as stored."""
     kube.create(
         "pods",
         {
@@ -101,11 +101,13 @@ def gpu_pod(kube, name: str, node: str, namespace: str = "default") -> None:
             "kind": "Pod",
             "metadata": {"name": name, "namespace": namespace},
             "spec": {
-                "nodeName": node,
+                **({"nodeName": node} if node else {}),
                 "containers": [{"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
+                **spec,
             },
         },
     )
+    return kube.get("pods", name, namespace=namespace)
 
 
 def running_lease(rt, kube, *, node: str, tier: str, hours: float) -> str:

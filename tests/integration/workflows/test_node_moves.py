@@ -17,7 +17,7 @@ from leases.states import LeaseState
 from leases.store import session_scope
 from sandbox.kube import KubeSandbox
 from tests.integration.sandbox.waiting import wait_until
-from tests.integration.workflows.conftest import roomy_policy
+from tests.integration.workflows.conftest import gpu_pod, roomy_policy
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api, sweeps
 from workflows.steps import moving
@@ -373,23 +373,6 @@ def _pinned_namespace(kube, name: str, tier: str) -> None:
     )
 
 
-def _pod(kube, name: str, namespace: str, **spec) -> dict:
-    """Create a pod holding one GPU (extra pod spec fields in `spec`); return it as stored."""
-    kube.create(
-        "pods",
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "containers": [{"name": "c", "image": "cuda", "resources": {"limits": {"nvidia.com/gpu": "1"}}}],
-                **spec,
-            },
-        },
-    )
-    return kube.get("pods", name, namespace=namespace)
-
-
 def _finish_move(rt, move_id: int) -> str:
     for _ in range(10_000):  # the operator works on its own thread: poll, bounded
         progress = moving.advance_move(rt, move_id)
@@ -410,23 +393,30 @@ def test_a_moving_node_leaves_its_tier_so_no_pod_of_the_old_tier_lands_on_it(mak
     assert moving.advance_move(rt, move_id).step == "reconfiguring"
     wait_until(lambda: kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/gpu.product"].endswith("3g.40gb"))
     # A pod of the old tier that tolerates every taint, the cordon's too, and one naming the node.
-    wild = _pod(kube, "wild", "lease-1g", tolerations=[{"operator": "Exists"}])
+    wild = gpu_pod(kube, "wild", None, "lease-1g", tolerations=[{"operator": "Exists"}])
     assert wild["spec"]["nodeName"] == "gpu-h100-1g-1"  # its own tier's node, not the moving one
-    direct = _pod(kube, "direct", "lease-1g", nodeName=node)
+    direct = gpu_pod(kube, "direct", node, "lease-1g")
     assert (direct["status"]["phase"], direct["status"]["reason"]) == ("Failed", "NodeAffinity")  # the kubelet's
     assert _finish_move(rt, move_id) == "done"
     done = kube.get("nodes", node)
     assert done["metadata"]["labels"]["gpulease.io/tier"] == "h100-3g" and not done["spec"].get("unschedulable")
 
 
-def test_a_gpu_pod_that_came_onto_the_node_during_the_move_is_waited_out(make_runtime, kube, clock):
+def _stray_pod_on_a_reconfigured_node(make_runtime, kube):
+    """Move gpu-h100-1g-0 to h100-3g up to its new devices, then have a pod outside any lease
+    name the node and get one of them; return the runtime, the node and the move."""
     rt = make_runtime(policy=_policy(), nodes=())
     node = "gpu-h100-1g-0"
     move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
     assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
     wait_until(lambda: kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/gpu.product"].endswith("3g.40gb"))
-    # A pod outside any lease names the node once its new devices are there, and gets one.
-    assert _pod(kube, "stray", "default", nodeName=node)["status"]["phase"] == "Running"
+    gpu_pod(kube, "stray", node)
+    assert kube.get("pods", "stray", namespace="default")["status"]["phase"] == "Running"
+    return rt, node, move_id
+
+
+def test_a_gpu_pod_that_came_onto_the_node_during_the_move_is_waited_out(make_runtime, kube, clock):
+    rt, node, move_id = _stray_pod_on_a_reconfigured_node(make_runtime, kube)
     # Giving the node to h100-3g now would leave that pod holding one of its devices, and
     # putting the old configuration back would destroy the device under it: the move waits.
     for _ in range(3):
@@ -441,12 +431,7 @@ def test_a_gpu_pod_that_came_onto_the_node_during_the_move_is_waited_out(make_ru
 
 
 def test_a_gpu_pod_still_on_the_moving_node_at_the_timeout_leaves_it_to_an_admin(make_runtime, kube, clock):
-    rt = make_runtime(policy=_policy(), nodes=())
-    node = "gpu-h100-1g-0"
-    move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
-    assert [moving.advance_move(rt, move_id).step for _ in range(2)] == ["cordoned", "reconfiguring"]
-    wait_until(lambda: kube.get("nodes", node)["metadata"]["labels"]["nvidia.com/gpu.product"].endswith("3g.40gb"))
-    assert _pod(kube, "stray", "default", nodeName=node)["status"]["phase"] == "Running"
+    rt, node, move_id = _stray_pod_on_a_reconfigured_node(make_runtime, kube)
     assert moving.advance_move(rt, move_id).again
     clock.advance(rt.move_timeout + timedelta(seconds=1))
     assert moving.advance_move(rt, move_id).step == "abandoned"
@@ -470,7 +455,7 @@ def test_a_node_whose_gpu_is_held_by_an_init_container_or_a_sidecar_is_not_moved
     rt = make_runtime(policy=_policy(), nodes=())
     node = "gpu-h100-1g-0"
     app = [{"name": "c", "image": "envoy"}]  # the app container holds no GPU itself
-    assert _pod(kube, "served", "default", nodeName=node, initContainers=[init], containers=app)["status"][
+    assert gpu_pod(kube, "served", node, initContainers=[init], containers=app)["status"][
         "phase"
     ] == "Running"
     move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
@@ -488,7 +473,7 @@ def test_a_sidecar_gpu_pod_that_came_after_the_cordon_stops_the_move_before_the_
     node = "gpu-h100-1g-0"
     move_id = _recorded_move(rt, node, "h100-1g", "h100-3g")
     assert moving.advance_move(rt, move_id).step == "cordoned"
-    _pod(kube, "served", "default", nodeName=node, initContainers=[SIDECAR], containers=[{"name": "c", "image": "envoy"}])
+    gpu_pod(kube, "served", node, initContainers=[SIDECAR], containers=[{"name": "c", "image": "envoy"}])
     assert moving.advance_move(rt, move_id).step == "abandoned"
     given_back = kube.get("nodes", node)
     labels = given_back["metadata"]["labels"]
