@@ -55,11 +55,16 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 # beside the GPU workload; their limits default to one whole unit.
 DEFAULT_REQUEST_SHARE = Fraction(1, 4)
 
-# Sets the pod's nodeSelector from the tier label of its namespace. An apply configuration
-# (not a JSON patch) so that an existing nodeSelector map is merged into, not replaced.
+# Sets the pod's nodeSelector key gpulease.io/tier from the tier label of its namespace and
+# keeps the pod's other nodeSelector keys. A JSON patch, not an apply configuration: a pod's
+# nodeSelector is an atomic map, which an apply configuration may not set (the API server
+# refuses the pod: "may not mutate atomic arrays, maps or structs: .spec.nodeSelector").
+_TIER_OF_NAMESPACE = f'namespaceObject.metadata.labels["{TIER_LABEL}"]'
 PINNING_EXPRESSION = (
-    "Object{spec: Object.spec{nodeSelector: "
-    f'{{"{TIER_LABEL}": namespaceObject.metadata.labels["{TIER_LABEL}"]}}}}}}'
+    "has(object.spec.nodeSelector)"
+    f' ? [JSONPatch{{op: "add", path: "/spec/nodeSelector/" + jsonpatch.escapeKey("{TIER_LABEL}"),'
+    f" value: {_TIER_OF_NAMESPACE}}}]"
+    f' : [JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"{TIER_LABEL}": {_TIER_OF_NAMESPACE}}}}}]'
 )
 
 
@@ -105,10 +110,7 @@ def render_cluster_objects() -> list[dict[str, Any]]:
                 },
             },
             "mutations": [
-                {
-                    "patchType": "ApplyConfiguration",
-                    "applyConfiguration": {"expression": PINNING_EXPRESSION},
-                }
+                {"patchType": "JSONPatch", "jsonPatch": {"expression": PINNING_EXPRESSION}}
             ],
         },
     }

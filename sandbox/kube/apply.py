@@ -3,7 +3,8 @@ of its fields, remove fields the manager stopped applying, and report conflicts 
 managers unless `force=true`.
 
 A simplified structured-merge-diff: associative lists merge by their map keys, sets by
-value, everything else (atomic lists, scalars) is replaced; ownership is per exact path.
+value, granular maps and structs key by key; everything else (atomic lists, maps and
+structs, scalars) is replaced whole; ownership is per exact path.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .schema import Node
 
 def merge(live: Any, config: Any, node: Node) -> Any:
     """Merge an applied configuration into a live value."""
-    if isinstance(config, dict) and not node.is_quantity:
+    if isinstance(config, dict) and not node.is_quantity and not node.atomic:
         result = copy.deepcopy(live) if isinstance(live, dict) else {}
         for key, value in config.items():
             if value is None:

@@ -14,9 +14,11 @@ Supported:
   x.contains(s), string(x), int(x)
 - object construction for ApplyConfiguration: Object{spec: Object.spec{nodeSelector: {...}}}
   (type names must follow the field path: Object.spec, Object.spec.template, ...)
+- JSONPatch{op: ..., path: ..., value: ...} values for JSONPatch mutations, and
+  jsonpatch.escapeKey(s) ("~" → "~0", "/" → "~1")
 
 Not supported (compile error): comprehension macros (all, exists, map, filter), optional
-syntax (?.), params, authorizer, JSONPatch{...} values, and every other function.
+syntax (?.), params, authorizer, and every other function.
 """
 
 from __future__ import annotations
@@ -127,7 +129,13 @@ class _Parser:
                 name = self.take()
                 if name[0] != "ident":
                     raise CelError(f"Syntax error: expected a field name, found {name[1]!r}")
-                if self.peek("("):
+                if self.peek("(") and node == ("ident", "jsonpatch"):
+                    if name[1] != "escapeKey":
+                        raise CelError(
+                            f"undeclared reference to 'jsonpatch.{name[1]}' (not in the sandbox's CEL subset)"
+                        )
+                    node = ("call", "jsonpatch.escapeKey", self.args())
+                elif self.peek("("):
                     if name[1] not in METHODS:
                         raise CelError(
                             f"undeclared reference to '{name[1]}' (not in the sandbox's CEL subset)"
@@ -214,11 +222,11 @@ class _Parser:
 
 
 def _type_name(node: tuple) -> str | None:
-    if node[0] == "ident" and node[1] == "Object":
-        return "Object"
+    if node[0] == "ident" and node[1] in ("Object", "JSONPatch"):
+        return node[1]
     if node[0] == "select":
         parent = _type_name(node[1])
-        return f"{parent}.{node[2]}" if parent else None
+        return f"{parent}.{node[2]}" if parent == "Object" or (parent or "").startswith("Object.") else None
     return None
 
 
@@ -347,6 +355,10 @@ def _call(name: str, args: list[tuple], env: dict[str, Any]) -> Any:
     values = [_eval(a, env) for a in args]
     if name == "size":
         return len(values[0])
+    if name == "jsonpatch.escapeKey":
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise CelError("no such overload: jsonpatch.escapeKey")
+        return values[0].replace("~", "~0").replace("/", "~1")
     if name == "string":
         value = values[0]
         return (

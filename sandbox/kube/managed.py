@@ -40,7 +40,7 @@ def _key_element(item: dict[str, Any], keys: tuple[str, ...]) -> str:
 def field_set(value: Any, node: Node, prefix: Path = ()) -> set[Path]:
     """Return the member paths of a value (an applied configuration or a whole object)."""
     out: set[Path] = set()
-    if isinstance(value, dict) and not node.is_quantity:
+    if isinstance(value, dict) and not node.is_quantity and not node.atomic:
         if not value and prefix:
             out.add(prefix)
         for key, child in value.items():

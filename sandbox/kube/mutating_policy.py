@@ -2,22 +2,31 @@
 and bindings mutate matching requests during admission, as the real plugin does.
 
 Supported, strictly (anything else is refused when the policy is created, with a 422):
-- `patchType: ApplyConfiguration` only; the expression (CEL subset of cel.py) must build an
+- `patchType: ApplyConfiguration`: the expression (CEL subset of cel.py) must build an
   `Object{...}` whose type names follow the field path and whose fields exist in the
-  object's schema; the result is merged like server-side apply (maps merge, lists by key);
+  object's schema; the result is merged like server-side apply (maps merge, lists by key).
+  As on a real server, an apply configuration may not set an atomic list, map or struct
+  (a pod's nodeSelector, a container's args, a LabelSelector): the request fails with
+  "invalid ApplyConfiguration: may not mutate atomic arrays, maps or structs: .spec.nodeSelector";
+- `patchType: JSONPatch`: the expression must return a list of
+  `JSONPatch{op, path, value, from}`, applied as RFC 6902 operations;
 - `matchConstraints` (resourceRules, excludeResourceRules, namespaceSelector,
   objectSelector), `matchConditions`, `variables`, `failurePolicy` (Fail by default, or
   Ignore); bindings by `policyName` with optional `matchResources`;
-- not supported: `paramKind`/`paramRef`, `patchType: JSONPatch`, reinvocation.
+- not supported: `paramKind`/`paramRef`, reinvocation.
 
-Example the product uses (pin pods to the namespace's tier):
+Example the product uses (pin pods to the namespace's tier, keeping any nodeSelector the
+pod has; a JSON patch because nodeSelector is an atomic map):
 
     mutations:
-    - patchType: ApplyConfiguration
-      applyConfiguration:
+    - patchType: JSONPatch
+      jsonPatch:
         expression: >
-          Object{spec: Object.spec{nodeSelector:
-            {"gpulease.io/tier": namespaceObject.metadata.labels["gpulease.io/tier"]}}}
+          has(object.spec.nodeSelector)
+          ? [JSONPatch{op: "add", path: "/spec/nodeSelector/" + jsonpatch.escapeKey("gpulease.io/tier"),
+                       value: namespaceObject.metadata.labels["gpulease.io/tier"]}]
+          : [JSONPatch{op: "add", path: "/spec/nodeSelector",
+                       value: {"gpulease.io/tier": namespaceObject.metadata.labels["gpulease.io/tier"]}}]
 
 An evaluation error with failurePolicy Fail rejects the request: 403 `pods "NAME" is
 forbidden: admission policy 'P' with binding 'B' failed: expression '...': no such key: ...`
@@ -29,16 +38,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import apply, schema
+from . import apply, patching, schema
 from .admission import Attributes
 from .cel import CelError, ObjectValue, Program, compile_expression
-from .errors import forbidden
+from .errors import ApiError, forbidden
 from .resources import ADMISSION, ResourceType
 from .schema import Node
 from .selectors import from_label_selector, matches
 from .store import Store
 
 POLICIES = (ADMISSION, "mutatingadmissionpolicies")
+# patchType → the field holding its expression.
+PATCH_FIELDS = {"ApplyConfiguration": "applyConfiguration", "JSONPatch": "jsonPatch"}
+JSON_PATCH_FIELDS = frozenset({"op", "path", "value", "from"})
 BINDINGS = (ADMISSION, "mutatingadmissionpolicybindings")
 
 
@@ -77,18 +89,19 @@ def policy_causes(rt: ResourceType, obj: dict[str, Any]) -> list[dict[str, str]]
         causes.append(_cause("spec.mutations", "Required value", ""))
     for i, mutation in enumerate(mutations):
         patch_type = mutation.get("patchType")
-        if patch_type != "ApplyConfiguration":
+        field = PATCH_FIELDS.get(patch_type or "")
+        if field is None:
             causes.append(
                 _cause(
                     f"spec.mutations[{i}].patchType",
                     "Unsupported value",
-                    'supported values: "ApplyConfiguration" (the sandbox does not evaluate JSONPatch)',
+                    'supported values: "ApplyConfiguration", "JSONPatch"',
                     patch_type,
                 )
             )
             continue
-        expression = (mutation.get("applyConfiguration") or {}).get("expression", "")
-        _compiles(expression, names, f"spec.mutations[{i}].applyConfiguration.expression", causes)
+        expression = (mutation.get(field) or {}).get("expression", "")
+        _compiles(expression, names, f"spec.mutations[{i}].{field}.expression", causes)
     return causes
 
 
@@ -204,12 +217,23 @@ class MutatingPolicies:
                     return
             node = schema.root(a.rt.group, a.rt.versions[0], a.rt.kind)
             for mutation in spec.get("mutations") or []:
-                current = (mutation.get("applyConfiguration") or {}).get("expression", "")
+                patch_type = mutation.get("patchType", "")
+                current = (mutation.get(PATCH_FIELDS.get(patch_type, "")) or {}).get("expression", "")
                 program: Program = compile_expression(current, names)
-                config = _to_config(program.evaluate(env), "Object", node)
-                merged = apply.merge(a.obj, config, node)
+                result = program.evaluate(env)
+                if patch_type == "JSONPatch":
+                    mutated = _json_patched(a.obj, result)
+                else:
+                    config = _to_config(result, "Object", node)
+                    atomics = _atomic_paths(config, node, "")
+                    if atomics:
+                        raise CelError(
+                            "error applying patch: invalid ApplyConfiguration: may not mutate atomic "
+                            f"arrays, maps or structs: {', '.join(atomics)}"
+                        )
+                    mutated = apply.merge(a.obj, config, node)
                 a.obj.clear()
-                a.obj.update(merged)
+                a.obj.update(mutated)
                 env["object"] = a.obj
         except CelError as exc:
             if spec.get("failurePolicy", "Fail") == "Ignore":
@@ -242,3 +266,43 @@ def _to_config(value: Any, type_path: str, node: Node) -> Any:
     if isinstance(value, dict):
         return {k: _to_config(v, type_path, node.child(str(k)) or Node(None)) for k, v in value.items()}
     return value
+
+
+def _json_patched(obj: dict[str, Any], result: Any) -> dict[str, Any]:
+    """Apply the JSONPatch values a JSONPatch expression returned (RFC 6902) to a copy."""
+    if not isinstance(result, list):
+        raise CelError("a JSONPatch expression must return a list of JSONPatch values")
+    ops = []
+    for value in result:
+        if not isinstance(value, ObjectValue) or value.type_name != "JSONPatch":
+            raise CelError("a JSONPatch expression must return a list of JSONPatch values")
+        unknown = set(value.fields) - JSON_PATCH_FIELDS
+        if unknown:
+            raise CelError(f"field '{sorted(unknown)[0]}' is not in JSONPatch")
+        ops.append(dict(value.fields))
+    try:
+        return patching.json_patch(obj, ops)  # patches a copy
+    except ApiError as exc:
+        raise CelError(f"JSON Patch: {exc}") from None
+
+
+def _atomic_paths(value: Any, node: Node, path: str) -> list[str]:
+    """Return the paths in an apply configuration that set an atomic list, map or struct,
+    which an ApplyConfiguration mutation may not (it would drop what the object had there)."""
+    if not node.known:
+        return []
+    if isinstance(value, dict) and not node.is_quantity:
+        if node.atomic:
+            return [path]
+        found = []
+        for key, child in value.items():
+            found += _atomic_paths(child, node.child(key) or Node(None), f"{path}.{key}")
+        return found
+    if isinstance(value, list):
+        if node.list_info()[0] == "atomic":
+            return [path]
+        found = []
+        for i, item in enumerate(value):
+            found += _atomic_paths(item, node.items(), f"{path}[{i}]")
+        return found
+    return []

@@ -56,6 +56,12 @@ class Node:
         return self.ref == QUANTITY
 
     @property
+    def atomic(self) -> bool:
+        """True for a map or struct the schema marks atomic (`x-kubernetes-map-type: atomic`,
+        e.g. a pod's nodeSelector, a LabelSelector): applied and owned as one value."""
+        return (self.schema or {}).get("x-kubernetes-map-type") == "atomic"
+
+    @property
     def is_int_or_string(self) -> bool:
         return self.ref == INT_OR_STRING
 

@@ -112,3 +112,15 @@ def wait_until_bound(kube: KubeSandbox, namespace: str, name: str) -> str:
 
     wait_until(bound)
     return found["node"]
+
+
+@pytest.mark.parametrize("mechanism", list(PinningMechanism), ids=[m.value for m in PinningMechanism])
+def test_a_pod_keeps_its_own_node_selector_and_gets_the_tier(
+    kube: KubeSandbox, api, other_client, policy: Policy, retry, mechanism
+) -> None:
+    spec = make_spec(policy, tier="h100-3g", units=1, pinning=mechanism)
+    apply(api, spec, retry=retry)
+    own = json.loads(json.dumps(USER_POD))
+    own["spec"]["nodeSelector"] = {"kubernetes.io/os": "linux"}
+    pod = request(other_client, "POST", f"/api/v1/namespaces/{spec.namespace}/pods", body=own)
+    assert pod["spec"]["nodeSelector"] == {"kubernetes.io/os": "linux", "gpulease.io/tier": "h100-3g"}

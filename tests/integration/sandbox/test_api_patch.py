@@ -118,6 +118,25 @@ def test_server_side_apply_creates_then_updates(kube, dynamic, team):
     assert ("gpulease", "Apply") in managers
 
 
+def test_apply_replaces_an_atomic_struct_whole(kube, dynamic, team):
+    # A LabelSelector is atomic: re-applying `podSelector: {}` after someone narrowed it to
+    # one label must select every pod again, not keep the label (a granular merge would).
+    policies = dynamic.resources.get(api_version="networking.k8s.io/v1", kind="NetworkPolicy")
+    manifest = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "isolate", "namespace": team},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    policies.server_side_apply(body=manifest, field_manager="gpulease", force_conflicts=True)
+    narrowed = {"spec": {"podSelector": {"matchLabels": {"none": "x"}}}}
+    policies.patch(
+        body=narrowed, name="isolate", namespace=team, content_type="application/merge-patch+json"
+    )
+    repaired = policies.server_side_apply(body=manifest, field_manager="gpulease", force_conflicts=True)
+    assert repaired.to_dict()["spec"]["podSelector"] == {}
+
+
 def test_apply_conflicts_with_another_manager_unless_forced(kube, team):
     path = f"/api/v1/namespaces/{team}/configmaps/shared"
     config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "shared"}, "data": {"k": "one"}}

@@ -229,11 +229,14 @@ spec:
   failurePolicy: Fail
   reinvocationPolicy: Never
   mutations:
-  - patchType: ApplyConfiguration
-    applyConfiguration:
+  - patchType: JSONPatch
+    jsonPatch:
       expression: >
-        Object{spec: Object.spec{nodeSelector: {"gpulease.io/tier":
-        namespaceObject.metadata.labels["gpulease.io/tier"]}}}
+        has(object.spec.nodeSelector)
+        ? [JSONPatch{op: "add", path: "/spec/nodeSelector/" + jsonpatch.escapeKey("gpulease.io/tier"),
+                     value: namespaceObject.metadata.labels["gpulease.io/tier"]}]
+        : [JSONPatch{op: "add", path: "/spec/nodeSelector",
+                     value: {"gpulease.io/tier": namespaceObject.metadata.labels["gpulease.io/tier"]}}]
 ---
 apiVersion: admissionregistration.k8s.io/v1beta1
 kind: MutatingAdmissionPolicyBinding

@@ -266,15 +266,24 @@ def test_cpu_quota_needs_requests_and_limit_range_fills_them(core):
     assert used == {"requests.cpu": "2", "requests.memory": "2Gi"}
 
 
+TIER_OF_NAMESPACE = 'namespaceObject.metadata.labels["gpulease.io/tier"]'
+# nodeSelector is an atomic map: a JSON patch adds the key, keeping the pod's other keys.
 POLICY_EXPRESSION = (
-    'Object{spec: Object.spec{nodeSelector: {"gpulease.io/tier": '
-    'namespaceObject.metadata.labels["gpulease.io/tier"]}}}'
+    "has(object.spec.nodeSelector)"
+    ' ? [JSONPatch{op: "add", path: "/spec/nodeSelector/" + jsonpatch.escapeKey("gpulease.io/tier"),'
+    f" value: {TIER_OF_NAMESPACE}}}]"
+    f' : [JSONPatch{{op: "add", path: "/spec/nodeSelector", value: {{"gpulease.io/tier": {TIER_OF_NAMESPACE}}}}}]'
 )
+APPLY_NODE_SELECTOR = f'Object{{spec: Object.spec{{nodeSelector: {{"gpulease.io/tier": {TIER_OF_NAMESPACE}}}}}}}'
 
 
 def tier_policy(
-    version: str = "v1", failure_policy: str = "Fail", expression: str = POLICY_EXPRESSION
+    version: str = "v1",
+    failure_policy: str = "Fail",
+    expression: str = POLICY_EXPRESSION,
+    patch_type: str = "JSONPatch",
 ) -> dict:
+    field = "jsonPatch" if patch_type == "JSONPatch" else "applyConfiguration"
     return {
         "apiVersion": f"admissionregistration.k8s.io/{version}",
         "kind": "MutatingAdmissionPolicy",
@@ -292,9 +301,7 @@ def tier_policy(
             },
             "failurePolicy": failure_policy,
             "reinvocationPolicy": "Never",
-            "mutations": [
-                {"patchType": "ApplyConfiguration", "applyConfiguration": {"expression": expression}}
-            ],
+            "mutations": [{"patchType": patch_type, field: {"expression": expression}}],
         },
     }
 
@@ -333,6 +340,53 @@ def test_mutating_policy_merges_into_an_existing_node_selector(api_client, core)
     namespace(core, "mapped", labels={TIER: "h100-1g"})
     created = core.create_namespaced_pod("mapped", gpu_pod("p", nodeSelector={"kubernetes.io/os": "linux"}))
     assert created.spec.node_selector == {"kubernetes.io/os": "linux", TIER: "h100-1g"}
+    # A pod that names another tier is moved to its namespace's: "add" replaces the key.
+    other = core.create_namespaced_pod("mapped", gpu_pod("q", nodeSelector={TIER: "h100-full"}))
+    assert other.spec.node_selector == {TIER: "h100-1g"}
+
+
+def test_an_apply_configuration_may_not_set_an_atomic_map(api_client, core):
+    # As on a real API server: nodeSelector is an atomic map, so merging into it is refused,
+    # and the pod with it (failurePolicy Fail), whether or not the pod has a nodeSelector.
+    api = client.AdmissionregistrationV1Api(api_client)
+    api.create_mutating_admission_policy(
+        tier_policy(expression=APPLY_NODE_SELECTOR, patch_type="ApplyConfiguration")
+    )
+    api.create_mutating_admission_policy_binding(tier_binding())
+    namespace(core, "atomic", labels={TIER: "h100-1g"})
+    for pod in (gpu_pod("p"), gpu_pod("p", nodeSelector={"kubernetes.io/os": "linux"})):
+        with pytest.raises(ApiException) as err:
+            core.create_namespaced_pod("atomic", pod)
+        assert err.value.status == 403
+        assert (
+            "invalid ApplyConfiguration: may not mutate atomic arrays, maps or structs: .spec.nodeSelector"
+            in message(err)
+        )
+    api.patch_mutating_admission_policy("gpulease-tier-pinning", {"spec": {"failurePolicy": "Ignore"}})
+    assert core.create_namespaced_pod("atomic", gpu_pod("p")).spec.node_selector is None
+
+
+def test_an_apply_configuration_merges_granular_maps(api_client, core):
+    api = client.AdmissionregistrationV1Api(api_client)
+    expression = f'Object{{metadata: Object.metadata{{labels: {{"tier": {TIER_OF_NAMESPACE}}}}}}}'
+    api.create_mutating_admission_policy(tier_policy(expression=expression, patch_type="ApplyConfiguration"))
+    api.create_mutating_admission_policy_binding(tier_binding())
+    namespace(core, "labelled", labels={TIER: "h100-2g"})
+    pod = gpu_pod("p")
+    pod["metadata"]["labels"] = {"app": "train"}
+    created = core.create_namespaced_pod("labelled", pod)
+    assert created.metadata.labels == {"app": "train", "tier": "h100-2g"}
+
+
+def test_a_json_patch_that_cannot_apply_follows_the_failure_policy(api_client, core):
+    api = client.AdmissionregistrationV1Api(api_client)
+    expression = '[JSONPatch{op: "remove", path: "/spec/nodeSelector"}]'
+    api.create_mutating_admission_policy(tier_policy(expression=expression))
+    api.create_mutating_admission_policy_binding(tier_binding())
+    namespace(core, "unpatched", labels={TIER: "h100-2g"})
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod("unpatched", gpu_pod("p"))
+    assert err.value.status == 403 and "JSON Patch:" in message(err)
 
 
 def test_mutating_policy_errors_follow_the_failure_policy(api_client, core):
@@ -355,12 +409,13 @@ def test_mutating_policy_is_checked_strictly_on_create(kube):
     from .rawhttp import send
 
     path = "/apis/admissionregistration.k8s.io/v1/mutatingadmissionpolicies"
-    json_patch = tier_policy()
-    json_patch["spec"]["mutations"] = [{"patchType": "JSONPatch", "jsonPatch": {"expression": "[]"}}]
-    status, _, body = send(kube.url, "POST", path, json_patch)
-    assert status == 422 and 'spec.mutations[0].patchType: Unsupported value: "JSONPatch"' in body["message"]
+    strategic = tier_policy()
+    strategic["spec"]["mutations"] = [{"patchType": "StrategicMerge", "jsonPatch": {"expression": "[]"}}]
+    status, _, body = send(kube.url, "POST", path, strategic)
+    assert status == 422 and 'spec.mutations[0].patchType: Unsupported value: "StrategicMerge"' in body["message"]
     comprehension = tier_policy(
-        expression="Object{spec: Object.spec{containers: object.spec.containers.map(c, c)}}"
+        expression="Object{spec: Object.spec{containers: object.spec.containers.map(c, c)}}",
+        patch_type="ApplyConfiguration",
     )
     status, _, body = send(kube.url, "POST", path, comprehension)
     assert status == 422 and "compilation failed" in body["message"]
@@ -372,7 +427,9 @@ def test_mutating_policy_is_checked_strictly_on_create(kube):
 
 def test_mutating_policy_type_path_and_fields_are_checked(api_client, core):
     api = client.AdmissionregistrationV1Api(api_client)
-    api.create_mutating_admission_policy(tier_policy(expression='Object{spec: Object.spec{colour: "blue"}}'))
+    api.create_mutating_admission_policy(
+        tier_policy(expression='Object{spec: Object.spec{colour: "blue"}}', patch_type="ApplyConfiguration")
+    )
     api.create_mutating_admission_policy_binding(tier_binding())
     namespace(core, "typed", labels={TIER: "h100-1g"})
     with pytest.raises(ApiException) as err:

@@ -158,8 +158,10 @@ def test_admission_policy_pinning_uses_the_cluster_wide_policy_not_annotations(p
     assert policy_obj["spec"]["matchConstraints"]["namespaceSelector"]["matchLabels"] == {
         "app.kubernetes.io/managed-by": "gpulease"
     }
-    expression = policy_obj["spec"]["mutations"][0]["applyConfiguration"]["expression"]
-    assert 'namespaceObject.metadata.labels["gpulease.io/tier"]' in expression
+    # A JSON patch: an apply configuration may not set the pod's nodeSelector (an atomic map).
+    (mutation,) = policy_obj["spec"]["mutations"]
+    assert mutation["patchType"] == "JSONPatch"
+    assert 'namespaceObject.metadata.labels["gpulease.io/tier"]' in mutation["jsonPatch"]["expression"]
     assert binding["spec"]["policyName"] == policy_obj["metadata"]["name"]
     # Cluster-wide: nothing lease-specific in them, identical for every lease.
     other = dataclasses.replace(make_spec(policy, lease_id="ffff", namespace="other", tier="h100-full"),
