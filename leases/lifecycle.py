@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from config.durations import format_duration, format_moment
-from leases.errors import AlreadyDecided, DomainError, NotAuthorised
+from leases.errors import AlreadyDecided, DomainError, InvalidTransition, NotAuthorised
 from leases.models import ApprovalDecision, AuditEvent, Lease, SentWarning
 from leases.records import POLICY_APPROVER, add_audit_event
 from leases.states import (
@@ -241,7 +241,13 @@ def extend(
         raise DomainError(f"extend by a positive duration, not {by}", field="duration")
     # Lock before reading the expiry: two extensions at once must both count.
     session.refresh(lease, with_for_update=True)
-    check_transition(lease.state, LeaseState.ACTIVE)
+    # active -> active is the extension; provisioning -> active is the workflow's to make, once
+    # the namespace exists, so it does not count here.
+    if lease.state not in (LeaseState.ACTIVE, LeaseState.EXPIRING):
+        raise InvalidTransition(
+            f"{lease.namespace} is {lease.state}; only an active or expiring lease can be extended",
+            field="state",
+        )
     new_expiry = (lease.expires_at or now) + by
     event = transition(
         session,

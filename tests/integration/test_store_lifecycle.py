@@ -194,12 +194,18 @@ def test_extend_pushes_expiry_counts_it_and_rearms_warnings(engine, make_lease, 
         assert claim_warning(session, lease=lease, offset_seconds=3600, now=now)
 
 
-def test_extend_is_refused_unless_active_or_expiring(engine, make_lease, now):
+@pytest.mark.parametrize("state", sorted(set(S) - {S.ACTIVE, S.EXPIRING}))
+def test_extend_is_refused_unless_active_or_expiring(engine, make_lease, now, state):
+    # PROVISIONING may become ACTIVE, but only when its namespace is ready, never by an extension.
     with session_scope(engine) as session:
         lease = make_lease(session)
-        _force_state(session, lease, S.RECLAIMING)
-        with pytest.raises(InvalidTransition):
+        _force_state(session, lease, state)
+        before = _events(session, lease.id)
+        with pytest.raises(InvalidTransition, match=f"is {state}; only an active or expiring lease"):
             extend(session, lease=lease, by=timedelta(days=1), actor="U", now=now)
+        assert lease.state is state
+        assert (lease.extensions, lease.extended_seconds) == (0, 0)
+        assert _events(session, lease.id) == before
         with pytest.raises(DomainError, match="positive"):
             extend(session, lease=lease, by=timedelta(0), actor="U", now=now)
 
