@@ -100,13 +100,15 @@ def submit(rt: Runtime, req: SubmitRequest) -> Submitted:
     now = rt.now()
     cluster = rt.policy.cluster(req.cluster).name
     with session_scope(rt.engine) as session:
+        # Quota checks read the team's usage; holding the team row makes two requests of
+        # one team queue here instead of both passing on the same numbers.
+        lock_team(session, rt, req.team)
+        # Looked up under the lock: a second delivery of the same request that waited here
+        # for the first finds it recorded, instead of its namespace taken.
         if req.idempotency_key:
             earlier = session.exec(select(Lease).where(Lease.idempotency_key == req.idempotency_key)).first()
             if earlier is not None:
                 return Submitted(earlier.id, str(earlier.state), "unknown", None, duplicate=True)
-        # Quota checks read the team's usage; holding the team row makes two requests of
-        # one team queue here instead of both passing on the same numbers.
-        lock_team(session, rt, req.team)
         verdict = evaluate(
             rt.policy,
             _policy_request(req),
