@@ -5,7 +5,8 @@ leases (lifecycle, reservations) take a session and never commit; the caller own
 transaction, normally through `session_scope`.
 
 SQLite (the embedded default) and PostgreSQL (production) behave the same to callers:
-- PostgreSQL: row locks (`SELECT ... FOR UPDATE`) serialise changes to one lease or pool.
+- PostgreSQL: row locks (`SELECT ... FOR UPDATE`) serialise changes to one lease or pool;
+  `hold_lock` serialises what has no row of its own (all the leases of one requester).
 - SQLite: every transaction starts with `BEGIN IMMEDIATE`, taking the database's write lock
   at the start, so concurrent writers queue (up to the busy timeout) instead of failing
   halfway with "database is locked"; `FOR UPDATE` is a no-op there and not needed.
@@ -13,6 +14,7 @@ SQLite (the embedded default) and PostgreSQL (production) behave the same to cal
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
@@ -97,6 +99,19 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def hold_lock(session: Session, *, name: str) -> None:
+    """Hold a lock named `name` until the session's transaction ends; others asking for it wait.
+
+    A PostgreSQL transaction-level advisory lock; on SQLite every writing transaction holds
+    the database's write lock from its start already, so there is nothing more to take. Two
+    names may share a key (a 64-bit hash): that only makes their holders queue.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _alembic_config() -> Config:

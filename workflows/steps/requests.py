@@ -16,7 +16,7 @@ from leases.ports import Notice
 from leases.records import POLICY_APPROVER, create_lease, ensure_team
 from leases.reservations import live_leases_of, live_namespaces, pool_usage, release, team_usage
 from leases.states import TERMINAL_STATES, UNDECIDED_STATES, LeaseState
-from leases.store import session_scope
+from leases.store import hold_lock, session_scope
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import enqueue, locked, log, mark_step
@@ -100,10 +100,13 @@ def submit(rt: Runtime, req: SubmitRequest) -> Submitted:
     now = rt.now()
     cluster = rt.policy.cluster(req.cluster).name
     with session_scope(rt.engine) as session:
-        # Quota checks read the team's usage; holding the team row makes two requests of
-        # one team queue here instead of both passing on the same numbers.
+        # Limits read the requester's leases in every team, quotas the team's usage: holding
+        # both makes two requests of one requester, or of one team, queue here instead of both
+        # passing on the same numbers. The requester's lock is always taken first, holding
+        # nothing else, so two submissions can never each wait for the other.
+        hold_lock(session, name=f"requester:{req.requester}")
         lock_team(session, rt, req.team)
-        # Looked up under the lock: a second delivery of the same request that waited here
+        # Looked up under the locks: a second delivery of the same request that waited here
         # for the first finds it recorded, instead of its namespace taken.
         if req.idempotency_key:
             earlier = session.exec(select(Lease).where(Lease.idempotency_key == req.idempotency_key)).first()

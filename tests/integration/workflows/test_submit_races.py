@@ -8,14 +8,19 @@ import threading
 import time
 
 import pytest
+import yaml
 from sqlalchemy import text
 from sqlmodel import select
 
+from config.policy import parse_policy
+from config.settings import EXAMPLE_POLICY
 from leases.models import Lease
+from leases.reservations import live_leases_of
 from leases.store import session_scope
 from tests.integration.workflows.test_pipeline import request
 from workflows import api
 from workflows.steps import requests
+from workflows.steps.requests import RequestRefused
 
 
 def blocked_or_done(engine, pid: int, thread: threading.Thread, *, within_s: float = 10.0) -> None:
@@ -77,3 +82,21 @@ def test_a_second_delivery_of_a_request_while_the_first_commits_is_told_it_is_re
     with session_scope(rt.engine) as session:
         assert [lease.id for lease in session.exec(select(Lease)).all()] == [first.lease_id]
 
+
+def test_requests_to_two_teams_at_once_pass_the_per_user_limit_once(make_runtime, monkeypatch):
+    data = yaml.safe_load(EXAMPLE_POLICY.read_text())
+    for team in data["teams"]:
+        team["members"] = sorted({*team.get("members", []), "U0ALICE"})
+    data["limits"]["max_live_leases_per_user"] = 1
+    rt = make_runtime(policy=parse_policy(data))
+    first, second = submit_while_recording(
+        rt,
+        monkeypatch,
+        request(team="ml-research", namespace="alice-nb"),
+        request(team="vision", namespace="alice-vision"),
+    )
+    assert not isinstance(first, Exception), first
+    assert isinstance(second, RequestRefused), second
+    assert [e.field for e in second.errors] == ["requester"]
+    with session_scope(rt.engine) as session:
+        assert [lease.id for lease in live_leases_of(session, requester="U0ALICE")] == [first.lease_id]
