@@ -10,12 +10,16 @@ and their tests.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from config.durations import parse_duration
 
 NO_UNIT = "write a unit, e.g. 8h or 3d"
+# A time from now written without `+` or `in`: digits and units only (`6h`, `1d12h`). An ISO
+# time such as 2026-03-05T18:00Z has other characters, and is read as one.
+_BARE_DURATION = re.compile(r"(?:\d+\s*[smhdw]\s*)+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -151,14 +155,12 @@ def admin_command(text: str, *, now: datetime) -> AdminCommand:
 
 
 def parse_time(text: str, *, now: datetime) -> datetime:
-    """Parse `2026-03-05T18:00` (UTC unless an offset is given), or `+6h` / `in 6h` from now."""
+    """Parse `2026-03-05T18:00` (UTC unless an offset is given), or `+6h` / `in 6h` / `6h` from
+    `now`; a time from now that is not a duration says what is wrong with the duration."""
     value = text.strip()
     relative = value.removeprefix("+").removeprefix("in ").strip()
-    if relative != value or relative[:1].isdigit() and relative[-1:].isalpha():
-        try:
-            return now + typed_duration(relative)
-        except ValueError:
-            pass
+    if relative != value or _BARE_DURATION.fullmatch(relative):
+        return now + typed_duration(relative)  # its errors name the problem: no unit, too long
     try:
         parsed = datetime.fromisoformat(value.replace(" ", "T", 1) if "T" not in value else value)
     except ValueError:
@@ -167,5 +169,7 @@ def parse_time(text: str, *, now: datetime) -> datetime:
         ) from None
     try:
         return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:30-05:00 is past the last time Python can hold in UTC
-        raise ValueError(f"{text!r} is too far in the future") from None
+    except OverflowError:  # past the first or the last time Python can hold in UTC
+        if parsed.year <= 1:
+            raise ValueError(f"{text!r} is in the past: give a time to come, or use `revoke` to reclaim now") from None
+        raise ValueError(f"{text!r} is too far in the future: give a time within the next few years") from None

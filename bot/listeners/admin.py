@@ -6,7 +6,6 @@ workflows.api, which is the authority.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt import App, Respond
@@ -29,7 +28,9 @@ def register(app: App, deps: BotDeps) -> None:
                                   purpose="whether you are a gpulease admin")
             raise NotAuthorised("/gpu-admin is for gpulease admins only", field="actor")
         who = {"actor": actor.user, "actor_groups": actor.groups}
-        match parsing.admin_command(command.get("text") or "", now=datetime.now(UTC)):
+        # `+6h` counts from the workflows' clock, which the reclaim time is checked and swept by
+        # (`gpulease dev` moves it ahead of the wall clock).
+        match parsing.admin_command(command.get("text") or "", now=api.current().now()):
             case parsing.Capacity():
                 respond(**replies.capacity(api.capacity()))
             case parsing.AllLeases():

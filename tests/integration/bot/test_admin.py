@@ -44,6 +44,22 @@ def test_capacity_leases_reclaim_and_revoke(to_bot, slack, kube):
     assert api.leases(live=True) == []
 
 
+def test_a_reclaim_from_now_counts_from_the_workflows_clock(to_bot, slack, runtime):
+    flows.active(to_bot, slack, "U0ALICE", "alice-clock")
+    ahead = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    runtime.clock = lambda: ahead  # as `gpulease dev` does when time is advanced
+    scheduled = admin(to_bot, slack, "reclaim alice-clock at +6h", "will be reclaimed at")
+    assert (ahead + timedelta(hours=6)).strftime("%Y-%m-%d %H:%M UTC") in scheduled["text"]
+
+
+@pytest.mark.parametrize(("at", "reason"), [
+    ("0001-01-01T00:00+05:00", "is in the past"),
+    ("+99999d", "is too long: at most 3650d"),
+])
+def test_a_reclaim_time_out_of_range_says_why(to_bot, slack, runtime, at, reason):
+    admin(to_bot, slack, f"reclaim alice-range at {at}", reason)
+
+
 def test_drain_cordons_the_node(to_bot, slack, kube):
     admin(to_bot, slack, "drain gpu-h100-full-0", "Draining `gpu-h100-full-0`")
     eventually(lambda: kube.get("nodes", "gpu-h100-full-0")["spec"].get("unschedulable") is True,

@@ -49,6 +49,8 @@ def test_namespace_mistakes_say_what_is_wrong(text, problem):
     ("reclaim alice-nb at 2026-03-05 18:00", parsing.Reclaim("alice-nb", datetime(2026, 3, 5, 18, 0, tzinfo=UTC))),
     ("reclaim alice-nb at +6h", parsing.Reclaim("alice-nb", NOW + timedelta(hours=6))),
     ("reclaim alice-nb at in 2d", parsing.Reclaim("alice-nb", NOW + timedelta(days=2))),
+    ("reclaim alice-nb at 1d12h", parsing.Reclaim("alice-nb", NOW + timedelta(days=1, hours=12))),
+    ("reclaim alice-nb at 2026-03-05T18:00Z", parsing.Reclaim("alice-nb", datetime(2026, 3, 5, 18, 0, tzinfo=UTC))),
     ("", parsing.Help()),
 ])
 def test_admin_commands(text, expected):
@@ -62,9 +64,16 @@ def test_times_with_an_offset_keep_it():
 
 @pytest.mark.parametrize(("text", "problem"), [
     ("reclaim alice-nb at someday", "not a time"),
-    ("reclaim alice-nb at +6", "not a time: '+6'"),  # not in 6 seconds
-    ("reclaim alice-nb at in 6", "or +6h"),
+    ("reclaim alice-nb at +6", "'6' has no unit: write a unit, e.g. 8h or 3d"),  # not in 6 seconds
+    ("reclaim alice-nb at in 6", "'6' has no unit"),
+    ("reclaim alice-nb at 6", "or +6h"),
+    ("reclaim alice-nb at in soon", "not a duration: 'soon'"),
+    # The duration's own reason, not "not a time".
+    ("reclaim alice-nb at +99999d", "too long: at most 3650d"),
+    ("reclaim alice-nb at 99999d", "too long: at most 3650d"),
     ("reclaim alice-nb at 9999-12-31T23:30-05:00", "too far in the future"),
+    # Before the first time Python can hold in UTC: in the past, not "too far in the future".
+    ("reclaim alice-nb at 0001-01-01T00:00+05:00", "is in the past"),
     ("reclaim alice-nb 2026-03-05", "`reclaim` takes a namespace and a time"),
     ("drain", "`drain` takes a node name"),
     ("shutdown", "unknown command"),
