@@ -5,6 +5,11 @@ by the first poll; 1 when it was gone already. Deleting the namespace removes ev
 it, so the bundle's other objects need no requests of their own. The cluster-wide pinning
 policy is shared by every lease and stays.
 
+The DELETE asks for Background propagation, as kubectl does: Foreground would have the server
+put a `foregroundDeletion` finalizer on the namespace that only the garbage collector takes
+off, which adds nothing for a namespace (its contents go either way) and has left empty
+namespaces terminating for good (kubernetes/kubernetes#111251).
+
 The DELETE carries the uid read by the guard as a precondition, so a namespace deleted and
 re-created by someone else between the read and the delete is refused by the server instead
 of deleted.
@@ -52,13 +57,13 @@ def teardown(
         return False
     uid = (current.get("metadata") or {}).get("uid")
     if not is_terminating(current):
-        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Foreground"}
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": "Background"}
         if uid:
             body["preconditions"] = {"uid": uid}
         try:
             retry.call(
                 request, api_client, "DELETE", path,
-                query=[("propagationPolicy", "Foreground")], body=body,
+                query=[("propagationPolicy", "Background")], body=body,
                 what=f"delete namespace {spec.namespace}",
             )
         except KubeNotFound:

@@ -51,7 +51,10 @@ def test_teardown_deletes_and_waits_until_gone(kube: KubeSandbox, api, spec, ret
     assert methods[:2] == [("GET", NS, 200), ("DELETE", NS, 200)]
     assert len(methods) == 3
     delete = kube.requests(method="DELETE")[0]
-    assert delete.param("propagationPolicy") == "Foreground"
+    # Background, as kubectl asks: Foreground puts a finalizer on the namespace that only the
+    # garbage collector removes, and has left namespaces terminating for good.
+    assert delete.param("propagationPolicy") == "Background"
+    assert delete.json()["propagationPolicy"] == "Background"
     assert delete.json()["preconditions"] == {"uid": uid}
     assert waits.calls == [0.5]
 
