@@ -160,16 +160,20 @@ def start_reclaim(
     """Begin reclaiming a running lease now (release by the requester, revoke or expiry).
 
     A sweep decides from rows it read earlier: `still_due` re-checks its reason under the
-    lease's lock, so a lease extended (or marked busy) in between is left running."""
+    lease's lock, so a lease extended (or marked busy) in between is left running. A lease
+    reclaimed already is left as it is: a sweep gets its state back, a person is told (once
+    they are found to be allowed) that nothing changed."""
     now = rt.now()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
-        if lease.state is LeaseState.RECLAIMING or lease.state is LeaseState.RECLAIMED:
-            return str(lease.state)
         if still_due is not None and lease.state in RUNNING and not still_due(session, lease):
             return str(lease.state)
         if not admin and actor not in (lease.requester, SYSTEM):
             raise NotAuthorised("only the requester or an admin can release this lease", field="actor")
+        if lease.state in (LeaseState.RECLAIMING, LeaseState.RECLAIMED):
+            if actor == SYSTEM:
+                return str(lease.state)
+            raise AlreadyDecided(_reclaimed_already(lease, actor=actor))
         if lease.state not in (*RUNNING, LeaseState.PROVISIONING):
             raise DomainError(f"{lease.namespace} is {lease.state}; there is nothing to release yet")
         transition(session, lease=lease, to=LeaseState.RECLAIMING, actor=actor, reason=reason, now=now)
@@ -178,6 +182,14 @@ def start_reclaim(
         state = str(lease.state)
     enqueue(rt, "reclaim", lease_id)
     return state
+
+
+def _reclaimed_already(lease: Lease, *, actor: str) -> str:
+    """Say that a lease a person asks to end is ending or over already."""
+    if lease.state is LeaseState.RECLAIMED:
+        return f"{lease.namespace} is reclaimed already"
+    gets = "you get" if actor == lease.requester else f"its owner <@{lease.requester}> gets"
+    return f"{lease.namespace} is being reclaimed already; {gets} a receipt when it is gone"
 
 
 def schedule_reclaim(rt: Runtime, *, lease_id: str, at: datetime, actor: str) -> None:

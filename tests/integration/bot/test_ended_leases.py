@@ -1,0 +1,28 @@
+"""Commands and buttons about a lease that is ending or over: each answer says what the lease is
+and that nothing changed, and never claims to have done what it did not."""
+
+from __future__ import annotations
+
+from workflows import api
+
+from . import flows
+from .conftest import eventually
+
+
+def test_a_release_while_reclaiming_is_refused_to_others_and_not_repeated(to_bot, slack, kube, runtime):
+    flows.active(to_bot, slack, "U0ALICE", "alice-rel")
+    kube.deny(verb="delete", resource="namespaces")  # the reclaim cannot finish: the lease stays reclaiming
+    to_bot.slash_command("/gpu-namespace", "release alice-rel", user_id="U0ALICE")
+    flows.ephemeral(slack, "U0ALICE", "Releasing `alice-rel`")
+    eventually(lambda: runtime.queue.idle() and api.lease_by_namespace("alice-rel").state == "reclaiming",
+               what="the reclaim stuck")
+
+    to_bot.slash_command("/gpu-namespace", "release alice-rel", user_id="U0BOB")
+    refused = flows.ephemeral(slack, "U0BOB", "only the requester")
+    assert refused["text"].startswith("⛔ only the requester or an admin can release this lease")
+    to_bot.slash_command("/gpu-namespace", "release alice-rel", user_id="U0ALICE")
+    again = flows.ephemeral(slack, "U0ALICE", "already")
+    assert again["text"].startswith("ℹ️ alice-rel is being reclaimed already; you get a receipt when it is gone. "
+                                    "Nothing changed.")
+    assert not any("Releasing" in e["text"] for e in slack.ephemerals(user="U0BOB"))
+    assert sum("Releasing" in e["text"] for e in slack.ephemerals(user="U0ALICE")) == 1

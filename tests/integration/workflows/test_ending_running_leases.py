@@ -1,0 +1,51 @@
+"""Ending a running lease: who may release it, what a second release or revoke says, and what
+its owner is told when it is gone."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+
+from leases.errors import AlreadyDecided, NotAuthorised
+from leases.models import AuditEvent
+from leases.states import LeaseState
+from leases.store import session_scope
+from tests.integration.workflows.test_pipeline import request, state_of
+from workflows import api
+from workflows.steps import reclaiming
+from workflows.steps.common import SYSTEM
+
+
+def _reclaiming_events(rt, lease_id: str) -> list[str]:
+    with session_scope(rt.engine) as session:
+        return list(session.exec(
+            select(AuditEvent.actor).where(AuditEvent.lease_id == lease_id,
+                                           AuditEvent.to_state == LeaseState.RECLAIMING)
+        ).all())
+
+
+def test_a_lease_being_reclaimed_is_refused_to_a_stranger_and_a_second_release_changes_nothing(make_runtime):
+    rt = make_runtime()
+    s = api.submit(request())
+    rt.queue.drain()
+    assert api.release(namespace="alice-nb", actor="U0ALICE") == LeaseState.RECLAIMING
+    rt.queue.pending.clear()  # the reclaim has not run yet: the lease stays reclaiming
+
+    with pytest.raises(NotAuthorised, match="only the requester or an admin"):
+        api.release(namespace="alice-nb", actor="U0BOB")
+    with pytest.raises(AlreadyDecided, match="alice-nb is being reclaimed already; you get a receipt"):
+        api.release(namespace="alice-nb", actor="U0ALICE")
+    with pytest.raises(AlreadyDecided, match="its owner <@U0ALICE> gets a receipt"):
+        api.revoke(namespace="alice-nb", actor="U0ADMIN", reason="over budget")
+    assert list(rt.queue.pending) == []  # nothing enqueued again
+    assert _reclaiming_events(rt, s.lease_id) == ["U0ALICE"]
+
+    # A sweep that read the lease as running before the release goes on quietly.
+    assert reclaiming.start_reclaim(rt, lease_id=s.lease_id, actor=SYSTEM, reason="expired") == "reclaiming"
+    rt.queue("reclaim", s.lease_id)
+    rt.queue.drain()
+    assert state_of(rt, s.lease_id) is LeaseState.RECLAIMED
+    with pytest.raises(NotAuthorised):
+        api.release(lease_id=s.lease_id, actor="U0BOB")
+    with pytest.raises(AlreadyDecided, match="alice-nb is reclaimed already"):
+        api.release(lease_id=s.lease_id, actor="U0ALICE")
