@@ -13,12 +13,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
-from leases.errors import DomainError, NotAuthorised, NotFound
+from leases.errors import AlreadyDecided, DomainError, NotAuthorised, NotFound
 from leases.models import Lease
 from leases.policy import FieldError
 from leases.records import find_live_lease, record_event
 from leases.reservations import PoolUsage, pool_usage
-from leases.states import LIVE_STATES, UNDECIDED_STATES, LeaseState
+from leases.states import LIVE_STATES, TERMINAL_STATES, UNDECIDED_STATES, LeaseState
 from leases.store import session_scope
 from workflows.runtime import current
 from workflows.steps import reclaiming, requests
@@ -281,6 +281,12 @@ def mark_busy(*, lease_id: str, actor: str) -> None:
         lease = locked(session, lease_id)
         if actor != lease.requester:
             raise NotAuthorised("only the requester can mark this lease busy", field="actor")
+        # Only a running lease is reclaimed as idle: for any other, "in use" would promise nothing.
+        if lease.state is LeaseState.RECLAIMING or lease.state in TERMINAL_STATES:
+            raise AlreadyDecided(f"{lease.namespace} is {lease.state} already", field="state")
+        if lease.state not in reclaiming.RUNNING:
+            raise DomainError(f"{lease.namespace} is {lease.state}; only a running lease can be marked in use",
+                              field="state")
         record_event(session, actor=actor, action="lease.marked_busy", now=rt.now(), lease_id=lease.id)
 
 

@@ -49,3 +49,22 @@ def test_a_lease_being_reclaimed_is_refused_to_a_stranger_and_a_second_release_c
         api.release(lease_id=s.lease_id, actor="U0BOB")
     with pytest.raises(AlreadyDecided, match="alice-nb is reclaimed already"):
         api.release(lease_id=s.lease_id, actor="U0ALICE")
+
+
+def test_a_lease_that_ended_cannot_be_marked_in_use(make_runtime):
+    rt = make_runtime()
+    s = api.submit(request())
+    rt.queue.drain()
+    api.mark_busy(lease_id=s.lease_id, actor="U0ALICE")  # running: noted
+    api.release(lease_id=s.lease_id, actor="U0ALICE")
+    with pytest.raises(AlreadyDecided, match="alice-nb is reclaiming already"):
+        api.mark_busy(lease_id=s.lease_id, actor="U0ALICE")
+    rt.queue.drain()
+    with pytest.raises(NotAuthorised, match="only the requester"):
+        api.mark_busy(lease_id=s.lease_id, actor="U0BOB")
+    with pytest.raises(AlreadyDecided, match="alice-nb is reclaimed already"):
+        api.mark_busy(lease_id=s.lease_id, actor="U0ALICE")
+    with session_scope(rt.engine) as session:
+        marked = session.exec(select(AuditEvent).where(AuditEvent.lease_id == s.lease_id,
+                                                       AuditEvent.action == "lease.marked_busy")).all()
+    assert len(marked) == 1
