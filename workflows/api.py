@@ -13,12 +13,14 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
+from config.durations import format_moment
 from leases.errors import AlreadyDecided, DomainError, NotAuthorised, NotFound
-from leases.models import Lease
+from leases.lifecycle import outcome_message
+from leases.models import ApprovalDecision, Lease
 from leases.policy import FieldError
-from leases.records import find_live_lease, record_event
+from leases.records import POLICY_APPROVER, find_live_lease, record_event
 from leases.reservations import PoolUsage, pool_usage
-from leases.states import LIVE_STATES, TERMINAL_STATES, UNDECIDED_STATES, LeaseState
+from leases.states import LIVE_STATES, TERMINAL_STATES, UNDECIDED_STATES, Decision, LeaseState
 from leases.store import session_scope
 from workflows.runtime import current
 from workflows.steps import reclaiming, requests
@@ -48,6 +50,7 @@ __all__ = [
     "mark_busy",
     "refusal",
     "release",
+    "require_undecided",
     "revoke",
     "schedule_reclaim",
     "submit",
@@ -116,6 +119,24 @@ def decide(
         approve=approve,
         reason=reason,
     )
+
+
+def require_undecided(*, lease_id: str) -> None:
+    """Raise AlreadyDecided unless the request still waits for an approver, in the words a
+    second Approve gets: who decided it and when, or how it ended without a decision."""
+    rt = current()
+    with session_scope(rt.engine) as session:
+        lease = session.get(Lease, lease_id)
+        if lease is None:
+            raise NotFound(f"no lease {lease_id}", field="lease")
+        if lease.state in UNDECIDED_STATES:
+            return
+        earlier = session.exec(select(ApprovalDecision).where(ApprovalDecision.lease_id == lease_id)).first()
+        if earlier is None:  # withdrawn, cancelled, expired or failed: nobody decided
+            raise AlreadyDecided(outcome_message(session, lease))
+        verb = "approved" if earlier.decision is Decision.APPROVE else "denied"
+        by = "by policy" if earlier.approver == POLICY_APPROVER else f"by <@{earlier.approver}>"
+        raise AlreadyDecided(f"This request was already {verb} {by} at {format_moment(earlier.decided_at)}.")
 
 
 def cancel(*, lease_id: str, actor: str, actor_groups: frozenset[str] = frozenset()) -> str:

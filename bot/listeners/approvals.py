@@ -28,7 +28,6 @@ from ..forms import deny_reason
 from ..listen import listen
 from .commands import extended_text
 
-UNDECIDED = ("requested", "pending_approval")
 RUNNING = ("active", "expiring")
 DENIAL = "gpulease_denial"  # context key: (lease id, reason) from a complete Deny modal
 
@@ -78,9 +77,8 @@ def register(app: App, deps: BotDeps) -> None:
     def deny(body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
         ref = _clicked(body)
         modal = modals.opened(context, what="the Deny form", retry="click Deny")
+        api.require_undecided(lease_id=ref.lease_id)  # in the words Approve would use
         lease = api.lease_details(ref.lease_id)
-        if lease["state"] not in UNDECIDED:
-            raise AlreadyDecided(f"{lease['namespace']} was decided already (it is {lease['state']}).")
         # Checked here too so a non-approver is told at once instead of after typing a reason.
         deps.require_approver(deps.actor(body["user"]["id"]), tier=lease["tier"], requester=lease["requester"])
         modals.show(client, modal, view=deny_modal(

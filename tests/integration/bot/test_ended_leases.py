@@ -3,6 +3,8 @@ and that nothing changed, and never claims to have done what it did not."""
 
 from __future__ import annotations
 
+import re
+
 from leases.ports import Notice
 from sandbox.slack import dm_channel_id
 from workflows import api
@@ -43,3 +45,28 @@ def test_its_in_use_on_the_idle_warning_of_a_released_lease_says_it_is_reclaimed
     note = flows.ephemeral(slack, "U0ALICE", "reclaimed already")
     assert note["text"].startswith("ℹ️ alice-idle is reclaimed already. Nothing changed.")
     assert not any("is in use" in e["text"] for e in slack.ephemerals(user="U0ALICE"))
+
+
+def test_deny_on_a_request_its_requester_withdrew_says_so_as_approve_does(to_bot, slack):
+    flows.submit(to_bot, slack, "U0ALICE", "alice-wd", tier="h100-3g")
+    card = flows.card(slack, "alice-wd")
+    to_bot.slash_command("/gpu-namespace", "release alice-wd", user_id="U0ALICE")
+    flows.ephemeral(slack, "U0ALICE", "was cancelled")
+    to_bot.block_action("lease.deny", user_id="U0APPROVER1", channel=flows.APPROVALS, message=card)
+    denied = flows.modal(slack, "U0APPROVER1", "withdrawn")["blocks"][0]["text"]["text"]
+    to_bot.block_action("lease.approve", user_id="U0APPROVER2", channel=flows.APPROVALS, message=card)
+    approved = flows.ephemeral(slack, "U0APPROVER2", "withdrawn")["text"]
+    said = re.compile(r"ℹ️ This request was withdrawn by its requester at \d{4}-\d\d-\d\d \d\d:\d\d UTC\. "
+                      r"Nothing changed\. \(ref [0-9a-f]{8}\)")
+    assert said.fullmatch(denied) and said.fullmatch(approved), (denied, approved)
+
+
+def test_deny_on_an_approved_request_names_who_approved_as_approve_does(to_bot, slack):
+    flows.submit(to_bot, slack, "U0ALICE", "alice-ok", tier="h100-3g")
+    card = flows.card(slack, "alice-ok")
+    to_bot.block_action("lease.approve", user_id="U0APPROVER1", channel=flows.APPROVALS, message=card)
+    eventually(lambda: "Approved" in str(flows.current(slack, card)["blocks"]), what="the first decision")
+    to_bot.block_action("lease.deny", user_id="U0APPROVER2", channel=flows.APPROVALS, message=card)
+    denied = flows.modal(slack, "U0APPROVER2", "already approved")["blocks"][0]["text"]["text"]
+    assert re.fullmatch(r"ℹ️ This request was already approved by <@U0APPROVER1> at "
+                        r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\. Nothing changed\. \(ref [0-9a-f]{8}\)", denied), denied
