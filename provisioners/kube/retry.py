@@ -1,13 +1,23 @@
 """The one retry policy for Kubernetes API calls, and the errors it turns failures into.
 
 Transient failures are retried with tenacity, bounded in attempts and in seconds, with
-exponential backoff and jitter: connection errors (refused, dropped, reset), timeouts,
-429 (honouring Retry-After), 500/502/503/504, and 409 Conflict on an update. Everything
-else fails at once as a `KubeApiError` (a `PermanentError`) that names the verb, the object
-and the API server's message. `KubeNotFound` and `KubeAlreadyExists` are the two refusals
-callers act on (absent → create; a create answered AlreadyExists → adopt).
+exponential backoff and jitter: connection errors (refused, dropped, reset, also when the
+connection drops during TLS), timeouts, 429 (honouring Retry-After), 500/502/503/504, and 409
+Conflict on an update. A refusal fails at once as a `KubeApiError` (a `PermanentError`) that
+names the verb, the object and the API server's message. `KubeNotFound` and
+`KubeAlreadyExists` are the two refusals callers act on (absent → create; a create answered
+AlreadyExists → adopt). Anything else that fails before the server answers (a certificate
+not trusted, a TLS set-up the server does not speak, a bad address) fails at once as a
+`KubeClientError`, also a `PermanentError`, that says what to check.
 
 Exhausted retries become `TemporaryError`, so a workflow step can be retried later as a whole.
+Callers see only these two families, never the client's own exceptions.
+
+With urllib3's retries off, a TLS failure reaches us as urllib3's `SSLError`, which the
+kubernetes client turns into an `ApiException` with status 0 (the SSLError as its context):
+both are classified by the ssl error inside, since an EOF or reset mid-handshake is a dropped
+connection (a restarting API server, a load balancer's idle timeout) and a failed
+certificate check is not.
 
 Part of provisioners.kube; imported by provisioners and (through it) workflows.
 """
@@ -20,6 +30,8 @@ import http.client
 import json
 import logging
 import random
+import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,7 +43,7 @@ from kubernetes.client.exceptions import ApiException
 from tenacity import RetryCallState, RetryError, Retrying, retry_if_exception
 
 from config.settings import Settings
-from leases.errors import PermanentError, TemporaryError
+from leases.errors import DomainError, InfrastructureError, PermanentError, TemporaryError
 from provisioners.kube.metrics import KUBE_FAILURES, KUBE_RETRIES
 
 logger = logging.getLogger(__name__)
@@ -51,6 +63,11 @@ _TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (
     ConnectionError,
     TimeoutError,
 )
+# What an ssl error says when the connection was dropped mid-TLS: an EOF, a reset or a
+# closed socket (ssl.SSLEOFError and friends; the words, for errors that come as text only).
+_DROPPED_TLS = (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLSyscallError, ConnectionError, TimeoutError)
+_DROPPED_TLS_WORDS = re.compile(r"\beof\b|unexpected_eof|connection reset|reset by peer|broken pipe|timed out", re.I)
+_CERTIFICATE_WORDS = re.compile(r"certificate", re.I)
 _METHOD_OF_VERB = {
     "get": "GET",
     "list": "GET",
@@ -71,6 +88,16 @@ class KubeApiError(PermanentError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+        self.verb = verb
+        self.what = what
+
+
+class KubeClientError(PermanentError):
+    """A call failed before the API server answered, in a way no retry can change (a TLS
+    certificate not trusted, an address the client cannot use)."""
+
+    def __init__(self, message: str, *, verb: str, what: str) -> None:
+        super().__init__(message)
         self.verb = verb
         self.what = what
 
@@ -105,6 +132,9 @@ def api_message(exc: ApiException) -> str:
 
 def is_transient(exc: BaseException, *, verb: str) -> bool:
     """Tell whether a failed call with this verb is worth another attempt."""
+    tls = tls_failure(exc)
+    if tls is not None:
+        return _dropped(tls)
     if isinstance(exc, ApiException):
         status = exc.status or 0
         if status in RETRIED_STATUSES:
@@ -113,6 +143,56 @@ def is_transient(exc: BaseException, *, verb: str) -> bool:
             return verb in CONFLICT_RETRIED_VERBS and status_reason(exc) != "AlreadyExists"
         return False
     return isinstance(exc, _TRANSIENT_EXCEPTIONS)
+
+
+def tls_failure(exc: BaseException) -> BaseException | None:
+    """Return the TLS error behind a failed call, if it is one: urllib3's SSLError, raw or in the
+    status-0 ApiException the kubernetes client turns it into, or the reason of a MaxRetryError."""
+    if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
+        return exc
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        return tls_failure(exc.reason)
+    if isinstance(exc, ApiException) and not exc.status:
+        inner = exc.__cause__ or exc.__context__
+        if isinstance(inner, urllib3.exceptions.SSLError | ssl.SSLError):
+            return inner
+        if str(exc.reason or "").startswith("SSLError"):
+            return exc  # the client's text of the SSLError is all there is
+    return None
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """Return exc and the exceptions inside it: its exception arguments, cause and context."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo.extend(a for a in current.args if isinstance(a, BaseException))
+        todo.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return seen
+
+
+def _text(exc: BaseException) -> str:
+    return " ".join(str(e.reason if isinstance(e, ApiException) else e) for e in _chain(exc))
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    chain = _chain(exc)
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain):
+        return True
+    return bool(_CERTIFICATE_WORDS.search(_text(exc)))
+
+
+def _dropped(tls: BaseException) -> bool:
+    """Tell whether a TLS error is the connection dropped or reset, not a TLS set-up refused."""
+    if _certificate_refused(tls):
+        return False
+    if any(isinstance(e, _DROPPED_TLS) for e in _chain(tls)):
+        return True
+    return bool(_DROPPED_TLS_WORDS.search(_text(tls)))
 
 
 def retry_after(exc: BaseException, *, now: Callable[[], datetime] | None = None) -> float | None:
@@ -204,9 +284,14 @@ class RetryPolicy:
                 f"{what}: still failing after {attempts} attempt(s) in {elapsed:.1f}s: {_describe(last)}",
                 delay=retry_after(last) if last is not None else None,
             ) from last
+        except (InfrastructureError, DomainError):
+            raise  # ours already, from a call made inside fn
         except ApiException as exc:
-            KUBE_FAILURES.labels(verb, str(exc.status)).inc()
-            raise api_error(exc, what=what) from exc
+            KUBE_FAILURES.labels(verb, _status_of(exc)).inc()
+            raise (api_error(exc, what=what) if exc.status else client_error(exc, what=what)) from exc
+        except Exception as exc:
+            KUBE_FAILURES.labels(verb, _status_of(exc)).inc()
+            raise client_error(exc, what=what) from exc
 
     def wrap(self, *, what: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Return a decorator that runs a function under this policy."""
@@ -241,6 +326,30 @@ def api_error(exc: ApiException, *, what: str) -> KubeApiError:
     return KubeApiError(message, status=status, reason=reason, verb=verb, what=what)
 
 
+def client_error(exc: BaseException, *, what: str) -> KubeClientError:
+    """Turn a call that failed before the API server answered, and that no retry can change,
+    into a PermanentError naming the object, what went wrong and what to check."""
+    verb = verb_of(what)
+    tls = tls_failure(exc)
+    if tls is not None and _certificate_refused(tls):
+        message = (
+            f"{what}: the API server's TLS certificate was not accepted ({_describe(tls)}): check that "
+            "the kubeconfig's certificate-authority-data (or the service account's ca.crt) is the "
+            "cluster's CA, and that the server address is one the certificate names"
+        )
+    elif tls is not None:
+        message = (
+            f"{what}: TLS with the API server failed ({_describe(tls)}): check the server address in "
+            "the kubeconfig or the API URL (https, and the API server's port) and its TLS settings"
+        )
+    else:
+        message = (
+            f"{what}: the call failed in the client ({_describe(exc)}); not retried: check the "
+            "cluster's API URL or kubeconfig"
+        )
+    return KubeClientError(message, verb=verb, what=what)
+
+
 def _status_body(exc: ApiException) -> dict[str, Any]:
     if not exc.body:
         return {}
@@ -266,12 +375,19 @@ def _header(headers: Mapping[str, str] | Any, name: str) -> str | None:
 
 
 def _status_of(exc: BaseException | None) -> str:
-    if isinstance(exc, ApiException):
+    if isinstance(exc, ApiException) and exc.status:
         return str(exc.status)
+    if exc is not None and (tls := tls_failure(exc)) is not None and tls is not exc:
+        return type(tls).__name__  # the SSLError inside a status-0 ApiException
     return type(exc).__name__ if exc is not None else "-"
 
 
 def _describe(exc: BaseException | None) -> str:
-    if isinstance(exc, ApiException):
+    if isinstance(exc, ApiException) and exc.status:
         return f"{exc.status} {status_reason(exc) or exc.reason}: {api_message(exc)}"
+    if isinstance(exc, ApiException):  # no answer: the client's reason, e.g. "SSLError\n[SSL: ...]"
+        inner = tls_failure(exc)
+        if inner is not None and inner is not exc:
+            return _describe(inner)
+        return ": ".join(str(exc.reason or "no response").splitlines())
     return f"{type(exc).__name__}: {exc}" if exc is not None else "no error recorded"

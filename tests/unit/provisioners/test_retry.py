@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import ssl
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -14,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from leases.errors import PermanentError, TemporaryError
 from provisioners.kube import KubeAlreadyExists, KubeApiError, KubeNotFound, RetryPolicy, is_transient
-from provisioners.kube.retry import retry_after
+from provisioners.kube.retry import KubeClientError, retry_after
 
 
 def api_error(
@@ -63,6 +64,28 @@ class Flaky:
         return "ok"
 
 
+def as_the_client_raises(error: urllib3.exceptions.SSLError) -> ApiException:
+    """Return the ApiException the kubernetes client raises for a urllib3 SSLError: status 0,
+    the error's text as reason, the error itself as context (kubernetes/client/rest.py)."""
+    try:
+        try:
+            raise error
+        except urllib3.exceptions.SSLError as e:
+            raise ApiException(status=0, reason="\n".join([type(e).__name__, str(e)]))  # noqa: B904
+    except ApiException as raised:
+        return raised
+
+
+TLS_EOF = urllib3.exceptions.SSLError(
+    ssl.SSLEOFError(8, "[SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol (_ssl.c:1006)")
+)
+TLS_UNTRUSTED = urllib3.exceptions.SSLError(ssl.SSLCertVerificationError(
+    1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate (_ssl.c:1006)"
+))
+TLS_NOT_SPOKEN = urllib3.exceptions.SSLError(
+    ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number (_ssl.c:1006)")
+)
+
 RETRIED = [
     ("429", api_error(429, reason="TooManyRequests"), "get"),
     ("500", api_error(500, reason="InternalError"), "get"),
@@ -81,6 +104,12 @@ RETRIED = [
     ("remote disconnected", http.client.RemoteDisconnected("closed"), "get"),
     ("builtin connection error", ConnectionResetError("reset"), "delete"),
     ("builtin timeout", TimeoutError("timed out"), "get"),
+    # A connection dropped mid-TLS: urllib3's SSLError, raw or as the client re-raises it.
+    ("tls eof", TLS_EOF, "get"),
+    ("tls eof from the client", as_the_client_raises(TLS_EOF), "apply"),
+    ("tls reset", urllib3.exceptions.SSLError(ConnectionResetError(104, "Connection reset by peer")), "delete"),
+    ("tls eof as text", urllib3.exceptions.SSLError("eof"), "get"),
+    ("tls eof after urllib3 retries", urllib3.exceptions.MaxRetryError(None, "/api/v1", TLS_EOF), "get"),
 ]
 NOT_RETRIED = [
     ("400", api_error(400, reason="BadRequest"), "apply"),
@@ -94,6 +123,12 @@ NOT_RETRIED = [
     ("409 on delete", api_error(409, reason="Conflict"), "delete"),
     ("501", api_error(501), "get"),
     ("ssl (status 0)", ApiException(status=0, reason="SSLError"), "get"),
+    ("untrusted certificate", TLS_UNTRUSTED, "get"),
+    ("untrusted certificate from the client", as_the_client_raises(TLS_UNTRUSTED), "create"),
+    ("untrusted certificate after urllib3 retries",
+     urllib3.exceptions.MaxRetryError(None, "/api/v1", TLS_UNTRUSTED), "get"),
+    ("tls the server does not speak", as_the_client_raises(TLS_NOT_SPOKEN), "get"),
+    ("bad address", urllib3.exceptions.LocationParseError("http://[::1"), "get"),
     ("programming error", ValueError("bad"), "get"),
 ]
 
@@ -116,11 +151,51 @@ def test_permanent_failures_fail_at_once(case: str, exc: BaseException, verb: st
         policy(clock).call(fn, what=f"{verb} namespace ns-a")
     assert fn.calls == 1
     assert clock.sleeps == []
-    if isinstance(exc, ApiException):
-        assert isinstance(raised.value, PermanentError)
-        assert raised.value.__cause__ is exc
-    else:
-        assert raised.value is exc
+    # Callers see the module's errors only, never the client's own exceptions.
+    assert isinstance(raised.value, PermanentError)
+    assert raised.value.__cause__ is exc
+
+
+@pytest.mark.parametrize(("case", "exc", "verb"), RETRIED, ids=[c[0] for c in RETRIED])
+def test_transient_failures_that_last_become_temporary_errors(case: str, exc: BaseException, verb: str) -> None:
+    fn = Flaky(*[exc] * 3)
+    with pytest.raises(TemporaryError) as raised:
+        policy(FakeClock(), attempts=3).call(fn, what=f"{verb} namespace ns-a")
+    assert fn.calls == 3
+    assert str(raised.value).startswith(f"{verb} namespace ns-a: still failing after 3 attempt(s)")
+
+
+def test_a_dropped_tls_connection_is_described_by_its_ssl_error() -> None:
+    fn = Flaky(*[as_the_client_raises(TLS_EOF)] * 2)
+    with pytest.raises(TemporaryError) as raised:
+        policy(FakeClock(), attempts=2).call(fn, what="get namespace ns-a")
+    assert "SSLError: [SSL: UNEXPECTED_EOF_WHILE_READING] EOF occurred in violation of protocol" in str(raised.value)
+
+
+def test_an_untrusted_certificate_says_to_check_the_ca() -> None:
+    with pytest.raises(KubeClientError) as raised:
+        policy(FakeClock()).call(Flaky(as_the_client_raises(TLS_UNTRUSTED)), what="get namespace ns-a")
+    text = str(raised.value)
+    assert text.startswith("get namespace ns-a: the API server's TLS certificate was not accepted")
+    assert "certificate verify failed: self-signed certificate" in text
+    assert "certificate-authority-data" in text and "kubeconfig" in text
+    assert "refused by the API server" not in text  # the server never answered
+
+
+def test_other_tls_and_client_failures_say_what_to_check() -> None:
+    with pytest.raises(KubeClientError, match="TLS with the API server failed .*wrong version number.*check the "
+                       "server address"):
+        policy(FakeClock()).call(Flaky(as_the_client_raises(TLS_NOT_SPOKEN)), what="get namespace ns-a")
+    with pytest.raises(KubeClientError, match="the call failed in the client .*LocationParseError.*check the "
+                       "cluster's API URL or kubeconfig"):
+        policy(FakeClock()).call(Flaky(urllib3.exceptions.LocationParseError("x")), what="get namespace ns-a")
+
+
+def test_the_module_errors_raised_inside_a_call_pass_through() -> None:
+    inner = TemporaryError("get namespace ns-a: still failing")
+    with pytest.raises(TemporaryError) as raised:
+        policy(FakeClock()).call(Flaky(inner), what="get namespace ns-a")
+    assert raised.value is inner
 
 
 def test_permanent_error_names_verb_object_and_api_message() -> None:
