@@ -39,12 +39,17 @@ def _clicked(body: dict[str, Any]) -> buttons.LeaseButton:
 def _extension_still_open(lease: dict[str, Any], ref: buttons.LeaseButton) -> None:
     if ref.by is None or ref.extensions is None:
         raise DomainError("this button is out of date; use /gpu-namespace list")
+    namespace, state = lease.get("namespace"), lease.get("state")
+    if state not in RUNNING:
+        # Nobody answered it: the lease ended (or is ending) under it.
+        ending = "is being reclaimed" if state == "reclaiming" else f"has ended (it is {state})"
+        raise AlreadyDecided(f"`{namespace}` {ending}, so there is nothing left to extend")
     # The card was rendered at extension count `ref.extensions`; any extension since then
     # (this one granted by another click, or the requester's own) answers it.
-    if lease.get("state") not in RUNNING or int(lease.get("extensions") or 0) != ref.extensions:
+    if int(lease.get("extensions") or 0) != ref.extensions:
         raise AlreadyDecided(
-            f"this extension request for {lease.get('namespace')} was answered already "
-            f"(the lease is {lease.get('state')}, extended {lease.get('extensions')} time(s))."
+            f"this extension request for {namespace} was answered already "
+            f"(the lease is {state}, extended {lease.get('extensions')} time(s))."
         )
 
 

@@ -70,3 +70,24 @@ def test_deny_on_an_approved_request_names_who_approved_as_approve_does(to_bot, 
     denied = flows.modal(slack, "U0APPROVER2", "already approved")["blocks"][0]["text"]["text"]
     assert re.fullmatch(r"ℹ️ This request was already approved by <@U0APPROVER1> at "
                         r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\. Nothing changed\. \(ref [0-9a-f]{8}\)", denied), denied
+
+
+def _extension_cards(slack) -> list[dict]:
+    return [m for m in slack.messages(flows.APPROVALS) if "asks to extend" in m.get("text", "")]
+
+
+def test_allow_or_deny_on_the_extension_card_of_a_lease_that_ended_says_it_ended(to_bot, slack):
+    flows.active(to_bot, slack, "U0ALICE", "alice-end")
+    to_bot.slash_command("/gpu-namespace", "extend alice-end 40d", user_id="U0ALICE")
+    [card] = eventually(lambda: _extension_cards(slack), what="the extension card")
+    to_bot.slash_command("/gpu-namespace", "release alice-end", user_id="U0ALICE")
+    flows.dm_about(slack, "U0ALICE", "Receipt", timeout=20)
+    for action, approver in (("extension.approve", "U0APPROVER1"), ("extension.deny", "U0APPROVER2")):
+        to_bot.block_action(action, user_id=approver, channel=flows.APPROVALS, message=card)
+        note = flows.ephemeral(slack, approver, "alice-end")["text"]
+        assert note.startswith("ℹ️ `alice-end` has ended (it is reclaimed), so there is nothing left to extend. "
+                               "Nothing changed."), note
+        assert "answered" not in note
+    assert flows.current(slack, card)["blocks"] == card["blocks"]
+    told = [m.get("text", "") for m in flows.dms(slack, "U0ALICE")]
+    assert not any("did not allow extending" in t or "(approved by" in t for t in told), told
