@@ -237,9 +237,12 @@ _NOT_RUNNING_YET = frozenset(
 )
 
 
-def _end(lease_id: str, *, actor: str, admin: bool, reason: str, why: str | None = None) -> str:
+def _end(
+    lease_id: str, *, actor: str, admin: bool, reason: str, why: str | None = None, revoked: bool = False
+) -> str:
     """Cancel a lease that is not running yet, or begin reclaiming it; return the new state.
 
+    `why`: what an admin said (as typed), for the requester; `revoked`: the admin revoked it.
     The state is read without a lock and checked again by the path it picks, under the lease's
     lock: a request that started provisioning in between is reclaimed after all."""
     rt = current()
@@ -254,7 +257,8 @@ def _end(lease_id: str, *, actor: str, admin: bool, reason: str, why: str | None
             if state not in (LeaseState.PROVISIONING, *reclaiming.RUNNING, LeaseState.RECLAIMING,
                              LeaseState.RECLAIMED):
                 raise  # not allowed, or ended meanwhile (the refusal says how)
-    return reclaiming.start_reclaim(rt, lease_id=lease_id, actor=actor, reason=reason, admin=admin)
+    return reclaiming.start_reclaim(rt, lease_id=lease_id, actor=actor, reason=reason, admin=admin,
+                                    revoked=revoked, revoked_because=why)
 
 
 def accept_fallback(*, lease_id: str, tier: str, actor: str) -> str:
@@ -373,6 +377,7 @@ def revoke(
         admin=True,
         reason=f"revoked by an admin{': ' + reason if reason else ''}",
         why=reason or None,
+        revoked=True,
     )
 
 

@@ -38,6 +38,8 @@ from workflows.views import gpu_hours, lease_view
 logger = logging.getLogger(__name__)
 
 RUNNING = (LeaseState.ACTIVE, LeaseState.EXPIRING)
+# Set in the data of the audit event that began reclaiming a lease an admin revoked.
+REVOKED_BY = "revoked_by"
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,13 @@ def start_reclaim(
     reason: str,
     admin: bool = False,
     still_due: Callable[[Session, Lease], bool] | None = None,
+    revoked: bool = False,
+    revoked_because: str | None = None,
 ) -> str:
     """Begin reclaiming a running lease now (release by the requester, revoke or expiry).
+
+    `revoked`: an admin (`actor`) revoked it, saying `revoked_because` (as typed, or None); the
+    owner's receipt says so.
 
     A sweep decides from rows it read earlier: `still_due` re-checks its reason under the
     lease's lock, so a lease extended (or marked busy) in between is left running. A lease
@@ -176,7 +183,8 @@ def start_reclaim(
             raise AlreadyDecided(_reclaimed_already(lease, actor=actor))
         if lease.state not in (*RUNNING, LeaseState.PROVISIONING):
             raise DomainError(f"{lease.namespace} is {lease.state}; there is nothing to release yet")
-        transition(session, lease=lease, to=LeaseState.RECLAIMING, actor=actor, reason=reason, now=now)
+        transition(session, lease=lease, to=LeaseState.RECLAIMING, actor=actor, reason=reason, now=now,
+                   data={REVOKED_BY: actor, "reason": revoked_because} if revoked else None)
         mark_step(lease, "reclaim", now)
         log("lease.reclaiming", lease, actor=actor, reason=reason)
         state = str(lease.state)
@@ -323,6 +331,7 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
         mark_step(lease, None, now)
         hours = gpu_hours(rt, lease, end=now)
         view = lease_view(rt, lease)
+        revoked_by, because = _revoked(session, lease_id)
         outbox.add(
             session,
             key=f"{lease.id}:receipt",
@@ -331,7 +340,7 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
             now=now,
             notice=Notice(
                 kind="lease.reclaimed",
-                text=f"{lease.namespace} was reclaimed. Receipt: {hours} GPU-hours reserved "
+                text=f"{_ended(lease.namespace, revoked_by, because)} Receipt: {hours} GPU-hours reserved "
                 f"({lease.units}× {lease.tier}) from {format_moment(lease.active_at or now)} to {format_moment(now)}, "
                 f"{lease.extensions} extension(s).",
                 lease=view,
@@ -342,6 +351,8 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
                     "extensions": lease.extensions,
                     "exported": exported,
                     "note": note,
+                    # As typed: the message escapes it where it shows it.
+                    **({REVOKED_BY: revoked_by, "reason": because} if revoked_by else {}),
                 },
             ),
         )
@@ -359,6 +370,27 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
     enqueue(rt, "deliver")
     enqueue(rt, "wake_waitlist", cluster)
     return state
+
+
+def _revoked(session: Session, lease_id: str) -> tuple[str | None, str | None]:
+    """Return the admin who revoked the lease and what they said, if its reclaim was a revoke."""
+    began = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.lease_id == lease_id, AuditEvent.to_state == LeaseState.RECLAIMING)
+        .order_by(col(AuditEvent.id).desc())
+    ).first()
+    data = (began.data if began is not None else None) or {}
+    return data.get(REVOKED_BY), data.get("reason")
+
+
+def _ended(namespace: str, revoked_by: str | None, because: str | None) -> str:
+    """Say how a lease ended, as the first sentence of its receipt."""
+    if revoked_by is None:
+        return f"{namespace} was reclaimed."
+    if not because:
+        return f"{namespace} was revoked by <@{revoked_by}>."
+    stop = "" if because.rstrip().endswith((".", "!", "?")) else "."
+    return f"{namespace} was revoked by <@{revoked_by}>: {because.rstrip()}{stop}"
 
 
 def _extension_event(

@@ -91,3 +91,13 @@ def test_allow_or_deny_on_the_extension_card_of_a_lease_that_ended_says_it_ended
     assert flows.current(slack, card)["blocks"] == card["blocks"]
     told = [m.get("text", "") for m in flows.dms(slack, "U0ALICE")]
     assert not any("did not allow extending" in t or "(approved by" in t for t in told), told
+
+
+def test_the_owner_of_a_revoked_lease_reads_who_revoked_it_and_why_as_typed(to_bot, slack):
+    flows.active(to_bot, slack, "U0ALICE", "alice-rv")
+    to_bot.slash_command("/gpu-admin", "revoke alice-rv over budget <!channel>", user_id="U0ADMIN")
+    flows.ephemeral(slack, "U0ADMIN", "Revoking `alice-rv`")
+    receipt = flows.dm_about(slack, "U0ALICE", "Receipt", timeout=20)
+    shown = "alice-rv was revoked by <@U0ADMIN>: over budget &lt;!channel&gt;. Receipt: "
+    assert receipt["text"].startswith(shown), receipt["text"]
+    assert shown in str(receipt["blocks"]) and "<!channel>" not in f"{receipt['text']} {receipt['blocks']}"

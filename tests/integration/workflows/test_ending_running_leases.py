@@ -68,3 +68,31 @@ def test_a_lease_that_ended_cannot_be_marked_in_use(make_runtime):
         marked = session.exec(select(AuditEvent).where(AuditEvent.lease_id == s.lease_id,
                                                        AuditEvent.action == "lease.marked_busy")).all()
     assert len(marked) == 1
+
+
+def test_the_receipt_of_a_revoked_lease_names_the_admin_and_gives_the_reason(make_runtime):
+    rt = make_runtime()
+    revoked = api.submit(request())
+    released = api.submit(request(namespace="alice-two"))
+    rt.queue.drain()
+    api.revoke(namespace="alice-nb", actor="U0ADMIN", reason="over budget <!channel>")
+    api.release(namespace="alice-two", actor="U0ALICE")
+    rt.queue.drain()
+    receipts = {n.notice.lease["namespace"]: n.notice for n in rt.notifier.sent if n.notice.kind == "lease.reclaimed"}
+    receipt = receipts["alice-nb"]
+    assert receipt.text.startswith("alice-nb was revoked by <@U0ADMIN>: over budget <!channel>. Receipt: ")
+    # Carried as typed: the message escapes it where it shows it.
+    assert (receipt.data["revoked_by"], receipt.data["reason"]) == ("U0ADMIN", "over budget <!channel>")
+    assert receipts["alice-two"].text.startswith("alice-two was reclaimed. Receipt: ")
+    assert "revoked_by" not in receipts["alice-two"].data
+    assert state_of(rt, revoked.lease_id) is state_of(rt, released.lease_id) is LeaseState.RECLAIMED
+
+
+def test_a_revoke_without_a_reason_still_names_the_admin(make_runtime):
+    rt = make_runtime()
+    api.submit(request())
+    rt.queue.drain()
+    api.revoke(namespace="alice-nb", actor="U0ADMIN")
+    rt.queue.drain()
+    [receipt] = [n.notice for n in rt.notifier.sent if n.notice.kind == "lease.reclaimed"]
+    assert receipt.text.startswith("alice-nb was revoked by <@U0ADMIN>. Receipt: ")
