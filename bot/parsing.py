@@ -20,6 +20,8 @@ NO_UNIT = "write a unit, e.g. 8h or 3d"
 # A time from now written without `+` or `in`: digits and units only (`6h`, `1d12h`). An ISO
 # time such as 2026-03-05T18:00Z has other characters, and is read as one.
 _BARE_DURATION = re.compile(r"(?:\d+\s*[smhdw]\s*)+", re.IGNORECASE)
+# A node's name is a DNS subdomain (what the API server accepts for one).
+_NODE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,9 @@ def admin_command(text: str, *, now: datetime) -> AdminCommand:
     if verb == "revoke" and args:
         return Revoke(args[0], " ".join(args[1:]))
     if verb == "drain" and len(args) == 1:
+        if len(args[0]) > 253 or not _NODE_NAME.fullmatch(args[0]):
+            return Help(f"{args[0]!r} is not a node name: node names are lower-case letters, digits, "
+                        "'-' and '.' (`kubectl get nodes` lists them)")
         return Drain(args[0])
     if verb == "reclaim" and len(args) >= 3 and args[1].lower() == "at":
         try:

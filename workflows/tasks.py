@@ -107,8 +107,15 @@ def move_node(self: Task, move_id: int):
 
 @app.task(bind=True, name="gpulease.drain_node", acks_late=True)
 def drain_node(self: Task, cluster: str, node: str, to_tier: str, actor: str = ""):
-    """Drain a node so it empties for a move to another tier, or cordon it for an admin."""
-    return _retrying(self, moving.drain, cluster, node, to_tier, actor)
+    """Drain a node so it empties for a move to another tier, or cordon it for an admin; tell
+    the admins when an admin's drain is refused or its retries are spent."""
+    try:
+        return _retrying(self, moving.drain, cluster, node, to_tier, actor)
+    except (TemporaryError, PermanentError) as exc:
+        if to_tier:
+            raise  # the placer's: its drains are checked again on every placement
+        return moving.drain_failed(current(), cluster, node, actor=actor, error=exc,
+                                   key=f"drain_failed:{self.request.id}")
 
 
 @app.task(bind=True, name="gpulease.undrain_node", acks_late=True)

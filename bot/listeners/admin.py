@@ -44,7 +44,8 @@ def register(app: App, deps: BotDeps) -> None:
                 respond(**replies.text(f"📅 `{namespace}` will be reclaimed at {when(at)}; its owner was told."))
             case parsing.Drain(node):
                 api.drain(node=node, **who)
-                respond(**replies.text(f"🚧 Draining `{node}`: cordoned, it takes no new leases."))
+                respond(**replies.text(f"🚧 Draining `{node}`: cordoning it, so it takes no new leases. If "
+                                       "that fails, the gpulease admins are told why."))
             case parsing.Help(problem):
                 respond(**replies.usage(replies.ADMIN_USAGE, problem))
 

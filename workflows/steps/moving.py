@@ -28,6 +28,7 @@ from sqlmodel import Session
 
 from config.durations import format_duration
 from leases.capacity import TierSpec, product_problem
+from leases.errors import TemporaryError
 from leases.inventory import PRODUCT, read_node
 from leases.models import NodeMoveRecord
 from leases.ports import Notice
@@ -383,6 +384,42 @@ def drain(rt: Runtime, cluster: str, node: str, to_tier: str, actor: str = "") -
             reason=why,
             data={"cluster": cluster, "node": node, "to_tier": to_tier or None},
         )
+
+
+def drain_failed(rt: Runtime, cluster: str, node: str, *, actor: str, error: Exception, key: str) -> None:
+    """Tell the admins, once per drain (`key`), that an admin's drain of a node failed for good
+    or ran out of retries: which node, why, and what to do next."""
+    if isinstance(error, KubeNotFound):
+        next_step = (f"there is no node {node} on cluster {cluster}: check the name (`gpulease inventory` or "
+                     "`kubectl get nodes` lists the nodes) and run `/gpu-admin drain NODE` again")
+    elif isinstance(error, TemporaryError):
+        next_step = (f"{node} may not be cordoned: run `/gpu-admin drain {node}` again once the cluster "
+                     "answers (`gpulease doctor` checks the connection)")
+    else:
+        next_step = (f"{node} may not be cordoned: fix the cause (e.g. the worker's permission to patch "
+                     f"nodes) and run `/gpu-admin drain {node}` again")
+    reason = str(error)
+    who = f"<@{actor}>'s drain" if actor else "A drain"
+    with session_scope(rt.engine) as session:
+        added = outbox.add(
+            session,
+            key=key,
+            target="admins",
+            now=rt.now(),
+            notice=Notice(
+                kind="admin.drain_failed",
+                text=f"{who} of node {node} on cluster {cluster} failed: {reason}. Next: {next_step}.",
+                data={"node": node, "cluster": cluster, "reason": reason},
+            ),
+        )
+        if added:
+            record_event(session, actor=actor or SYSTEM, action="node.drain_failed", now=rt.now(),
+                         reason=reason, data={"cluster": cluster, "node": node})
+    logger.warning(
+        "node.drain_failed cluster=%s node=%s error=%s", cluster, node, reason,
+        extra={"event": "node.drain_failed", "cluster": cluster, "node": node},
+    )
+    enqueue(rt, "deliver")
 
 
 def undrain(rt: Runtime, cluster: str, node: str, reason: str = "") -> None:

@@ -66,6 +66,33 @@ def test_drain_cordons_the_node(to_bot, slack, kube):
                what="the node cordoned")
 
 
+def test_a_drain_of_an_unknown_node_tells_the_admin_who_asked(to_bot, slack, runtime):
+    asked = admin(to_bot, slack, "drain no-such-node", "Draining `no-such-node`")
+    assert "cordoned" not in asked["text"] and "admins are told" in asked["text"]
+    told = flows.dm_about(slack, "U0ADMIN", "drain of node no-such-node", timeout=20)
+    assert told["text"].startswith("<@U0ADMIN>'s drain of node no-such-node on cluster ")
+    assert 'nodes "no-such-node" not found' in told["text"]
+    assert "check the name (`gpulease inventory`" in told["text"]
+    eventually(lambda: runtime.queue.idle(), what="the queue idle")
+    assert not [f for f in runtime.queue.failures if f.startswith("drain_node")]
+
+
+def test_a_drain_the_cluster_keeps_failing_tells_the_admins_once(to_bot, slack, kube, runtime):
+    kube.add_fault(kind="status", status=503, method="GET", path="/api/v1/nodes/gpu-h100-full-0")
+    admin(to_bot, slack, "drain gpu-h100-full-0", "Draining `gpu-h100-full-0`")
+    told = flows.dm_about(slack, "U0ADMIN", "drain of node gpu-h100-full-0", timeout=30)
+    assert "still failing after" in told["text"] and "503" in told["text"]
+    assert "may not be cordoned: run `/gpu-admin drain gpu-h100-full-0` again" in told["text"]
+    eventually(lambda: runtime.queue.idle(), what="the queue idle", timeout=30)
+    assert len([m for m in flows.dms(slack, "U0ADMIN") if "drain of node" in m.get("text", "")]) == 1
+    assert kube.get("nodes", "gpu-h100-full-0")["spec"].get("unschedulable") is not True
+
+
+def test_a_drain_of_a_name_no_node_can_have_is_refused_before_anything_happens(to_bot, slack, runtime):
+    admin(to_bot, slack, "drain GPU-Node-0", "'GPU-Node-0' is not a node name")
+    assert runtime.queue.done == []
+
+
 def test_help_for_admins(to_bot, slack):
     usage = admin(to_bot, slack, "", "/gpu-admin capacity")
     assert "drain NODE" in str(usage["blocks"])

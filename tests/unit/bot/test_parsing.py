@@ -76,6 +76,8 @@ def test_times_with_an_offset_keep_it():
     ("reclaim alice-nb at 0001-01-01T00:00+05:00", "is in the past"),
     ("reclaim alice-nb 2026-03-05", "`reclaim` takes a namespace and a time"),
     ("drain", "`drain` takes a node name"),
+    ("drain <!channel>", "is not a node name"),
+    ("drain GPU-Node-0", "is not a node name"),
     ("shutdown", "unknown command"),
 ])
 def test_admin_mistakes_say_what_is_wrong(text, problem):
