@@ -2,7 +2,8 @@
 
 Running leases get their bundle applied again (server-side apply changes only what drifted:
 a quota edited by hand, a deleted RoleBinding). Managed namespaces with no live lease, and
-running leases whose namespace is gone, are reported to the admins, never deleted.
+running leases whose namespace is gone, are reported to the admins, never deleted; so is a
+running lease whose tier the policy no longer has, whose bundle is then left as it is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from leases.models import Lease
 from leases.ports import Notice
 from leases.states import LIVE_STATES, LeaseState
 from leases.store import session_scope
-from provisioners.bundle import OwnershipError, apply_cluster_objects, render_cluster_objects
+from provisioners.bundle import BundleSpec, OwnershipError, apply_cluster_objects, render_cluster_objects
 from provisioners.kube.client import request
 from workflows import outbox
 from workflows.runtime import Runtime
@@ -39,6 +40,9 @@ class ReconcileReport:
     orphan_namespaces: list[str] = field(default_factory=list)
     missing_namespaces: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Running leases of a tier the policy no longer has: their bundle cannot be sized, so it is
+    # left as it is (they are still reclaimed when they end).
+    unknown_tier: list[str] = field(default_factory=list)
 
 
 def managed_namespaces(rt: Runtime, cluster: str) -> dict[str, str | None]:
@@ -64,17 +68,19 @@ def reconcile_cluster(rt: Runtime, cluster: str, report: ReconcileReport | None 
     """Repair drift of every running lease on a cluster and report orphans both ways."""
     report = report or ReconcileReport()
     now = rt.now()
+    tiers = {tier.name for tier in rt.policy.tiers}
+    notices: list[tuple[str, Notice]] = []
+    live: dict[str, tuple[str, LeaseState, BundleSpec | None]] = {}
     with session_scope(rt.engine) as session:
-        live = {
-            lease.namespace: (
-                lease.id,
-                lease.state,
-                bundle_spec(rt, lease) if lease.state in RUNNING else None,
-            )
-            for lease in session.exec(
-                select(Lease).where(Lease.cluster == cluster, col(Lease.state).in_(LIVE_STATES))
-            ).all()
-        }
+        for lease in session.exec(
+            select(Lease).where(Lease.cluster == cluster, col(Lease.state).in_(LIVE_STATES))
+        ).all():
+            spec = None
+            if lease.state in RUNNING and lease.tier not in tiers:
+                notices.append(_unknown_tier(lease, report))
+            elif lease.state in RUNNING:
+                spec = bundle_spec(rt, lease)
+            live[lease.namespace] = (lease.id, lease.state, spec)
     if rt.gitops_dir is None:
         present = managed_namespaces(rt, cluster)
     else:
@@ -85,7 +91,6 @@ def reconcile_cluster(rt: Runtime, cluster: str, report: ReconcileReport | None 
             apply_cluster_objects(rt.kube(cluster), render_cluster_objects(), retry=rt.retry, force=True)
         except InfrastructureError as exc:
             report.errors.append(f"cluster objects: {exc}")
-    notices: list[tuple[str, Notice]] = []
     for namespace, lease_id in sorted(present.items()):
         holder = live.get(namespace)
         if holder is None or holder[0] != lease_id:
@@ -137,6 +142,29 @@ def reconcile_cluster(rt: Runtime, cluster: str, report: ReconcileReport | None 
                 outbox.add(session, key=key, target="admins", notice=notice, now=now)
         enqueue(rt, "deliver")
     return report
+
+
+def _unknown_tier(lease: Lease, report: ReconcileReport) -> tuple[str, Notice]:
+    """Note a running lease whose tier the policy no longer has; return the admins' notice."""
+    report.unknown_tier.append(lease.namespace)
+    logger.warning(
+        "reconcile.unknown_tier lease=%s namespace=%s tier=%s: the policy has no such tier, so the "
+        "namespace's bundle is not repaired",
+        lease.id, lease.namespace, lease.tier,
+        extra={"event": "reconcile.unknown_tier", "lease_id": lease.id, "namespace": lease.namespace,
+               "tier": lease.tier},
+    )
+    return (
+        f"unknown_tier:{lease.cluster}:{lease.namespace}:{lease.id}",
+        Notice(
+            kind="admin.unknown_tier",
+            text=f"Lease {lease.id} holds {lease.namespace} on {lease.cluster} with {lease.units}× {lease.tier}, a "
+            "tier the policy no longer has, so its quota and objects are not repaired. Put the tier back in "
+            f"the policy, or revoke the lease (`/gpu-admin revoke {lease.namespace}`); it is reclaimed when it "
+            "ends either way.",
+            data={"cluster": lease.cluster, "namespace": lease.namespace, "lease": lease.id, "tier": lease.tier},
+        ),
+    )
 
 
 def reconcile_all(rt: Runtime) -> dict[str, int]:

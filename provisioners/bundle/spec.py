@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from config.policy import PinningMechanism, Policy
+from config.policy import PerUnit, PinningMechanism, Policy
 
 # DNS-1123 label: namespace names, and (being also a valid label value) lease ids.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -127,9 +127,15 @@ def spec_from(
     units: int,
     expires_at: datetime,
     tolerations: tuple[Toleration, ...] = (),
+    for_removal: bool = False,
 ) -> BundleSpec:
-    """Build the bundle spec of a lease from the policy (tier sizes, identity, network, pinning)."""
-    tier_cfg = policy.tier(tier)
+    """Build the bundle spec of a lease from the policy (tier sizes, identity, network, pinning).
+
+    A tier the policy does not have raises KeyError, unless the spec is `for_removal`: deleting
+    (or exporting) a namespace needs only its name and the lease's, and a lease whose tier was
+    taken out of the policy while it ran must still be reclaimed; its sizes are then the
+    defaults, which no removal reads."""
+    per_unit = _per_unit(policy, tier, for_removal=for_removal)
     identity = policy.identity
     subject = identity.name_template.format(
         email=email, username=email.split("@", 1)[0], slack_user=requester, team=team
@@ -138,21 +144,31 @@ def spec_from(
         lease_id=lease_id,
         namespace=namespace,
         cluster=policy.cluster(cluster).name,
-        tier=tier_cfg.name,
+        tier=tier,
         team=team,
         requester=requester,
         email=email,
         units=units,
         expires_at=expires_at,
-        cpu_per_unit=tier_cfg.per_unit.cpu,
-        memory_per_unit=tier_cfg.per_unit.memory,
-        pods_per_unit=tier_cfg.per_unit.pods,
+        cpu_per_unit=per_unit.cpu,
+        memory_per_unit=per_unit.memory,
+        pods_per_unit=per_unit.pods,
         subject_kind=identity.subject_kind,
         subject_name=subject,
         cluster_role=identity.cluster_role,
         allow_from_namespaces=tuple(policy.network.allow_from_namespaces),
         pinning=policy.pinning_for(cluster),
-        tier_label=tier_cfg.name,
+        tier_label=tier,
         tolerations=tuple(tolerations),
         pod_security=policy.namespaces.pod_security,
     )
+
+
+def _per_unit(policy: Policy, tier: str, *, for_removal: bool) -> PerUnit:
+    """Return the tier's per-unit sizes; the defaults for a removal when the policy lost the tier."""
+    try:
+        return policy.tier(tier).per_unit
+    except KeyError:
+        if not for_removal:
+            raise
+        return PerUnit()
