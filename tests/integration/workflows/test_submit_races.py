@@ -32,10 +32,13 @@ def blocked_or_done(engine, pid: int, thread: threading.Thread, *, within_s: flo
                 text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"),
                 {"pid": pid},
             ).scalar_one()
+            # pg_stat_activity is read once per transaction: end it, or a backend that connects
+            # after the first look is never seen.
+            connection.rollback()
             if blocked:
                 return
             time.sleep(0.01)
-    assert not thread.is_alive(), f"the second submission neither waited nor finished within {within_s}s"
+    assert not thread.is_alive(), f"the other thread neither waited for backend {pid} nor finished within {within_s}s"
 
 
 def submit_while_recording(rt, monkeypatch, first, second) -> tuple[object, object]:
