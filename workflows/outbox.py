@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import or_, update
+from sqlalchemy import and_, case, exists, or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from config.durations import format_duration
@@ -80,13 +81,15 @@ def deliver_pending(rt: Runtime, *, limit: int = 200) -> int:
 
     Each message is claimed in a short transaction (its next try is put off by `CLAIM_FOR`),
     sent with no transaction open, then stamped in another: a slow chat service holds no lock
-    on the store, and on SQLite (one writer at a time) it holds up no other writer. A claimed
-    message holds back the later ones of its lease and recipient, so their order is kept
-    across dispatchers too; a dispatcher that dies mid-send leaves its claim to run out, and
-    the message is tried again.
+    on the store, and on SQLite (one writer at a time) it holds up no other writer. An unsent
+    message (claimed, pausing after a failure or due) holds back the later ones of its lease
+    and recipient, checked by the statement that claims, so their order is kept across
+    dispatchers too; a dispatcher that dies mid-send leaves its claim to run out, and the
+    message is tried again.
 
-    Another dispatcher skips the messages held back by a claim, so the claim's holder goes on
-    to them: after a round that sent anything it looks again, until a round sends nothing.
+    A round sends at most the first message of each lease and recipient, and other
+    dispatchers skip the ones held back by a claim, so the claim's holder goes on to them:
+    after a round that sent anything it looks again, until a round sends nothing.
     """
     sent = 0
     while sent < limit:
@@ -101,38 +104,18 @@ def _deliver_round(rt: Runtime, *, limit: int) -> int:
     """Send what is due now, oldest first, once each; return how many were sent."""
     sent = 0
     now = rt.now()
-    unsent = (col(OutboxMessage.sent_at).is_(None), col(OutboxMessage.given_up_at).is_(None))
     with session_scope(rt.engine) as session:
-        # Messages pausing after a failure, or claimed by a dispatcher, hold back the later
-        # ones of their lease and recipient; they are read apart so that however many pause,
-        # the due ones are still reached.
-        waiting: dict[tuple[str, str], int] = {}
-        for message_id, lease_id, payload in session.exec(
-            select(OutboxMessage.id, OutboxMessage.lease_id, OutboxMessage.payload).where(
-                *unsent, col(OutboxMessage.lease_id).is_not(None), col(OutboxMessage.next_attempt_at) > now
-            )
-        ).all():
-            lane = (lease_id, _lane(payload.get("target", "")))
-            waiting[lane] = min(waiting.get(lane, message_id), message_id)
-        pending = session.exec(
-            select(OutboxMessage.id, OutboxMessage.lease_id, OutboxMessage.payload)
-            .where(
-                *unsent,
-                or_(col(OutboxMessage.next_attempt_at).is_(None), col(OutboxMessage.next_attempt_at) <= now),
-            )
+        # Only the first unsent message of each lane, once due: however many pause, or wait
+        # behind one that pauses, the due ones of other lanes are still reached.
+        due = session.exec(
+            select(OutboxMessage.id)
+            .where(_claimable(now))
             .order_by(OutboxMessage.id)
             .limit(limit)
         ).all()
-    # (lease, lane) with an earlier message unsent: the later ones wait.
-    blocked: set[tuple[str, str]] = set()
-    for message_id, lease_id, payload in pending:
-        lane = (lease_id, _lane(payload.get("target", ""))) if lease_id else None
-        if lane in blocked or (lane in waiting and waiting[lane] < message_id):
-            continue
+    for message_id in due:
         claim = _claim(rt, message_id)
-        if claim is None:  # sent meanwhile, or another dispatcher has it
-            if lane:
-                blocked.add(lane)
+        if claim is None:  # sent meanwhile, or another dispatcher has it or an earlier one
             continue
         try:
             ref = _send(rt.notifier, claim)
@@ -141,19 +124,42 @@ def _deliver_round(rt: Runtime, *, limit: int) -> int:
                 row = session.get(OutboxMessage, message_id, with_for_update=True)
                 if row is not None and row.sent_at is None:
                     _failed(session, row, exc, now=rt.now())
-            if lane:
-                blocked.add(lane)
             continue
         _stamp(rt, claim, ref)
         sent += 1
     return sent
 
 
-def _lane(target: str) -> str:
-    """Return the stream a message keeps its order in: the requester's thread, the approval
-    card (posted, then updated), or the admins' channel. A stuck card does not hold up the
-    requester's messages."""
-    return "card" if target.startswith("approval") else target
+def _lane_of(message: type[OutboxMessage]) -> Any:
+    """Return, in SQL, the stream a message keeps its order in: the requester's thread, the
+    approval card (posted, then updated), or the admins' channel. A stuck card does not hold
+    up the requester's messages."""
+    target = col(message.payload)["target"].as_string()
+    return case((target.like("approval%"), "card"), else_=target)
+
+
+def _claimable(now: datetime) -> Any:
+    """SQL condition: a message is due and unsent, and no earlier message of its lease and
+    lane is unsent, whether it is being sent, pausing after a failure or due as well.
+
+    Checked where a message is claimed, in the claiming statement itself: between two
+    statements another dispatcher may claim the earlier message, and the later one would go
+    first. A message that is unsent stays so until it is sent or given up, so a check that
+    sees it unsent is never wrong to wait.
+    """
+    earlier = aliased(OutboxMessage)
+    return and_(
+        col(OutboxMessage.sent_at).is_(None),
+        col(OutboxMessage.given_up_at).is_(None),
+        or_(col(OutboxMessage.next_attempt_at).is_(None), col(OutboxMessage.next_attempt_at) <= now),
+        ~exists().where(
+            col(earlier.lease_id) == col(OutboxMessage.lease_id),  # never true of no lease (admins)
+            col(earlier.id) < col(OutboxMessage.id),
+            col(earlier.sent_at).is_(None),
+            col(earlier.given_up_at).is_(None),
+            _lane_of(earlier) == _lane_of(OutboxMessage),
+        ),
+    )
 
 
 def _failed(session: Session, row: OutboxMessage, exc: Exception, *, now: datetime) -> None:
@@ -212,17 +218,13 @@ class _Claim:
 
 
 def _claim(rt: Runtime, message_id: int) -> _Claim | None:
-    """Claim a due unsent message (None: sent, given up or claimed meanwhile)."""
+    """Claim a due unsent message (None: sent, given up or claimed meanwhile, or behind an
+    unsent one of its lane)."""
     now = rt.now()
     with session_scope(rt.engine) as session:
         claimed = session.exec(
             update(OutboxMessage)
-            .where(
-                col(OutboxMessage.id) == message_id,
-                col(OutboxMessage.sent_at).is_(None),
-                col(OutboxMessage.given_up_at).is_(None),
-                or_(col(OutboxMessage.next_attempt_at).is_(None), col(OutboxMessage.next_attempt_at) <= now),
-            )
+            .where(col(OutboxMessage.id) == message_id, _claimable(now))
             .values(next_attempt_at=now + CLAIM_FOR)
         )
         if claimed.rowcount != 1:

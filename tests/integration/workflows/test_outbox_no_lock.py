@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 
+import pytest
+from sqlalchemy import event
 from sqlmodel import select
 
 from leases.models import Lease, OutboxMessage
 from leases.ports import MessageRef, Notice
-from leases.store import session_scope
+from leases.store import make_engine, session_scope
 from tests.integration.workflows.test_outbox_retries import Outage, _rows
 from tests.integration.workflows.test_pipeline import request
+from tests.integration.workflows.test_submit_races import blocked_or_done
 from workflows import api, outbox
 
 
@@ -91,3 +95,48 @@ def test_the_dispatcher_holding_a_claim_sends_what_queued_up_behind_it(make_runt
     assert outbox.deliver_pending(rt) == 2  # no later dispatch needed
     assert sent_by_second == [0]
     assert chat.inner.kinds("requester")[-2:] == ["test.first", "test.second"]
+
+
+@pytest.mark.parametrize("at", range(12))
+def test_a_claim_committed_between_a_dispatchers_statements_holds_the_later_messages_back(
+    make_runtime, db_url, at
+):
+    # On PostgreSQL each statement sees what was committed before it started: another
+    # dispatcher claims the lease's first message just before this one's statement number
+    # `at`, and the message queued behind it waits for it, whichever statement that is.
+    rt = make_runtime()
+    if rt.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writing transactions from their start: no interleaving")
+    s = api.submit(request())  # queues lease.approved for the requester
+    rt.queue.pending.clear()
+    with session_scope(rt.engine) as session:
+        outbox.add(session, key="later", target="requester", lease_id=s.lease_id, now=rt.now(),
+                   notice=Notice(kind="test.later", text="later"))
+        [first] = session.exec(select(OutboxMessage.id).where(OutboxMessage.key == f"{s.lease_id}:approved")).all()
+    other = make_engine(db_url)
+    other_dispatcher = SimpleNamespace(engine=other, now=rt.now)
+    claimed: list[object] = []
+    claiming = threading.Thread(target=lambda: claimed.append(outbox._claim(other_dispatcher, first)))
+    statements: list[str] = []
+
+    def claim_first_before_statement_at(conn, cursor, statement, parameters, context, executemany):
+        if len(statements) == at:
+            # It may have to wait for this round's own claim to commit: go on once it does.
+            claiming.start()
+            blocked_or_done(other, conn.connection.dbapi_connection.info.backend_pid, claiming)
+        statements.append(statement)
+
+    event.listen(rt.engine, "before_cursor_execute", claim_first_before_statement_at)
+    try:
+        outbox.deliver_pending(rt)
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", claim_first_before_statement_at)
+        if claiming.is_alive():
+            claiming.join(10)
+        other.dispose()
+    assert len(statements) > at, "the dispatcher ran fewer statements than the test steps through"
+    sent = rt.notifier.kinds("requester")
+    if claimed[0] is not None:  # the other dispatcher has it, and never sends it here
+        assert sent == []
+    else:  # this dispatcher had it first and sent both, in order
+        assert sent == ["lease.approved", "test.later"]
