@@ -19,5 +19,8 @@ def wait_until_blocked_by(engine, pid: int, *, within_s: float = 10.0) -> None:
             ).scalar_one()
             if blocked:
                 return
+            # pg_stat_activity is read once per transaction: end it, or a session that starts
+            # waiting later is never seen.
+            connection.rollback()
             time.sleep(0.01)
     raise AssertionError(f"no session waited for the locks of backend {pid} within {within_s}s")
