@@ -192,12 +192,15 @@ def _extension_approver(lease_id: str, approver: str, approver_groups: frozenset
 
 def decide_extension(
     *, lease_id: str, approver: str, approver_groups: frozenset[str] = frozenset(), by: timedelta,
-    expected_extensions: int | None = None,
+    expected_extensions: int | None = None, request_id: int | None = None,
 ) -> reclaiming.Extended:
-    """Grant an extension past the self-service caps, as an approver (once per request)."""
+    """Grant an extension request past the self-service caps, as an approver (once per request).
+
+    `request_id` is the request the card names; a card that names none answers the lease's
+    open request of length `by`."""
     requester = _extension_approver(lease_id, approver, approver_groups)
     return reclaiming.extend(current(), lease_id=lease_id, actor=requester, by=by, approved_by=approver,
-                             expected_extensions=expected_extensions)
+                             expected_extensions=expected_extensions, request_id=request_id)
 
 
 def deny_extension(
@@ -207,11 +210,14 @@ def deny_extension(
     approver_groups: frozenset[str] = frozenset(),
     by: timedelta,
     expected_extensions: int | None = None,
+    request_id: int | None = None,
 ) -> None:
-    """Refuse an extension past the caps, as an approver: recorded, and the requester is told."""
+    """Refuse an extension request past the caps, as an approver: recorded, and the requester
+    is told. The lease's other requests stay open (see `decide_extension`)."""
     _extension_approver(lease_id, approver, approver_groups)
     reclaiming.deny_extension(
-        current(), lease_id=lease_id, approver=approver, by=by, expected_extensions=expected_extensions
+        current(), lease_id=lease_id, approver=approver, by=by, expected_extensions=expected_extensions,
+        request_id=request_id,
     )
 
 

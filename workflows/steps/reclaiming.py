@@ -40,6 +40,10 @@ logger = logging.getLogger(__name__)
 RUNNING = (LeaseState.ACTIVE, LeaseState.EXPIRING)
 # Set in the data of the audit event that began reclaiming a lease an admin revoked.
 REVOKED_BY = "revoked_by"
+# Audit actions of extension requests and their answers; an answer names its request's event.
+REQUESTED = "lease.extension_requested"
+DENIED = "lease.extension_denied"
+GRANTED = "lease.extended"  # lifecycle.extend's action; only an approver's grant names a request
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,14 @@ def extend(
     by: timedelta,
     approved_by: str | None = None,
     expected_extensions: int | None = None,
+    request_id: int | None = None,
 ) -> Extended:
     """Extend a running lease within the policy's caps, or ask an approver past them.
 
     `expected_extensions` is the count the clicked message showed: if the lease was extended
-    since, this click was answered already and changes nothing.
+    since, this click was answered already and changes nothing. An approver's grant answers
+    one request (`request_id`, the one its card names), once: a request denied, or allowed,
+    already is not granted again, and other requests of the lease stay open.
     """
     now = rt.now()
     with session_scope(rt.engine) as session:
@@ -72,6 +79,7 @@ def extend(
             raise DomainError(f"{lease.namespace} is {lease.state}; only a running lease can be extended")
         if approved_by is None and actor != lease.requester:
             raise NotAuthorised("only the requester can extend this lease", field="actor")
+        request = _open_request(session, lease, request_id=request_id, by=by) if approved_by is not None else None
         verdict = evaluate_extension(
             rt.policy,
             extensions_so_far=lease.extensions,
@@ -82,15 +90,13 @@ def extend(
         if verdict.outcome == "refused":
             raise DomainError(verdict.message, field="duration")
         view = lease_view(rt, lease)
-        if approved_by is not None and (denied := _denied_by(session, lease)) is not None:
-            raise AlreadyDecided(f"<@{denied}> denied this extension of {lease.namespace} already; nothing changed")
         if verdict.outcome == "approval-required" and approved_by is None and _asked_already(session, lease, by):
             # The same request again (a double click, the button in the DM and on Home): its
             # card is out already.
             result = Extended("approval-required", lease.expires_at, verdict.message)
         elif verdict.outcome == "approval-required" and approved_by is None:
             # The event's id names this request: each one gets its own card.
-            asked = _extension_event(session, lease, actor=actor, action="lease.extension_requested", by=by, now=now)
+            asked = _extension_event(session, lease, actor=actor, action=REQUESTED, by=by, now=now)
             outbox.add(
                 session,
                 key=f"{lease.id}:extension:{asked.id}",
@@ -102,15 +108,19 @@ def extend(
                     text=f"<@{lease.requester}> asks to extend {lease.namespace} by {format_duration(by)}: "
                     f"{verdict.message}",
                     lease=view,
-                    data={"channel": rt.policy.approvals.channel, "by_seconds": int(by.total_seconds())},
+                    # Its buttons name the request they answer.
+                    data={"channel": rt.policy.approvals.channel, "by_seconds": int(by.total_seconds()),
+                          "request": asked.id},
                     actions=("approve_extension", "deny"),
                 ),
             )
             result = Extended("approval-required", lease.expires_at, verdict.message)
         else:
-            extend_lease(
+            granted = extend_lease(
                 session, lease=lease, by=by, actor=approved_by or actor, now=now, reason=verdict.message
             )
+            if request is not None:
+                granted.data = {**(granted.data or {}), "request": request.id}  # answered: first decision wins
             mark_step(lease, "refresh", now)
             outbox.add(
                 session,
@@ -413,66 +423,113 @@ def _ended(namespace: str, revoked_by: str | None, because: str | None) -> str:
 
 
 def _extension_event(
-    session: Session, lease: Lease, *, actor: str, action: str, by: timedelta, now: datetime
+    session: Session, lease: Lease, *, actor: str, action: str, by: timedelta, now: datetime,
+    request: int | None = None,
 ) -> AuditEvent:
-    """Record an extension request or denial, flushed so that its id can name it."""
-    event = record_event(
-        session,
-        actor=actor,
-        action=action,
-        now=now,
-        lease_id=lease.id,
-        data={"by_seconds": int(by.total_seconds()), "extensions": lease.extensions},
-    )
+    """Record an extension request, or the denial of `request`, flushed so that its id can name it."""
+    data = {"by_seconds": int(by.total_seconds()), "extensions": lease.extensions}
+    if request is not None:
+        data["request"] = request
+    event = record_event(session, actor=actor, action=action, now=now, lease_id=lease.id, data=data)
     session.flush()
     return event
 
 
-def _latest_extension_event(session: Session, lease: Lease) -> AuditEvent | None:
-    """Return the lease's latest extension request or denial."""
-    return session.exec(
+def _extension_requests(session: Session, lease: Lease) -> tuple[list[AuditEvent], dict[int, AuditEvent]]:
+    """Return the lease's extension requests, oldest first, and the first decision on each by
+    request id. A denial recorded before decisions named their request answered the request
+    latest at the time."""
+    events = session.exec(
         select(AuditEvent)
-        .where(
-            AuditEvent.lease_id == lease.id,
-            col(AuditEvent.action).in_(("lease.extension_requested", "lease.extension_denied")),
-        )
-        .order_by(col(AuditEvent.id).desc())
-    ).first()
+        .where(AuditEvent.lease_id == lease.id, col(AuditEvent.action).in_((REQUESTED, DENIED, GRANTED)))
+        .order_by(col(AuditEvent.id))
+    ).all()
+    asked: list[AuditEvent] = []
+    decided: dict[int, AuditEvent] = {}
+    for event in events:
+        if event.action == REQUESTED:
+            asked.append(event)
+            continue
+        request = (event.data or {}).get("request")
+        if request is None and event.action == DENIED and asked:
+            request = asked[-1].id
+        if request is not None:
+            decided.setdefault(int(request), event)
+    return asked, decided
 
 
-def _denied_by(session: Session, lease: Lease) -> str | None:
-    """Return who denied the lease's latest extension request, if anyone has."""
-    latest = _latest_extension_event(session, lease)
-    return latest.actor if latest is not None and latest.action == "lease.extension_denied" else None
+def _asked(event: AuditEvent) -> tuple[int | None, int | None]:
+    """Return a request's length in seconds and the extension count it was made at."""
+    data = event.data or {}
+    return data.get("by_seconds"), data.get("extensions")
+
+
+def _open_request(
+    session: Session, lease: Lease, *, request_id: int | None, by: timedelta
+) -> AuditEvent:
+    """Return the extension request an approver's click answers, if no one answered it yet.
+
+    `request_id` is the request the card names. A card posted before cards named their request
+    shows only its length: the request is then the lease's undecided one of that length at its
+    current extension count (the same request again has the same effect)."""
+    asked, decided = _extension_requests(session, lease)
+    seconds = int(by.total_seconds())
+    if request_id is not None:
+        request = next((event for event in asked if event.id == request_id), None)
+        if request is None or _asked(request)[0] != seconds:
+            raise DomainError(
+                f"this card does not match an extension request of {lease.namespace}; nothing changed. "
+                f"Ask <@{lease.requester}> to request the extension again", field="request"
+            )
+    else:
+        same = [event for event in asked if _asked(event) == (seconds, lease.extensions)]
+        request = next((event for event in reversed(same) if event.id not in decided), same[-1] if same else None)
+        if request is None:
+            raise DomainError(
+                f"<@{lease.requester}> has not asked to extend {lease.namespace} by {format_duration(by)}; "
+                "nothing changed", field="request"
+            )
+    if (answer := decided.get(request.id)) is not None:
+        verb = "denied" if answer.action == DENIED else "allowed"
+        raise AlreadyDecided(f"<@{answer.actor}> {verb} this extension of {lease.namespace} already")
+    if _asked(request)[1] != lease.extensions:
+        raise AlreadyDecided(f"{lease.namespace} was extended since this request; nothing changed")
+    return request
 
 
 def _asked_already(session: Session, lease: Lease, by: timedelta) -> bool:
-    """Return whether the approvers have this very request open: the latest one, undecided, for
-    the same length at the same extension count."""
-    latest = _latest_extension_event(session, lease)
-    return (
-        latest is not None
-        and latest.action == "lease.extension_requested"
-        and (latest.data or {}).get("by_seconds") == int(by.total_seconds())
-        and (latest.data or {}).get("extensions") == lease.extensions
+    """Return whether the approvers have this very request open: one undecided, for the same
+    length at the same extension count."""
+    asked, decided = _extension_requests(session, lease)
+    return any(
+        event.id not in decided and _asked(event) == (int(by.total_seconds()), lease.extensions) for event in asked
     )
 
 
 def deny_extension(
-    rt: Runtime, *, lease_id: str, approver: str, by: timedelta, expected_extensions: int | None = None
+    rt: Runtime,
+    *,
+    lease_id: str,
+    approver: str,
+    by: timedelta,
+    expected_extensions: int | None = None,
+    request_id: int | None = None,
 ) -> None:
-    """Record an approver's refusal of an extension past the caps, and tell the requester.
+    """Record an approver's refusal of one extension request past the caps (`request_id`, the
+    request the card names), and tell the requester.
 
-    Decided under the lease's lock, as a grant is: the first of Allow and Deny wins, and
-    `expected_extensions` (the count the card showed) tells a card already answered."""
+    Decided under the lease's lock, as a grant is: the first of Allow and Deny on a request
+    wins, and `expected_extensions` (the count the card showed) tells a card already answered.
+    Other requests of the lease stay open."""
     now = rt.now()
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         if expected_extensions is not None and lease.extensions != expected_extensions:
             raise AlreadyDecided(f"{lease.namespace} was extended since this request; nothing changed")
-        if (denied := _denied_by(session, lease)) is not None:
-            raise AlreadyDecided(f"<@{denied}> denied this extension of {lease.namespace} already")
-        denial = _extension_event(session, lease, actor=approver, action="lease.extension_denied", by=by, now=now)
+        if lease.state not in RUNNING:
+            raise AlreadyDecided(f"{lease.namespace} is {lease.state}: there is nothing left to extend")
+        request = _open_request(session, lease, request_id=request_id, by=by)
+        denial = _extension_event(session, lease, actor=approver, action=DENIED, by=by, now=now, request=request.id)
         outbox.add(
             session,
             key=f"{lease.id}:extension_denied:{denial.id}",

@@ -3,9 +3,14 @@ and that nothing changed, and never claims to have done what it did not."""
 
 from __future__ import annotations
 
+import json
 import re
 
+from sqlmodel import select
+
+from leases.models import AuditEvent
 from leases.ports import Notice
+from leases.store import session_scope
 from sandbox.slack import dm_channel_id
 from workflows import api
 
@@ -101,3 +106,44 @@ def test_the_owner_of_a_revoked_lease_reads_who_revoked_it_and_why_as_typed(to_b
     shown = "alice-rv was revoked by <@U0ADMIN>: over budget &lt;!channel&gt;. Receipt: "
     assert receipt["text"].startswith(shown), receipt["text"]
     assert shown in str(receipt["blocks"]) and "<!channel>" not in f"{receipt['text']} {receipt['blocks']}"
+
+
+def _requests(runtime, lease_id: str) -> list[int]:
+    with session_scope(runtime.engine) as session:
+        return list(session.exec(select(AuditEvent.id).where(
+            AuditEvent.lease_id == lease_id, AuditEvent.action == "lease.extension_requested").order_by(AuditEvent.id)))
+
+
+def test_deny_on_one_extension_card_leaves_the_other_card_open(to_bot, slack, runtime):
+    flows.active(to_bot, slack, "U0ALICE", "alice-ext")
+    lease_id = flows.lease_id_of("alice-ext")
+    for n, length in enumerate(("40d", "50d"), start=1):
+        to_bot.slash_command("/gpu-namespace", f"extend alice-ext {length}", user_id="U0ALICE")
+        eventually(lambda n=n: len(_extension_cards(slack)) == n, what=f"the card asking for {length}")
+    a, b = _extension_cards(slack)
+    assert "by 5w5d" in a["text"] and "by 7w1d" in b["text"]
+    to_bot.block_action("extension.deny", user_id="U0APPROVER1", channel=flows.APPROVALS, message=a)
+    eventually(lambda: "Extension denied" in str(flows.current(slack, a)["blocks"]), what="card A denied")
+    to_bot.block_action("extension.approve", user_id="U0APPROVER2", channel=flows.APPROVALS, message=b)
+    eventually(lambda: "Extension allowed" in str(flows.current(slack, b)["blocks"]), what="card B allowed")
+    assert api.lease_details(lease_id)["extensions"] == 1
+    assert not any("denied this extension" in e["text"] for e in slack.ephemerals(user="U0APPROVER2"))
+
+
+def test_allow_on_a_denied_card_naming_its_request_is_refused_while_another_is_open(to_bot, slack, runtime):
+    flows.active(to_bot, slack, "U0ALICE", "alice-ext2")
+    lease_id = flows.lease_id_of("alice-ext2")
+    to_bot.slash_command("/gpu-namespace", "extend alice-ext2 40d", user_id="U0ALICE")
+    [a] = eventually(lambda: _extension_cards(slack), what="card A")
+    to_bot.block_action("extension.deny", user_id="U0APPROVER1", channel=flows.APPROVALS, message=a)
+    eventually(lambda: "Extension denied" in str(flows.current(slack, a)["blocks"]), what="card A denied")
+    to_bot.slash_command("/gpu-namespace", "extend alice-ext2 50d", user_id="U0ALICE")
+    eventually(lambda: [m for m in _extension_cards(slack) if m["ts"] != a["ts"]], what="card B")
+    first, second = _requests(runtime, lease_id)
+    # Card A as its buttons read when they name the request they answer, clicked late.
+    value = {**json.loads(a["blocks"][-1]["elements"][0]["value"]), "r": first}
+    to_bot.block_action("extension.approve", user_id="U0APPROVER2", channel=flows.APPROVALS, message=a,
+                        value=json.dumps(value))
+    note = flows.ephemeral(slack, "U0APPROVER2", "denied")["text"]
+    assert note.startswith("ℹ️ <@U0APPROVER1> denied this extension of alice-ext2 already. Nothing changed."), note
+    assert api.lease_details(lease_id)["extensions"] == 0 and second != first

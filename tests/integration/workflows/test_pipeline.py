@@ -292,6 +292,8 @@ def test_extension_decisions_past_the_caps_count_once_and_denials_are_recorded(m
                              expected_extensions=2)
     with pytest.raises(NotAuthorised):
         api.deny_extension(lease_id=s.lease_id, approver="U0BOB", by=timedelta(days=1))
+    # A denial answers a request: only one the requester made can be denied.
+    assert api.extend(namespace="alice-nb", actor="U0ALICE", by=timedelta(days=2)).outcome == "approval-required"
     api.deny_extension(lease_id=s.lease_id, approver="U0APPROVER1", by=timedelta(days=2))
     rt.queue.drain()
     with session_scope(rt.engine) as session:
