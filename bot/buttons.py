@@ -3,7 +3,8 @@ knew when it was posted.
 
 `extensions` is the lease's extension count when the message was rendered: a click on an
 Extend (or approve-extension) button whose count no longer matches was answered already,
-so a second click changes nothing. Values come back from Slack and may be forged by a
+so a second click changes nothing. `request` names the extension request an approval card
+answers (its audit event), so a decision on one request never answers another. Values come back from Slack and may be forged by a
 forwarded payload: they only name things, and every action is authorised again by
 workflows.api.
 """
@@ -23,10 +24,11 @@ class LeaseButton:
     extensions: int | None = None
     by_seconds: int | None = None
     tier: str | None = None
+    request: int | None = None
 
     def encode(self) -> str:
         """Return the compact JSON put into the button's value (well under 2,000 chars)."""
-        data = {"l": self.lease_id, "x": self.extensions, "b": self.by_seconds, "t": self.tier}
+        data = {"l": self.lease_id, "x": self.extensions, "b": self.by_seconds, "t": self.tier, "r": self.request}
         return json.dumps({k: v for k, v in data.items() if v is not None}, separators=(",", ":"))
 
     @property
@@ -43,6 +45,7 @@ def decode(value: str | None) -> LeaseButton:
             extensions=_int(data.get("x")),
             by_seconds=_int(data.get("b")),
             tier=str(data["t"]) if data.get("t") is not None else None,
+            request=_int(data.get("r")),
         )
     except (ValueError, KeyError, TypeError):
         raise DomainError("this button is out of date; use /gpu-namespace list") from None

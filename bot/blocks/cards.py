@@ -79,8 +79,10 @@ def extension_card(notice: Notice) -> dict[str, Any]:
     """Return the message asking approvers to allow an extension past the self-service caps."""
     lease = notice.lease or {}
     data = notice.data or {}
+    request = data.get("request")
     value = LeaseButton(str(lease.get("id")), extensions=int(lease.get("extensions") or 0),
-                        by_seconds=int(data.get("by_seconds") or 0)).encode()
+                        by_seconds=int(data.get("by_seconds") or 0),
+                        request=int(request) if request is not None else None).encode()
     blocks: list[Block] = [
         section(f"*Extension request* · {notice_text(notice)}", fields=_request_fields(lease)),
         actions(ids.DECISION_BLOCK, [

@@ -12,7 +12,6 @@ puts the refusal in its place.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext, Respond
@@ -35,18 +34,6 @@ DENIAL = "gpulease_denial"  # context key: (lease id, reason) from a complete De
 
 def _clicked(body: dict[str, Any]) -> buttons.LeaseButton:
     return buttons.decode(body["actions"][0].get("value"))
-
-
-def _request_of(body: dict[str, Any]) -> int | None:
-    """Return the extension request a card's button names ("r" in its value), if it names one.
-
-    Cards posted before their buttons named the request carry only its length and the
-    extension count: workflows.api then answers the lease's open request of that length."""
-    try:
-        request = json.loads(body["actions"][0].get("value") or "").get("r")
-        return None if request is None else int(request)
-    except (ValueError, TypeError, AttributeError):
-        raise DomainError("this button is out of date; use /gpu-namespace list") from None
 
 
 def _extension_still_open(lease: dict[str, Any], ref: buttons.LeaseButton) -> None:
@@ -124,7 +111,7 @@ def register(app: App, deps: BotDeps) -> None:
         _extension_still_open(lease, ref)
         actor = _approver(deps, body["user"]["id"], lease_id=ref.lease_id, lease=lease)
         result = api.decide_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups,
-                                      by=ref.by, expected_extensions=ref.extensions, request_id=_request_of(body))
+                                      by=ref.by, expected_extensions=ref.extensions, request_id=ref.request)
         line = f"✅ *Extension allowed* by <@{actor.user}>. {extended_text(lease['namespace'], result)}"
         respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
 
@@ -134,7 +121,7 @@ def register(app: App, deps: BotDeps) -> None:
         _extension_still_open(lease, ref)
         actor = _approver(deps, body["user"]["id"], lease_id=ref.lease_id, lease=lease)
         api.deny_extension(lease_id=ref.lease_id, approver=actor.user, approver_groups=actor.groups, by=ref.by,
-                           expected_extensions=ref.extensions, request_id=_request_of(body))
+                           expected_extensions=ref.extensions, request_id=ref.request)
         line = f"❌ *Extension denied* by <@{actor.user}>."
         respond(replace_original=True, **cards.extension_decided(body["message"]["blocks"], line))
 

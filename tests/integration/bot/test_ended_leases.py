@@ -140,10 +140,12 @@ def test_allow_on_a_denied_card_naming_its_request_is_refused_while_another_is_o
     to_bot.slash_command("/gpu-namespace", "extend alice-ext2 50d", user_id="U0ALICE")
     eventually(lambda: [m for m in _extension_cards(slack) if m["ts"] != a["ts"]], what="card B")
     first, second = _requests(runtime, lease_id)
-    # Card A as its buttons read when they name the request they answer, clicked late.
-    value = {**json.loads(a["blocks"][-1]["elements"][0]["value"]), "r": first}
+    # Each card's buttons name the request they answer; card A's Allow, clicked late.
+    a_value = json.loads(a["blocks"][-1]["elements"][0]["value"])
+    b = next(m for m in _extension_cards(slack) if m["ts"] != a["ts"])
+    assert a_value["r"] == first and json.loads(b["blocks"][-1]["elements"][0]["value"])["r"] == second
     to_bot.block_action("extension.approve", user_id="U0APPROVER2", channel=flows.APPROVALS, message=a,
-                        value=json.dumps(value))
+                        value=json.dumps(a_value))
     note = flows.ephemeral(slack, "U0APPROVER2", "denied")["text"]
     assert note.startswith("ℹ️ <@U0APPROVER1> denied this extension of alice-ext2 already. Nothing changed."), note
     assert api.lease_details(lease_id)["extensions"] == 0 and second != first

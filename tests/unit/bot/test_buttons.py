@@ -11,7 +11,7 @@ from leases.errors import DomainError
 
 
 def test_values_round_trip_and_stay_small():
-    button = LeaseButton("f" * 32, extensions=2, by_seconds=86400, tier="h100-shared")
+    button = LeaseButton("f" * 32, extensions=2, by_seconds=86400, tier="h100-shared", request=123456789)
     assert decode(button.encode()) == button and len(button.encode()) < 120
     assert decode(LeaseButton("L1").encode()) == LeaseButton("L1")
     assert button.by == timedelta(days=1)
