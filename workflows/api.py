@@ -28,6 +28,12 @@ from workflows.steps.common import enqueue, locked
 from workflows.steps.requests import Decided, RequestRefused, SubmitRequest, Submitted
 from workflows.views import lease_view
 
+
+def now() -> datetime:
+    """Return the workflows' notion of now: the installed runtime's clock (advanced in
+    `gpulease dev`, injected in tests), which every time a user types is read against."""
+    return current().now()
+
 __all__ = [
     "Decided",
     "LeaseSummary",
@@ -48,6 +54,7 @@ __all__ = [
     "leases",
     "leases_of",
     "mark_busy",
+    "now",
     "refusal",
     "release",
     "require_undecided",

@@ -30,7 +30,7 @@ def register(app: App, deps: BotDeps) -> None:
         who = {"actor": actor.user, "actor_groups": actor.groups}
         # `+6h` counts from the workflows' clock, which the reclaim time is checked and swept by
         # (`gpulease dev` moves it ahead of the wall clock).
-        match parsing.admin_command(command.get("text") or "", now=api.current().now()):
+        match parsing.admin_command(command.get("text") or "", now=api.now()):
             case parsing.Capacity():
                 respond(**replies.capacity(api.capacity()))
             case parsing.AllLeases():
