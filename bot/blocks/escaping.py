@@ -31,15 +31,33 @@ def _typed(notice: Notice) -> set[str]:
     return {str(value) for value in found if value}
 
 
+# The bot's own markup in a notice's text: a user or channel mention, a broadcast, a link.
+_MARKUP = re.compile(r"<[@#!][^<>\s]*>|<https?://[^<>\s]*>")
+
+
 def notice_text(notice: Notice) -> str:
     """Return a notice's text as mrkdwn: the users' words in it escaped, the rest as written.
 
     The workflows write a notice's text with the bot's own mentions (`<@U…>`) and, as typed,
     what users gave, which the notice also carries in its lease or data (`_typed`); those words
-    are escaped where they stand, so the mentions stay mentions.
+    are escaped where they stand, so the mentions stay mentions. Where a typed word and the
+    bot's markup start at the same place, the longer wins (a typed "<" is not the start of
+    the bot's `<@U…>`; a typed `<!channel>` is escaped, not kept as a broadcast).
     """
     unsafe = sorted((t for t in _typed(notice) if escape(t) != t), key=len, reverse=True)
     if not unsafe:
         return notice.text
-    words = re.compile("|".join(re.escape(t) for t in unsafe))
-    return words.sub(lambda found: escape(found.group()), notice.text)
+    text, out, i = notice.text, [], 0
+    while i < len(text):
+        typed = next((t for t in unsafe if text.startswith(t, i)), "")
+        markup = _MARKUP.match(text, i)
+        if typed and (markup is None or len(typed) >= markup.end() - i):
+            out.append(escape(typed))
+            i += len(typed)
+        elif markup is not None:
+            out.append(markup.group())
+            i = markup.end()
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)

@@ -150,6 +150,16 @@ def test_what_users_typed_shows_as_typed_and_the_bots_mentions_stay():
     assert told["text"] == f"<@U0APPROVER1> denied alice-nb: {SHOWN}"
 
 
+def test_typed_markup_characters_alone_leave_the_bots_mentions_alone():
+    lease = {**LEASE, "reason": "<"}
+    told = notices.requester_message(Notice("lease.denied", "<@U0APPROVER1> denied alice-nb: <", lease,
+                                            {"decided_by": "U0APPROVER1", "reason": "&>"}))
+    assert told["text"] == "<@U0APPROVER1> denied alice-nb: &lt;"
+    both = notices.requester_message(Notice("lease.denied", "<@U0APPROVER1> denied alice-nb: &> <@U0X>", lease,
+                                            {"decided_by": "U0APPROVER1", "reason": "&> <@U0X>"}))
+    assert both["text"] == "<@U0APPROVER1> denied alice-nb: &amp;&gt; &lt;@U0X&gt;"
+
+
 def test_a_command_quoted_back_in_a_problem_is_escaped():
     reply = usage("*/gpu-namespace list*", "unknown command `<!here>`")
     assert reply["text"] == "unknown command `&lt;!here&gt;`" and "<!here>" not in str(reply["blocks"])
