@@ -82,8 +82,13 @@ class LeaseSummary:
     fallback_tiers: tuple[str, ...]
 
 
+# States in which a lease runs towards its expiry: only these have time left to show (one
+# being reclaimed is ending now, whatever its expiry said).
+_COUNTING_DOWN = frozenset({LeaseState.PROVISIONING, LeaseState.ACTIVE, LeaseState.EXPIRING})
+
+
 def _summary(lease: Lease, now: datetime) -> LeaseSummary:
-    left = lease.expires_at - now if lease.expires_at and lease.state in LIVE_STATES else None
+    left = lease.expires_at - now if lease.expires_at and lease.state in _COUNTING_DOWN else None
     return LeaseSummary(
         id=lease.id,
         namespace=lease.namespace,
