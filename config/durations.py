@@ -49,8 +49,9 @@ def _capped(seconds: int | float, text: object) -> timedelta:
 
 
 def format_duration(delta: timedelta) -> str:
-    """Format a duration compactly, largest units first: `3d`, `1d12h`, `45m`, `0s`."""
-    seconds = int(delta.total_seconds())
+    """Format a duration compactly, largest units first: `3d`, `1d12h`, `45m`, `0s`, to the
+    nearest second (a span between two clock readings is 8h, not 7h59m59s, when it is 0.4 s short)."""
+    seconds = round(delta.total_seconds())
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
     parts = []

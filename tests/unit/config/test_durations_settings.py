@@ -42,6 +42,11 @@ def test_format_then_parse_round_trips(seconds):
     assert parse_duration(format_duration(delta)) == delta
 
 
+def test_a_span_a_fraction_of_a_second_short_shows_whole():
+    assert format_duration(timedelta(days=47, hours=8) - timedelta(microseconds=300_000)) == "6w5d8h"
+    assert format_duration(timedelta(seconds=89.6)) == "1m30s"
+
+
 def test_settings_defaults_are_the_embedded_setup(monkeypatch):
     for name in ("GPULEASE_DATABASE_URL", "GPULEASE_BROKER_URL", "GPULEASE_POLICY_FILE"):
         monkeypatch.delenv(name, raising=False)
