@@ -116,3 +116,15 @@ def ephemeral(slack: SlackSandbox, user: str, fragment: str) -> dict[str, Any]:
 def lease_id_of_any(namespace: str) -> str:
     """Return the id of the newest lease (live or not) that asked for `namespace`."""
     return next(lease.id for lease in api.leases(live=False) if lease.namespace == namespace)
+
+
+def idle_warning(slack: SlackSandbox, runtime: Any, user: str, namespace: str) -> dict[str, Any]:
+    """Send the requester of an active lease its idle warning (with its buttons), as the idle
+    sweep would, and return the message as Slack shows it."""
+    from leases.ports import Notice
+
+    lease = api.lease_details(lease_id_of(namespace))
+    warning = Notice("lease.idle_warning", f"{namespace} has had no GPU use for 12h.", lease,
+                     actions=("mark_busy", "extend", "release"))
+    ref = runtime.notifier.to_requester(user=user, thread=None, notice=warning)
+    return next(m for m in slack.messages(ref.channel) if m["ts"] == ref.ts)

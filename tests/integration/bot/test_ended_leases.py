@@ -9,7 +9,6 @@ import re
 from sqlmodel import select
 
 from leases.models import AuditEvent
-from leases.ports import Notice
 from leases.store import session_scope
 from sandbox.slack import dm_channel_id
 from workflows import api
@@ -39,11 +38,7 @@ def test_a_release_while_reclaiming_is_refused_to_others_and_not_repeated(to_bot
 
 def test_its_in_use_on_the_idle_warning_of_a_released_lease_says_it_is_reclaimed(to_bot, slack, runtime):
     flows.active(to_bot, slack, "U0ALICE", "alice-idle")
-    lease = api.lease_details(flows.lease_id_of("alice-idle"))
-    warning = Notice("lease.idle_warning", "alice-idle has had no GPU use for 12h.", lease,
-                     actions=("mark_busy", "extend", "release"))
-    ref = runtime.notifier.to_requester(user="U0ALICE", thread=None, notice=warning)
-    message = next(m for m in slack.messages(ref.channel) if m["ts"] == ref.ts)
+    message = flows.idle_warning(slack, runtime, "U0ALICE", "alice-idle")
     to_bot.block_action("lease.release", user_id="U0ALICE", channel=dm_channel_id("U0ALICE"), message=message)
     flows.dm_about(slack, "U0ALICE", "Receipt", timeout=20)
     to_bot.block_action("lease.mark_busy", user_id="U0ALICE", channel=dm_channel_id("U0ALICE"), message=message)

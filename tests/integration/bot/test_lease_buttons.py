@@ -7,7 +7,6 @@ import threading
 
 from sqlalchemy.exc import OperationalError
 
-from leases.ports import Notice
 from sandbox.slack import dm_channel_id
 from workflows import api
 
@@ -131,11 +130,7 @@ def test_app_home_request_button_opens_the_form(to_bot, slack):
 
 def test_its_in_use_on_an_idle_warning_is_for_the_requester_only(to_bot, slack, runtime):
     flows.active(to_bot, slack, "U0ALICE", "alice-idle")
-    lease = api.lease_details(flows.lease_id_of("alice-idle"))
-    warning = Notice("lease.idle_warning", "alice-idle has had no GPU use for 12h.", lease,
-                     actions=("mark_busy", "extend", "release"))
-    ref = runtime.notifier.to_requester(user="U0ALICE", thread=None, notice=warning)
-    message = next(m for m in slack.messages(ref.channel) if m["ts"] == ref.ts)
+    message = flows.idle_warning(slack, runtime, "U0ALICE", "alice-idle")
     click_in_dm(to_bot, "U0ALICE", message, "lease.mark_busy", clicker="U0BOB")
     flows.ephemeral(slack, "U0BOB", "only the requester can mark")
     click_in_dm(to_bot, "U0ALICE", message, "lease.mark_busy")
