@@ -27,8 +27,12 @@ from workflows.views import kubectl_snippet, lease_view
 logger = logging.getLogger(__name__)
 
 
-def bundle_spec(rt: Runtime, lease: Lease) -> BundleSpec:
-    """Build the lease's bundle spec from the policy."""
+def bundle_spec(rt: Runtime, lease: Lease, *, for_removal: bool = False) -> BundleSpec:
+    """Build the lease's bundle spec from the policy.
+
+    `for_removal`: the spec only deletes (or exports) the namespace, which needs its name and
+    the lease's but not the tier's sizes, so it is built even when the policy no longer has the
+    lease's tier: a lease of a tier taken out of the policy while it ran is still reclaimed."""
     return spec_from(
         rt.policy,
         lease_id=lease.id,
@@ -40,6 +44,7 @@ def bundle_spec(rt: Runtime, lease: Lease) -> BundleSpec:
         email=lease.requester_email or f"{lease.requester.lower()}@unknown.invalid",
         units=lease.units,
         expires_at=lease.expires_at or rt.now(),
+        for_removal=for_removal,
     )
 
 

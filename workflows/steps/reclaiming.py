@@ -26,7 +26,7 @@ from leases.records import record_event
 from leases.reservations import release
 from leases.states import LeaseState
 from leases.store import session_scope
-from provisioners.bundle import BundleSpec, OwnershipError, object_path, render, spec_from
+from provisioners.bundle import BundleSpec, OwnershipError, object_path, render
 from provisioners.kube.client import request as kube_request
 from provisioners.kube.retry import KubeNotFound
 from workflows import outbox
@@ -238,25 +238,6 @@ def schedule_reclaim(rt: Runtime, *, lease_id: str, at: datetime, actor: str) ->
     enqueue(rt, "deliver")
 
 
-def removal_spec(rt: Runtime, lease: Lease) -> BundleSpec:
-    """Build the spec that deleting (and exporting) a lease's namespace needs: as its bundle's,
-    even when the policy no longer has the lease's tier (a lease of a tier taken out of the
-    policy is reclaimed all the same)."""
-    return spec_from(
-        rt.policy,
-        lease_id=lease.id,
-        namespace=lease.namespace,
-        cluster=lease.cluster,
-        tier=lease.tier,
-        team=lease.team,
-        requester=lease.requester,
-        email=lease.requester_email or f"{lease.requester.lower()}@unknown.invalid",
-        units=lease.units,
-        expires_at=lease.expires_at or rt.now(),
-        for_removal=True,
-    )
-
-
 EXPORTED = "lease.exported"
 
 
@@ -327,7 +308,7 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
         if lease.state is not LeaseState.RECLAIMING:
             return str(lease.state)
         mark_step(lease, "reclaim", rt.now())  # under way: the stuck-step sweep leaves it be
-        spec = removal_spec(rt, lease)
+        spec = bundle_spec(rt, lease, for_removal=True)
         exported = _exported_to(session, lease_id)
     if exported is None and rt.export_dir is not None:
         exported = _export(rt, spec)  # outside the transaction: no row lock held over API calls

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 import yaml
 from kubernetes.client import CoreV1Api
 
@@ -20,7 +21,6 @@ from leases.store import session_scope
 from tests.integration.workflows.test_pipeline import kinds, request, state_of
 from workflows import api, reconcile, sweeps
 from workflows.steps.provisioning import bundle_spec
-from workflows.steps.reclaiming import removal_spec
 
 
 def _without(tier: str):
@@ -86,9 +86,13 @@ def test_reconcile_skips_a_lease_whose_tier_left_the_policy_tells_the_admins_onc
     assert "bob-3g" in told.text and "h100-3g" in told.text and "/gpu-admin revoke bob-3g" in told.text
 
 
-def test_the_removal_spec_of_a_lease_whose_tier_is_in_the_policy_is_its_bundle_spec(make_runtime):
+def test_a_lease_whose_tier_left_the_policy_has_a_spec_for_removal_and_none_for_an_apply(make_runtime):
     rt = make_runtime()
     lease_id = _bob_on_3g(rt)
+    _drop_3g(rt)
     with session_scope(rt.engine) as session:
         lease = get_lease(session, lease_id=lease_id)
-        assert removal_spec(rt, lease) == bundle_spec(rt, lease)
+        spec = bundle_spec(rt, lease, for_removal=True)
+        assert (spec.namespace, spec.lease_id, spec.tier, spec.units) == ("bob-3g", lease_id, "h100-3g", 1)
+        with pytest.raises(KeyError, match="h100-3g"):
+            bundle_spec(rt, lease)
