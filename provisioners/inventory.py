@@ -2,6 +2,10 @@
 
 Two list calls (nodes; pods of all namespaces, paged) and no writes. Interpretation of the
 labels is leases.inventory's job.
+
+Pages are read raw (`_preload_content=False`) and decoded here, and the body is read inside
+the retried call: a connection dropped in the middle of a large page is retried like one
+dropped before the headers, and ends as a TemporaryError, never as urllib3's own error.
 """
 
 from __future__ import annotations
@@ -18,13 +22,18 @@ from provisioners.kube.retry import RetryPolicy
 PAGE = 500
 
 
+def _page(call: Callable[..., Any], **kwargs: Any) -> dict[str, Any]:
+    """Send one list request and read its whole body."""
+    response = call(_preload_content=False, **kwargs)
+    return json.loads(response.data)
+
+
 def _list_all(call: Callable[..., Any], *, retry: RetryPolicy, what: str, **kwargs: Any) -> list[dict]:
     """Follow `continue` tokens and return every item as plain JSON."""
     items: list[dict] = []
     token = None
     while True:
-        response = retry.call(call, limit=PAGE, _continue=token, _preload_content=False, what=what, **kwargs)
-        body = json.loads(response.data)
+        body = retry.call(_page, call, limit=PAGE, _continue=token, what=what, **kwargs)
         items.extend(body.get("items") or [])
         token = (body.get("metadata") or {}).get("continue")
         if not token:
