@@ -9,8 +9,8 @@ Layout under the GitOps directory (settings `gitops_dir`):
 `_cluster` cannot clash with a namespace: `_` is not allowed in namespace names. Output is
 byte-identical for the same spec (sorted keys, fixed order, no timestamps besides the
 lease's expiry), and files whose content is unchanged are not rewritten, so a re-render makes
-no commit. Removing a lease's folder is guarded like the cluster: only a folder whose
-namespace file carries this lease's labels is removed.
+no commit. Removing a lease's folder (or rewriting only its namespace file) is guarded like
+the cluster: only a folder whose namespace file carries this lease's labels is touched.
 
 May import leases and config (through provisioners). Imported by workflows.
 """
@@ -69,6 +69,19 @@ def write_bundle(spec: BundleSpec, *, root: Path) -> Path:
     _sync_folder(folder, lease_files(spec))
     _write_cluster_kustomization(cluster_dir)
     return folder
+
+
+def relabel_bundle(spec: BundleSpec, *, root: Path) -> bool:
+    """Rewrite only the namespace file of the lease's folder (labels, annotations such as the
+    expiry) and keep its other files as they are; False when there is no folder, which is then
+    not created."""
+    folder = Path(root) / spec.cluster / spec.namespace
+    if not folder.exists():
+        return False
+    _guard_folder(folder, spec)
+    name, text = next(iter(lease_files(spec).items()))  # the namespace comes first
+    _write_if_changed(folder / name, text)
+    return True
 
 
 def remove_bundle(spec: BundleSpec, *, root: Path) -> bool:
@@ -145,4 +158,4 @@ def _dump(obj: dict[str, Any]) -> str:
     return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000)
 
 
-__all__ = ["cluster_files", "lease_files", "remove_bundle", "render_files", "write_bundle"]
+__all__ = ["cluster_files", "lease_files", "relabel_bundle", "remove_bundle", "render_files", "write_bundle"]

@@ -131,10 +131,11 @@ def spec_from(
 ) -> BundleSpec:
     """Build the bundle spec of a lease from the policy (tier sizes, identity, network, pinning).
 
-    A tier the policy does not have raises KeyError, unless the spec is `for_removal`: deleting
-    (or exporting) a namespace needs only its name and the lease's, and a lease whose tier was
-    taken out of the policy while it ran must still be reclaimed; its sizes are then the
-    defaults, which no removal reads."""
+    A tier the policy does not have raises KeyError, unless the spec is `for_removal`: deleting,
+    exporting or re-labelling a namespace needs only its name and the lease's, and a lease whose
+    tier was taken out of the policy while it ran must still be reclaimed; its sizes are then
+    the defaults, which none of these reads (the namespace's own labels and annotations do not
+    depend on them)."""
     per_unit = _per_unit(policy, tier, for_removal=for_removal)
     identity = policy.identity
     subject = identity.name_template.format(

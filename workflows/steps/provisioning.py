@@ -18,7 +18,18 @@ from leases.reservations import release
 from leases.states import LeaseState
 from leases.store import session_scope
 from provisioners import gitops
-from provisioners.bundle import BundleSpec, OwnershipError, apply, spec_from, teardown
+from provisioners.bundle import (
+    FIELD_MANAGER,
+    BundleSpec,
+    OwnershipError,
+    apply,
+    read_namespace,
+    spec_from,
+    teardown,
+)
+from provisioners.bundle.apply import server_side_apply
+from provisioners.bundle.guard import is_terminating
+from provisioners.bundle.render import namespace as namespace_object
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, fail_lease, locked, log, mark_step
@@ -27,12 +38,23 @@ from workflows.views import kubectl_snippet, lease_view
 logger = logging.getLogger(__name__)
 
 
+def has_tier(rt: Runtime, lease: Lease) -> bool:
+    """Tell whether the policy still has the lease's tier (an operator may take one out)."""
+    return any(tier.name == lease.tier for tier in rt.policy.tiers)
+
+
 def bundle_spec(rt: Runtime, lease: Lease, *, for_removal: bool = False) -> BundleSpec:
     """Build the lease's bundle spec from the policy.
 
-    `for_removal`: the spec only deletes (or exports) the namespace, which needs its name and
-    the lease's but not the tier's sizes, so it is built even when the policy no longer has the
-    lease's tier: a lease of a tier taken out of the policy while it ran is still reclaimed."""
+    `for_removal`: the spec only deletes, exports or re-labels the namespace, which needs its
+    name and the lease's but not the tier's sizes, so it is built even when the policy no
+    longer has the lease's tier: a lease of a tier taken out of the policy while it ran is
+    still reclaimed. Otherwise such a tier raises PermanentError: the quota cannot be sized."""
+    if not for_removal and not has_tier(rt, lease):
+        raise PermanentError(
+            f"tier {lease.tier} is no longer in the policy, so the quota of {lease.namespace} cannot be "
+            f"sized; put {lease.tier} back in the policy's tiers, or request another tier"
+        )
     return spec_from(
         rt.policy,
         lease_id=lease.id,
@@ -54,6 +76,23 @@ def apply_bundle(rt: Runtime, spec: BundleSpec) -> None:
         gitops.write_bundle(spec, root=rt.gitops_dir)
     else:
         apply(rt.kube(spec.cluster), spec, retry=rt.retry)
+
+
+def relabel_bundle(rt: Runtime, spec: BundleSpec) -> bool:
+    """Bring the namespace's labels and annotations (owner, expiry) up to date and keep every
+    other object as it is, in the cluster or in the GitOps folder; False when there is no
+    namespace (or folder) of the lease to relabel, which is then not created.
+
+    For a lease whose tier the policy no longer has: its quota cannot be sized again, and a
+    namespace without its quota would hand out GPUs without limit."""
+    if rt.gitops_dir is not None:
+        return gitops.relabel_bundle(spec, root=rt.gitops_dir)
+    api = rt.kube(spec.cluster)
+    current = read_namespace(api, spec, retry=rt.retry)  # the ownership guard
+    if current is None or is_terminating(current):
+        return False
+    server_side_apply(api, namespace_object(spec), field_manager=FIELD_MANAGER, retry=rt.retry)
+    return True
 
 
 def remove_bundle(rt: Runtime, spec: BundleSpec) -> None:
@@ -99,7 +138,13 @@ def provision(rt: Runtime, lease_id: str) -> str:
         if lease.state is not LeaseState.PROVISIONING:
             return str(lease.state)
         mark_step(lease, "provision", rt.now())
-        spec = bundle_spec(rt, lease)
+        refused = None
+        try:
+            spec = bundle_spec(rt, lease)
+        except PermanentError as exc:  # its tier left the policy: there is no quota to size
+            refused = str(exc)
+    if refused is not None:
+        return compensate(rt, lease_id, reason=refused)
     try:
         apply_bundle(rt, spec)
     except (PermanentError, OwnershipError) as exc:
@@ -143,7 +188,8 @@ def compensate(rt: Runtime, lease_id: str, *, reason: str) -> str:
     """Undo a failed provisioning: remove what we created, release, fail, tell the requester."""
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
-        state, spec = lease.state, bundle_spec(rt, lease)
+        # Removing needs no tier sizes: a lease whose tier left the policy is cleaned up too.
+        state, spec = lease.state, bundle_spec(rt, lease, for_removal=True)
     if state is not LeaseState.PROVISIONING:
         # Activated by another attempt: left alone. Released meanwhile: the failed apply may
         # still have created the namespace after the reclaim removed it.

@@ -32,7 +32,15 @@ from provisioners.kube.retry import KubeNotFound
 from workflows import outbox
 from workflows.runtime import Runtime
 from workflows.steps.common import SYSTEM, enqueue, locked, log, mark_step
-from workflows.steps.provisioning import ENDED, apply_bundle, bundle_spec, remove_bundle, remove_stray
+from workflows.steps.provisioning import (
+    ENDED,
+    apply_bundle,
+    bundle_spec,
+    has_tier,
+    relabel_bundle,
+    remove_bundle,
+    remove_stray,
+)
 from workflows.views import gpu_hours, lease_view
 
 logger = logging.getLogger(__name__)
@@ -144,13 +152,27 @@ def extend(
 
 
 def refresh(rt: Runtime, lease_id: str) -> None:
-    """Re-apply a running lease's bundle (new expiry, drift repair)."""
+    """Re-apply a running lease's bundle (new expiry, drift repair).
+
+    A lease whose tier the policy no longer has gets only its namespace's labels and
+    annotations (the new expiry) brought up to date: its quota and objects cannot be sized
+    again, so they are kept as they are in the cluster (the reconciler tells the admins)."""
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         if lease.state not in RUNNING:
             return
-        spec = bundle_spec(rt, lease)
-    apply_bundle(rt, spec)
+        sized = has_tier(rt, lease)
+        spec = bundle_spec(rt, lease, for_removal=not sized)
+    if sized:
+        apply_bundle(rt, spec)
+    elif not relabel_bundle(rt, spec):
+        logger.warning(
+            "lease.refresh.no_namespace lease=%s namespace=%s tier=%s: the lease's tier is no longer in "
+            "the policy and its namespace is gone, which is not created again without a quota; put the "
+            "tier back in the policy, or revoke the lease",
+            spec.lease_id, spec.namespace, spec.tier,
+            extra={"event": "lease.refresh.no_namespace", "lease_id": spec.lease_id, "tier": spec.tier},
+        )
     with session_scope(rt.engine) as session:
         lease = locked(session, lease_id)
         state = lease.state

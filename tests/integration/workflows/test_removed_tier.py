@@ -14,6 +14,7 @@ from kubernetes.client import CoreV1Api
 from config.policy import parse_policy
 from config.settings import EXAMPLE_POLICY
 from leases.capacity import tier_specs
+from leases.errors import PermanentError
 from leases.records import get_lease
 from leases.reservations import held_reservation
 from leases.states import LeaseState
@@ -94,5 +95,5 @@ def test_a_lease_whose_tier_left_the_policy_has_a_spec_for_removal_and_none_for_
         lease = get_lease(session, lease_id=lease_id)
         spec = bundle_spec(rt, lease, for_removal=True)
         assert (spec.namespace, spec.lease_id, spec.tier, spec.units) == ("bob-3g", lease_id, "h100-3g", 1)
-        with pytest.raises(KeyError, match="h100-3g"):
+        with pytest.raises(PermanentError, match="tier h100-3g is no longer in the policy.*bob-3g.*put h100-3g back"):
             bundle_spec(rt, lease)

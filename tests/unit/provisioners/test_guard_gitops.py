@@ -12,7 +12,7 @@ import yaml
 from config.policy import PinningMechanism, Policy
 from leases.errors import DomainError
 from provisioners.bundle import OwnershipError, check_owned, render
-from provisioners.gitops import lease_files, remove_bundle, write_bundle
+from provisioners.gitops import lease_files, relabel_bundle, remove_bundle, write_bundle
 from tests.unit.provisioners.conftest import LEASE_ID, make_spec
 
 
@@ -121,7 +121,22 @@ def test_gitops_refuses_a_folder_of_another_lease(policy: Policy, tmp_path: Path
         write_bundle(spec, root=tmp_path)
     with pytest.raises(OwnershipError):
         remove_bundle(spec, root=tmp_path)
+    with pytest.raises(OwnershipError):
+        relabel_bundle(spec, root=tmp_path)
     assert (tmp_path / "sandbox" / "ml-alice-1" / "00-namespace.yaml").read_bytes() == before
+
+
+def test_gitops_relabel_rewrites_only_the_namespace_file_and_creates_no_folder(policy: Policy, tmp_path: Path) -> None:
+    spec = make_spec(policy)
+    assert relabel_bundle(spec, root=tmp_path) is False
+    assert not (tmp_path / "sandbox").exists()
+    folder = write_bundle(spec, root=tmp_path)
+    (folder / "01-resourcequota.yaml").write_text("# kept as it is\n")
+    later = dataclasses.replace(spec, expires_at=spec.expires_at.replace(year=2031), cpu_per_unit="99")
+    assert relabel_bundle(later, root=tmp_path) is True
+    namespace = yaml.safe_load((folder / "00-namespace.yaml").read_text())
+    assert namespace["metadata"]["annotations"]["gpulease.io/expires-at"].startswith("2031-")
+    assert (folder / "01-resourcequota.yaml").read_text() == "# kept as it is\n"
 
 
 def test_gitops_refuses_a_folder_it_did_not_write(policy: Policy, tmp_path: Path) -> None:
