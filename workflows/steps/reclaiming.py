@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -351,6 +352,7 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
         if lease.state is not LeaseState.RECLAIMING:
             return str(lease.state)
         release(session, lease=lease, now=now)
+        receipt, figures = _receipt(rt, lease, end=now)
         transition(
             session,
             lease=lease,
@@ -358,10 +360,10 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
             actor=SYSTEM,
             reason=note,
             now=now,
-            data={"exported": exported} if exported else None,
+            # The audit trail keeps the receipt's figures, as the requester was told them.
+            data={**figures, **({"exported": exported} if exported else {})},
         )
         mark_step(lease, None, now)
-        hours = gpu_hours(rt, lease, end=now)
         view = lease_view(rt, lease)
         revoked_by, because = _revoked(session, lease_id)
         outbox.add(
@@ -372,12 +374,10 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
             now=now,
             notice=Notice(
                 kind="lease.reclaimed",
-                text=f"{_ended(lease.namespace, revoked_by, because)} Receipt: {hours} GPU-hours reserved "
-                f"({lease.units}× {lease.tier}) from {format_moment(lease.active_at or now)} to {format_moment(now)}, "
-                f"{lease.extensions} extension(s).",
+                text=f"{_ended(lease.namespace, revoked_by, because)} {receipt}",
                 lease=view,
                 data={
-                    "gpu_hours": hours,
+                    **figures,
                     "start": view["active_at"],
                     "end": now.isoformat(),
                     "extensions": lease.extensions,
@@ -397,11 +397,32 @@ def reclaim(rt: Runtime, lease_id: str) -> str:
                 now=now,
                 notice=Notice(kind="admin.reclaim_skipped", text=f"{lease.namespace}: {note}", lease=view),
             )
-        log("lease.reclaimed", lease, gpu_hours=hours)
+        log("lease.reclaimed", lease, **figures)
         state, cluster = str(lease.state), lease.cluster
     enqueue(rt, "deliver")
     enqueue(rt, "wake_waitlist", cluster)
     return state
+
+
+def _receipt(rt: Runtime, lease: Lease, *, end: datetime) -> tuple[str, dict[str, Any]]:
+    """Return the receipt's text and its figures: the hours reserved and the GPU-hours.
+
+    GPU-hours need what one unit of the tier is in GPUs, which only the policy says (the store
+    keeps units): for a tier the policy no longer has they are not guessed, and the receipt
+    says why they are missing (`gpu_hours` None, `gpu_hours_unknown` the reason)."""
+    start = lease.active_at or end
+    hours = round(max(0.0, (end - start).total_seconds() / 3600), 2)
+    span = f"from {format_moment(start)} to {format_moment(end)}, {lease.extensions} extension(s)."
+    if lease.tier in rt.tiers:
+        reserved = gpu_hours(rt, lease, end=end)
+        text = f"Receipt: {reserved} GPU-hours reserved ({lease.units}× {lease.tier}) {span}"
+        return text, {"gpu_hours": reserved, "hours": hours}
+    unknown = f"tier {lease.tier} is no longer in the policy, so what one of its units is in GPUs is not known"
+    text = (
+        f"Receipt: {lease.units}× {lease.tier} reserved for {hours} hours {span} "
+        f"GPU-hours are not computed: {unknown}."
+    )
+    return text, {"gpu_hours": None, "hours": hours, "gpu_hours_unknown": unknown}
 
 
 def _revoked(session: Session, lease_id: str) -> tuple[str | None, str | None]:

@@ -1,7 +1,8 @@
 """The other paths of a lease whose tier was taken out of the policy: cleaning up after a failed
 provisioning (and a namespace an apply wrote after the lease ended) needs no tier sizes and
 works; a refresh after an extension re-labels the namespace and keeps its quota as it is;
-provisioning, which would have to size a new quota, fails with the tier named."""
+provisioning, which would have to size a new quota, fails with the tier named; the receipt,
+which cannot tell what a unit of it is in GPUs, says so instead of guessing."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ from datetime import timedelta
 import pytest
 import yaml
 from kubernetes.client import CoreV1Api
+from sqlmodel import select
 
 from leases.errors import TemporaryError
+from leases.models import AuditEvent
 from leases.records import get_lease
 from leases.reservations import held_reservation
 from leases.states import LeaseState
 from leases.store import session_scope
 from tests.integration.workflows.test_pipeline import kinds, request, state_of
 from tests.integration.workflows.test_removed_tier import _bob_on_3g, _drop_3g
-from workflows import api, tasks
+from workflows import api, sweeps, tasks
 from workflows.steps import placing, provisioning, reclaiming
 
 EXPIRES = "gpulease.io/expires-at"
@@ -130,3 +133,48 @@ def test_a_refresh_in_gitops_mode_rewrites_only_the_namespace_file_of_a_tier_the
     namespace = yaml.safe_load(after["00-namespace.yaml"])
     assert namespace["metadata"]["annotations"][EXPIRES] == extended.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert namespace["metadata"]["labels"]["gpulease.io/tier"] == "h100-3g"
+
+
+def _reclaimed_event(rt, lease_id: str) -> AuditEvent:
+    with session_scope(rt.engine) as session:
+        return session.exec(
+            select(AuditEvent).where(AuditEvent.lease_id == lease_id, AuditEvent.to_state == LeaseState.RECLAIMED)
+        ).one()
+
+
+def test_the_receipt_of_a_tier_the_policy_lost_says_why_it_has_no_gpu_hours_and_the_audit_says_the_same(
+    make_runtime, clock
+):
+    rt = make_runtime()
+    lease_id = _bob_on_3g(rt)
+    _drop_3g(rt)
+    clock.advance(timedelta(hours=9))
+    sweeps.sweep(rt)
+    rt.queue.drain()
+    receipt = rt.notifier.sent[-1].notice
+    assert receipt.kind == "lease.reclaimed"
+    # One 3g.40gb unit is 1/2 of an H100: counting it as a whole GPU would bill 9 GPU-hours.
+    assert receipt.data["gpu_hours"] is None and receipt.data["hours"] == 9.0
+    assert receipt.data["gpu_hours_unknown"] == (
+        "tier h100-3g is no longer in the policy, so what one of its units is in GPUs is not known"
+    )
+    assert "1× h100-3g reserved for 9.0 hours" in receipt.text
+    assert "GPU-hours are not computed: tier h100-3g is no longer in the policy" in receipt.text
+    assert "9.0 GPU-hours" not in receipt.text
+    audit = _reclaimed_event(rt, lease_id).data
+    assert {k: audit[k] for k in ("gpu_hours", "hours", "gpu_hours_unknown")} == {
+        k: receipt.data[k] for k in ("gpu_hours", "hours", "gpu_hours_unknown")
+    }
+
+
+def test_the_audit_of_a_reclaim_keeps_the_gpu_hours_of_its_receipt(make_runtime, clock):
+    rt = make_runtime()
+    lease_id = _bob_on_3g(rt)
+    clock.advance(timedelta(hours=9))
+    sweeps.sweep(rt)
+    rt.queue.drain()
+    receipt = rt.notifier.sent[-1].notice
+    assert receipt.data["gpu_hours"] == 4.5  # 3g.40gb: two units per H100
+    assert "4.5 GPU-hours reserved (1× h100-3g)" in receipt.text
+    audit = _reclaimed_event(rt, lease_id).data
+    assert (audit["gpu_hours"], audit["hours"]) == (4.5, 9.0) and "gpu_hours_unknown" not in audit
