@@ -12,23 +12,36 @@ lease's expiry), and files whose content is unchanged are not rewritten, so a re
 no commit. Removing a lease's folder (or rewriting only its namespace file) is guarded like
 the cluster: only a folder whose namespace file carries this lease's labels is touched.
 
+Removing the folder does not remove the namespace: Argo CD or Flux deletes it (with the GPU
+pods in it) only when pruning is on, and at their next sync. `wait_pruned` watches for that,
+reading the cluster and never writing to it, so that a reclaim gives the lease's units back
+only once the namespace is gone; without pruning it is never gone, and the wait says so.
+
 May import leases and config (through provisioners). Imported by workflows.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes.client import ApiClient
 
 from config.policy import PinningMechanism
-from provisioners.bundle.guard import OwnershipError, check_owned
+from leases.errors import TemporaryError
+from provisioners.bundle.guard import OwnershipError, check_owned, is_terminating, read_namespace
 from provisioners.bundle.render import render, render_cluster_objects
 from provisioners.bundle.spec import BundleSpec
+from provisioners.kube import KubeNotFound, RetryPolicy, request
+
+logger = logging.getLogger(__name__)
 
 CLUSTER_FOLDER = "_cluster"
 KUSTOMIZATION = "kustomization.yaml"
@@ -96,6 +109,68 @@ def remove_bundle(spec: BundleSpec, *, root: Path) -> bool:
     return True
 
 
+def wait_pruned(
+    api_client: ApiClient,
+    spec: BundleSpec,
+    *,
+    root: Path,
+    timeout: float = 300.0,
+    poll: float = 1.0,
+    retry: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> bool:
+    """Wait until the lease's namespace is gone from the cluster once its folder is (Argo CD or
+    Flux prunes it), reading only; False if it was not there.
+
+    Gone is a 404 or a namespace of that name with another uid (created by someone else since).
+    A namespace of that name that is not this lease's raises OwnershipError; one still there
+    after `timeout` raises TemporaryError, saying why and what to do."""
+    retry = retry or RetryPolicy()
+    current = read_namespace(api_client, spec, retry=retry)  # the ownership guard
+    if current is None:
+        return False
+    uid = (current.get("metadata") or {}).get("uid")
+    deadline = clock() + timeout
+    while True:
+        sleep(min(poll, max(0.0, deadline - clock())))
+        seen = _read_namespace(api_client, spec, retry=retry)
+        if seen is None or (uid and (seen.get("metadata") or {}).get("uid") != uid):
+            logger.info(
+                "lease.gitops.pruned lease=%s namespace=%s", spec.lease_id, spec.namespace,
+                extra={"event": "lease.gitops.pruned", "lease_id": spec.lease_id, "namespace": spec.namespace},
+            )
+            return True
+        if clock() >= deadline:
+            raise TemporaryError(_not_pruned(spec, seen, root=Path(root), timeout=timeout), delay=poll)
+
+
+def _read_namespace(api_client: ApiClient, spec: BundleSpec, *, retry: RetryPolicy) -> dict[str, Any] | None:
+    """Read the namespace without the ownership guard: once ours is gone, the name may be anyone's."""
+    try:
+        return retry.call(
+            request, api_client, "GET", f"/api/v1/namespaces/{spec.namespace}",
+            what=f"get namespace {spec.namespace}",
+        )
+    except KubeNotFound:
+        return None
+
+
+def _not_pruned(spec: BundleSpec, seen: dict[str, Any], *, root: Path, timeout: float) -> str:
+    """Say why the namespace is still there and what to do about it."""
+    if is_terminating(seen):
+        return (
+            f"namespace {spec.namespace} is still terminating {timeout:.0f}s after its GitOps folder was "
+            "removed: something in it holds it (finalizers); remove what holds it or delete it by hand"
+        )
+    return (
+        f"namespace {spec.namespace} is still in cluster {spec.cluster} {timeout:.0f}s after its GitOps "
+        f"folder {root / spec.cluster / spec.namespace} was removed: Argo CD or Flux has not pruned it. "
+        f"Turn pruning on where they sync {root / spec.cluster} (Argo CD: syncPolicy.automated.prune; "
+        "Flux: Kustomization spec.prune), or delete the namespace by hand"
+    )
+
+
 _CLUSTER_KINDS = frozenset({"MutatingAdmissionPolicy", "MutatingAdmissionPolicyBinding"})
 
 
@@ -158,4 +233,12 @@ def _dump(obj: dict[str, Any]) -> str:
     return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1000)
 
 
-__all__ = ["cluster_files", "lease_files", "relabel_bundle", "remove_bundle", "render_files", "write_bundle"]
+__all__ = [
+    "cluster_files",
+    "lease_files",
+    "relabel_bundle",
+    "remove_bundle",
+    "render_files",
+    "wait_pruned",
+    "write_bundle",
+]

@@ -96,9 +96,15 @@ def relabel_bundle(rt: Runtime, spec: BundleSpec) -> bool:
 
 
 def remove_bundle(rt: Runtime, spec: BundleSpec) -> None:
-    """Delete the lease's namespace and wait until it is gone, or remove its GitOps files."""
+    """Delete the lease's namespace and wait until it is gone; in GitOps mode remove its folder
+    and wait, reading only, until Argo CD or Flux has pruned the namespace (with its GPU pods):
+    either way, bounded by the teardown timeout, past which TemporaryError says what to do."""
     if rt.gitops_dir is not None:
         gitops.remove_bundle(spec, root=rt.gitops_dir)
+        gitops.wait_pruned(
+            rt.kube(spec.cluster), spec, root=rt.gitops_dir, timeout=rt.teardown_timeout,
+            poll=rt.teardown_poll, retry=rt.retry,
+        )
     else:
         teardown(
             rt.kube(spec.cluster), spec, timeout=rt.teardown_timeout, poll=rt.teardown_poll, retry=rt.retry

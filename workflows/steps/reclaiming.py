@@ -2,7 +2,9 @@
 
 Reclaiming deletes the namespace under the ownership guard (optionally exporting its objects
 first), waits until it is gone, releases the reservation, sends a GPU-hours receipt and wakes
-the waitlist.
+the waitlist. In GitOps mode it removes the lease's folder instead and waits, reading only,
+until Argo CD or Flux has pruned the namespace: until then its GPU pods run on, and its units
+are not given to anyone else.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from config.durations import format_duration, format_moment
-from leases.errors import AlreadyDecided, DomainError, NotAuthorised, PermanentError, TemporaryError
+from leases.errors import AlreadyDecided, DomainError, NotAuthorised, PermanentError
 from leases.lifecycle import extend as extend_lease
 from leases.lifecycle import transition
 from leases.models import AuditEvent, Lease
@@ -270,7 +272,7 @@ def _export(rt: Runtime, spec: BundleSpec) -> str | None:
     Objects that are not there are left out, and so (logged) are those the API server refuses
     to show. An API server that cannot be reached raises, for the task to retry: the export
     is made once, before the namespace is deleted, and must not miss what is still there (in
-    GitOps mode, where nothing else needs the cluster's API, it is left out as well)."""
+    GitOps mode too, where the reclaim needs the API anyway, to see the namespace pruned)."""
     if rt.export_dir is None:
         return None
     api = rt.kube(spec.cluster)
@@ -285,10 +287,6 @@ def _export(rt: Runtime, spec: BundleSpec) -> str | None:
             )
         except KubeNotFound:
             continue  # a missing object is simply not exported
-        except TemporaryError as exc:
-            if rt.gitops_dir is None:
-                raise
-            _export_skipped(spec, rendered, exc)
         except PermanentError as exc:
             _export_skipped(spec, rendered, exc)
     rt.export_dir.mkdir(parents=True, exist_ok=True)
@@ -588,8 +586,7 @@ def reclaim_stuck(rt: Runtime, lease_id: str, *, reason: str) -> str:
                 kind="admin.reclaim_stuck",
                 text=f"{lease.namespace} on {lease.cluster} cannot be reclaimed: {reason}. Its "
                 f"{lease.units}× {lease.tier} stay reserved; the reclaim is tried again every few "
-                "minutes. Fix the cause (permissions, finalizers left in the namespace) or delete "
-                "the namespace by hand.",
+                f"minutes. {_fix_stuck(rt)}",
                 lease=lease_view(rt, lease),
                 data={"reason": reason},
             ),
@@ -598,3 +595,11 @@ def reclaim_stuck(rt: Runtime, lease_id: str, *, reason: str) -> str:
         state = str(lease.state)
     enqueue(rt, "deliver")
     return state
+
+
+def _fix_stuck(rt: Runtime) -> str:
+    """Say what an admin can do about a reclaim that cannot finish."""
+    if rt.gitops_dir is not None:
+        # Its folder is gone already; the reason says whether Argo CD or Flux did not prune.
+        return "Fix the cause or delete the namespace by hand: the reclaim finishes once the namespace is gone."
+    return "Fix the cause (permissions, finalizers left in the namespace) or delete the namespace by hand."
