@@ -54,8 +54,14 @@ def _details(notice: Notice, lease: Mapping[str, Any]) -> list[Block]:
     if notice.kind == "lease.active" and data.get("kubectl"):
         return [section(f"```{data['kubectl']}```")]
     if notice.kind == "lease.reclaimed":
+        gpu_hours = data.get("gpu_hours")
+        reserved = (
+            f"*GPU-hours reserved*\n{gpu_hours}" if gpu_hours is not None
+            # A tier taken out of the policy: what one unit is in GPUs is not known.
+            else f"*Hours reserved*\n{data.get('hours')} (GPU-hours unknown: the tier left the policy)"
+        )
         return [section("*Receipt*", fields=[
-            f"*GPU-hours reserved*\n{data.get('gpu_hours')}",
+            reserved,
             f"*Units*\n{lease.get('units')} × {lease.get('tier')}",
             f"*From*\n{when(data.get('start'))}",
             f"*To*\n{when(data.get('end'))}",

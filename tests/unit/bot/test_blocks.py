@@ -85,6 +85,11 @@ def test_requester_messages_carry_the_notices_buttons():
                                                {"gpu_hours": 12.5, "start": lease["expires_at"],
                                                 "end": lease["expires_at"], "extensions": 1}))
     assert "12.5" in str(receipt["blocks"]) and action_ids(receipt) == []
+    unknown = notices.requester_message(Notice("lease.reclaimed", "gone", lease,
+                                               {"gpu_hours": None, "hours": 30.0, "extensions": 0,
+                                                "gpu_hours_unknown": "tier h100-3g is no longer in the policy"}))
+    fields = [f["text"] for b in unknown["blocks"] for f in b.get("fields") or []]
+    assert fields[0] == "*Hours reserved*\n30.0 (GPU-hours unknown: the tier left the policy)"
 
 
 def test_home_shows_time_left_and_the_right_buttons():
