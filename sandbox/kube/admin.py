@@ -14,6 +14,8 @@ tools that drive the stand-in over HTTP. Each maps onto a `KubeSandbox` method:
     POST   /_sandbox/compact                     forget watch history (410 for older versions)
     GET    /_sandbox/operator                    {"delay": seconds}
     PUT    /_sandbox/operator                    {"delay": seconds}
+    GET    /_sandbox/quota                       the quota controller: {"delay": seconds, "stopped": false}
+    PUT    /_sandbox/quota                       {"delay": seconds} and/or {"stopped": true}
     POST   /_sandbox/nodes                       add a node: one node entry of the cluster file
     PUT    /_sandbox/nodes/NAME/faulty           {"faulty": true}
     PUT    /_sandbox/nodes/NAME/hang             {"hang": true}
@@ -104,6 +106,8 @@ def make_admin(kube: KubeSandbox) -> Callable[[Request], Response]:
                 kube.operator_delay = float(data["delay"])
             if method in ("GET", "PUT"):
                 return Response(200, {"delay": kube.operator_delay})
+        if head == "quota" and method in ("GET", "PUT"):
+            return _quota(kube, req, body)
         if head == "nodes":
             return _nodes(kube, req, parts[1:], body)
         if head == "pods" and len(parts) == 4 and parts[3] == "phase" and method == "PUT":
@@ -116,6 +120,21 @@ def make_admin(kube: KubeSandbox) -> Callable[[Request], Response]:
         raise ApiError(404, f"no admin endpoint {method} {req.path}")
 
     return handle
+
+
+def _quota(kube: KubeSandbox, req: Request, body: Callable[[Request], dict[str, Any]]) -> Response:
+    if req.method == "PUT":
+        data = body(req)
+        delay, stopped = data.get("delay"), data.get("stopped")
+        if (delay is not None and (not isinstance(delay, int | float) or delay < 0)) or (
+            stopped is not None and not isinstance(stopped, bool)
+        ) or (delay is None and stopped is None):
+            raise ApiError(400, 'expected {"delay": seconds >= 0} and/or {"stopped": true|false}')
+        if delay is not None:
+            kube.quota_delay = float(delay)
+        if stopped is not None:
+            kube.set_quota_stopped(stopped)
+    return Response(200, {"delay": kube.quota_delay, "stopped": kube.quota.stopped})
 
 
 def _nodes(

@@ -6,6 +6,8 @@ embedded default.
         ...
         kube.add_fault(kind="status", status=503, method="GET", path="/api/v1/nodes", nth=1)
         kube.requests(method="PATCH")
+        kube.quota_delay = 2.0            # the quota controller syncs status.hard 2 s late
+        kube.set_quota_stopped(True)      # ... or not at all, until started again
 
 Every test-facing control is a method here; the admin endpoints under /_sandbox call the
 same methods (admin.py).
@@ -86,6 +88,7 @@ class KubeSandbox:
         port: int = 0,
         operator_delay: float = 0.0,
         namespace_delay: float = 0.05,
+        quota_delay: float = 0.0,
         bookmark_interval: float = 1.0,
         history_limit: int = 10_000,
     ) -> None:
@@ -99,7 +102,7 @@ class KubeSandbox:
         self.namespace_controller = NamespaceController(self.store, self.timers, namespace_delay)
         self.operator = GpuOperator(self.store, self.timers, operator_delay)
         self.scheduler = Scheduler(self.store)
-        self.quota = QuotaController(self.store)
+        self.quota = QuotaController(self.store, self.timers, quota_delay)
         self.chain = Chain(
             [
                 LimitRanger(self.store),
@@ -220,6 +223,21 @@ class KubeSandbox:
         """Why the node's last MIG / device-plugin reconfiguration failed ("" if it did not)."""
         return self.operator.last_error(node)
 
+    # -- the quota controller (kube-controller-manager's) ------------------------------------
+    @property
+    def quota_delay(self) -> float:
+        """Seconds after a quota's create or spec change before its status.hard is synced."""
+        return self.quota.delay
+
+    @quota_delay.setter
+    def quota_delay(self, seconds: float) -> None:
+        self.quota.delay = seconds
+
+    def set_quota_stopped(self, stopped: bool = True) -> None:
+        """Stop the quota controller: new and changed quotas keep their old status.hard (a new
+        one limits nothing) until it is started again, when it syncs what it missed."""
+        self.quota.set_stopped(stopped)
+
     def set_pod_phase(self, namespace: str, name: str, phase: str) -> dict[str, Any]:
         """End (or restart) a pod as its kubelet would report it; ending frees its GPUs."""
         with self.store.lock:
@@ -239,7 +257,7 @@ class KubeSandbox:
             return self.store.update(("", "pods"), pod)
 
     def idle(self) -> bool:
-        """True when no simulated controller has work scheduled (namespaces, operator)."""
+        """True when no simulated controller has work scheduled (namespaces, operator, quotas)."""
         return self.timers.idle()
 
     # -- reading objects (test convenience) -----------------------------------------------
