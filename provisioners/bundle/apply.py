@@ -5,11 +5,22 @@ Every write is server-side apply with one field manager (PATCH `?fieldManager=gp
 requests, one request per object. Applying the same spec twice changes nothing; applying it
 after someone edited the quota or deleted the RoleBinding puts them back.
 
+The RoleBinding, which lets the requester in, goes last, and only once both quotas are in
+force. An API server enforces a quota's `status.hard`, not its `spec.hard`, and only the
+quota controller in kube-controller-manager copies one to the other: a new quota limits
+nothing, and a changed one keeps its old limits, until it has. So before the binding, each
+quota whose apply answer does not show `status.hard` equal to `spec.hard` is read again
+(GET, every `QUOTA_SYNC_POLL` seconds, for at most `QUOTA_SYNC_TIMEOUT`) until it does;
+a quota that is still not synced then fails the apply as a TemporaryError, with no binding
+written.
+
 Requests for a new namespace: GET (ownership guard, 404) + POST namespace + one apply each for
-the two quotas, limits, network policy and role binding = 7; plus 2 the first time a client
-applies the cluster-wide pinning policy and binding (mutating-admission-policy pinning only).
-A re-apply of an unchanged namespace is 6 (the namespace itself is only written when its
-labels or annotations differ from the spec).
+the two quotas, limits and network policy + one GET per quota (a new quota's apply answer
+precedes the controller's sync) + the role binding's apply = 9 when the controller has synced
+by the first read; plus 2 the first time a client applies the cluster-wide pinning policy and
+binding (mutating-admission-policy pinning only). A re-apply of an unchanged namespace is 6
+(the namespace itself is only written when its labels or annotations differ from the spec,
+and an unchanged quota's apply answer shows it synced).
 
 The namespace is created with POST, not apply, because only a create can fail when the name
 was taken in the meantime: apply would silently take over a namespace someone else created
@@ -25,7 +36,9 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +53,11 @@ from provisioners.kube import APPLY_PATCH, KubeAlreadyExists, KubeApiError, Kube
 logger = logging.getLogger(__name__)
 
 FIELD_MANAGER = "gpulease"
+# How long apply waits for the quota controller to sync the quotas before it gives up (the
+# step is retried later), and how often it reads them meanwhile. The controller normally
+# syncs a quota well within a second of its write.
+QUOTA_SYNC_TIMEOUT = 30.0
+QUOTA_SYNC_POLL = 0.5
 
 # (apiVersion, kind) → (API prefix, plural, namespaced). A static table instead of discovery:
 # the bundle uses a handful of fixed kinds, and discovery would cost requests on every start.
@@ -136,13 +154,18 @@ def apply(
     *,
     field_manager: str = FIELD_MANAGER,
     retry: RetryPolicy | None = None,
+    quota_timeout: float = QUOTA_SYNC_TIMEOUT,
+    quota_poll: float = QUOTA_SYNC_POLL,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Applied:
     """Create, adopt or update the lease's namespace and its objects; repair drift."""
     retry = retry or RetryPolicy()
     objects = render(spec)
     cluster_wide = [o for o in objects if not _namespaced(o) and o["kind"] != "Namespace"]
     namespace_obj = next(o for o in objects if o["kind"] == "Namespace")
-    inside = [o for o in objects if _namespaced(o)]
+    inside = [o for o in objects if _namespaced(o) and o["kind"] != "RoleBinding"]
+    access = [o for o in objects if o["kind"] == "RoleBinding"]
     written: list[str] = []
 
     if apply_cluster_objects(api_client, cluster_wide, field_manager=field_manager, retry=retry):
@@ -174,7 +197,16 @@ def apply(
             server_side_apply(api_client, namespace_obj, field_manager=field_manager, retry=retry)
             written.append(f"Namespace/{spec.namespace}")
 
+    quotas: list[dict[str, Any]] = []
     for obj in inside:
+        answer = _apply_namespaced(api_client, obj, field_manager=field_manager, retry=retry)
+        written.append(f"{obj['kind']}/{obj['metadata']['name']}")
+        if obj["kind"] == "ResourceQuota":
+            quotas.append(answer)
+    wait_for_quotas(
+        api_client, quotas, timeout=quota_timeout, poll=quota_poll, retry=retry, sleep=sleep, clock=clock
+    )
+    for obj in access:
         _apply_namespaced(api_client, obj, field_manager=field_manager, retry=retry)
         written.append(f"{obj['kind']}/{obj['metadata']['name']}")
 
@@ -187,18 +219,73 @@ def apply(
     return Applied(namespace=spec.namespace, namespace_created=created, written=tuple(written))
 
 
+def wait_for_quotas(
+    api_client: ApiClient,
+    quotas: list[dict[str, Any]],
+    *,
+    timeout: float = QUOTA_SYNC_TIMEOUT,
+    poll: float = QUOTA_SYNC_POLL,
+    retry: RetryPolicy,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Wait until every quota (as last read or applied) shows status.hard equal to its spec.hard."""
+    pending = [q for q in quotas if not quota_synced(q)]
+    deadline = clock() + timeout
+    while pending:
+        pending = [q for q in (_read_quota(api_client, q, retry=retry) for q in pending) if not quota_synced(q)]
+        if not pending:
+            return
+        if clock() >= deadline:
+            raise _not_synced(pending[0], timeout=timeout)
+        sleep(min(poll, max(0.0, deadline - clock())))
+
+
+def quota_synced(quota: dict[str, Any]) -> bool:
+    """Tell whether the quota controller has synced a quota: only status.hard is enforced."""
+    hard = (quota.get("spec") or {}).get("hard") or {}
+    return ((quota.get("status") or {}).get("hard") or {}) == hard
+
+
+def _read_quota(api_client: ApiClient, quota: dict[str, Any], *, retry: RetryPolicy) -> dict[str, Any]:
+    return retry.call(request, api_client, "GET", object_path(quota), what=f"get {describe(quota)}")
+
+
+def _not_synced(quota: dict[str, Any], *, timeout: float) -> TemporaryError:
+    meta = quota["metadata"]
+    hard = (quota.get("spec") or {}).get("hard") or {}
+    status = (quota.get("status") or {}).get("hard")
+    logger.warning(
+        "lease.bundle.quota_not_synced namespace=%s quota=%s timeout=%.0fs",
+        meta["namespace"], meta["name"], timeout,
+        extra={"event": "lease.bundle.quota_not_synced", "namespace": meta["namespace"],
+               "quota": meta["name"], "spec_hard": hard, "status_hard": status},
+    )
+    enforced = f"still enforces {_quantities(status)}" if status else "limits nothing yet"
+    return TemporaryError(
+        f"resource quota {meta['name']} in namespace {meta['namespace']}: the quota controller "
+        f"(kube-controller-manager) has not synced it yet after {timeout:.0f}s, so it {enforced} "
+        f"instead of {_quantities(hard)}; the requester's access is held back until it has. Check "
+        "that kube-controller-manager is running and its logs; the apply is retried."
+    )
+
+
+def _quantities(values: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(values.items())) or "nothing"
+
+
 def _apply_namespaced(
     api_client: ApiClient, obj: dict[str, Any], *, field_manager: str, retry: RetryPolicy
-) -> None:
+) -> dict[str, Any]:
     try:
-        server_side_apply(api_client, obj, field_manager=field_manager, retry=retry)
+        return server_side_apply(api_client, obj, field_manager=field_manager, retry=retry)
     except KubeApiError as exc:
         # roleRef is immutable: a binding pre-created (or left behind) with another role, or a
         # policy that changed cluster_role, can only be repaired by replacing the binding.
         if not (obj["kind"] == "RoleBinding" and exc.status == 422 and "roleRef" in str(exc)):
             raise
         _delete_binding(api_client, obj, retry=retry)
-        server_side_apply(api_client, obj, field_manager=field_manager, retry=retry)
+        return server_side_apply(api_client, obj, field_manager=field_manager, retry=retry)
 
 
 def _delete_binding(api_client: ApiClient, obj: dict[str, Any], *, retry: RetryPolicy) -> None:

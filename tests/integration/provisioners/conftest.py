@@ -21,8 +21,9 @@ from sandbox.kube import KubeSandbox
 LEASE_ID = "4f1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
 OTHER_LEASE = "99999999999999999999999999999999"
 WRITES = ("POST", "PUT", "PATCH", "DELETE")
-# Requests for a new namespace (node-selector pinning): guard GET, POST namespace, 5 applies.
-NEW_NAMESPACE_REQUESTS = 7
+# Requests for a new namespace (node-selector pinning): guard GET, POST namespace, 4 applies,
+# a GET of each of the 2 quotas (synced by then), and the binding's apply.
+NEW_NAMESPACE_REQUESTS = 9
 
 
 class RecordedSleep:
