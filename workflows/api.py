@@ -23,8 +23,8 @@ from leases.reservations import PoolUsage, pool_usage
 from leases.states import LIVE_STATES, TERMINAL_STATES, UNDECIDED_STATES, Decision, LeaseState
 from leases.store import session_scope
 from workflows.runtime import current
-from workflows.steps import reclaiming, requests
-from workflows.steps.common import enqueue, locked
+from workflows.steps import extending, reclaiming, requests
+from workflows.steps.common import RUNNING, enqueue, locked
 from workflows.steps.requests import Decided, RequestRefused, SubmitRequest, Submitted
 from workflows.views import lease_view
 
@@ -178,13 +178,13 @@ def extend(
     by: timedelta,
     cluster: str | None = None,
     expected_extensions: int | None = None,
-) -> reclaiming.Extended:
+) -> extending.Extended:
     """Extend a running lease by `by`; past the policy's caps an approver is asked.
 
     A button passes `expected_extensions`, the count its message showed: a second click (or
     the same click delivered twice) then changes nothing."""
     lease_id = lease_id or _live_id(namespace or "", cluster)
-    return reclaiming.extend(
+    return extending.extend(
         current(), lease_id=lease_id, actor=actor, by=by, expected_extensions=expected_extensions
     )
 
@@ -205,13 +205,13 @@ def _extension_approver(lease_id: str, approver: str, approver_groups: frozenset
 def decide_extension(
     *, lease_id: str, approver: str, approver_groups: frozenset[str] = frozenset(), by: timedelta,
     expected_extensions: int | None = None, request_id: int | None = None,
-) -> reclaiming.Extended:
+) -> extending.Extended:
     """Grant an extension request past the self-service caps, as an approver (once per request).
 
     `request_id` is the request the card names; a card that names none answers the lease's
     open request of length `by`."""
     requester = _extension_approver(lease_id, approver, approver_groups)
-    return reclaiming.extend(current(), lease_id=lease_id, actor=requester, by=by, approved_by=approver,
+    return extending.extend(current(), lease_id=lease_id, actor=requester, by=by, approved_by=approver,
                              expected_extensions=expected_extensions, request_id=request_id)
 
 
@@ -227,7 +227,7 @@ def deny_extension(
     """Refuse an extension request past the caps, as an approver: recorded, and the requester
     is told. The lease's other requests stay open (see `decide_extension`)."""
     _extension_approver(lease_id, approver, approver_groups)
-    reclaiming.deny_extension(
+    extending.deny_extension(
         current(), lease_id=lease_id, approver=approver, by=by, expected_extensions=expected_extensions,
         request_id=request_id,
     )
@@ -272,7 +272,7 @@ def _end(
         except DomainError:
             with session_scope(rt.engine) as session:
                 state = session.exec(select(Lease.state).where(Lease.id == lease_id)).first()
-            if state not in (LeaseState.PROVISIONING, *reclaiming.RUNNING, LeaseState.RECLAIMING,
+            if state not in (LeaseState.PROVISIONING, *RUNNING, LeaseState.RECLAIMING,
                              LeaseState.RECLAIMED):
                 raise  # not allowed, or ended meanwhile (the refusal says how)
     return reclaiming.start_reclaim(rt, lease_id=lease_id, actor=actor, reason=reason, admin=admin,
@@ -327,7 +327,7 @@ def mark_busy(*, lease_id: str, actor: str) -> None:
         # Only a running lease is reclaimed as idle: for any other, "in use" would promise nothing.
         if lease.state is LeaseState.RECLAIMING or lease.state in TERMINAL_STATES:
             raise AlreadyDecided(f"{lease.namespace} is {lease.state} already", field="state")
-        if lease.state not in reclaiming.RUNNING:
+        if lease.state not in RUNNING:
             raise DomainError(f"{lease.namespace} is {lease.state}; only a running lease can be marked in use",
                               field="state")
         record_event(session, actor=actor, action="lease.marked_busy", now=rt.now(), lease_id=lease.id)

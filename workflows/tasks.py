@@ -19,7 +19,7 @@ from workflows import outbox, sweeps
 from workflows.celery_app import app
 from workflows.metrics import STEP_OUTCOMES, STEP_SECONDS
 from workflows.runtime import Runtime, current
-from workflows.steps import moving, placing, provisioning, reclaiming
+from workflows.steps import extending, moving, placing, provisioning, reclaiming
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def reclaim(self: Task, lease_id: str):
 @app.task(bind=True, name="gpulease.refresh", acks_late=True)
 def refresh(self: Task, lease_id: str):
     """Re-apply a running lease's bundle (expiry annotation, drift)."""
-    return _retrying(self, reclaiming.refresh, lease_id)
+    return _retrying(self, extending.refresh, lease_id)
 
 
 @app.task(bind=True, name="gpulease.move_node", acks_late=True)

@@ -19,6 +19,7 @@ from workflows.views import lease_view
 logger = logging.getLogger("workflows.steps")
 
 SYSTEM = "gpulease"
+RUNNING = (LeaseState.ACTIVE, LeaseState.EXPIRING)
 
 
 def locked(session: Session, lease_id: str) -> Lease:

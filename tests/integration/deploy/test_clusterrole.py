@@ -60,7 +60,7 @@ from tests.integration.workflows.conftest import clock, make_runtime, roomy_poli
 from tests.integration.workflows.test_pipeline import request, state_of
 from workflows import api
 from workflows.reconcile import reconcile_cluster
-from workflows.steps import moving, reclaiming
+from workflows.steps import extending, moving, reclaiming
 
 # Non-resource URLs the code may read without a rule: every authenticated user may.
 PUBLIC_URLS = {"/version"}
@@ -230,7 +230,7 @@ def derive(kube: KubeSandbox, make_runtime, tmp_path: Path) -> Recorder:  # noqa
     rec.scenario("placement (inventory) and provisioning", pipeline)
 
     def extension() -> None:
-        result = reclaiming.extend(rt, lease_id=leases["small"], actor="U0ALICE", by=timedelta(hours=2))
+        result = extending.extend(rt, lease_id=leases["small"], actor="U0ALICE", by=timedelta(hours=2))
         assert result.outcome == "extended"
         rt.queue.drain()  # refresh: the namespace's expiry annotation follows
 

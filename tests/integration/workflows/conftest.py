@@ -24,7 +24,7 @@ from workflows import reconcile as reconciler
 from workflows import runtime as runtime_module
 from workflows.notify import LoggingNotifier
 from workflows.runtime import Runtime
-from workflows.steps import moving, placing, provisioning, reclaiming
+from workflows.steps import extending, moving, placing, provisioning, reclaiming
 
 POLICY = load_checked_policy(EXAMPLE_POLICY)
 
@@ -170,7 +170,7 @@ class InlineQueue:
             "place": placing.place_lease,
             "provision": provisioning.provision,
             "reclaim": reclaiming.reclaim,
-            "refresh": reclaiming.refresh,
+            "refresh": extending.refresh,
             "deliver": outbox.deliver_pending,
             "wake_waitlist": sweeps.wake_waitlist,
             "drain_node": moving.drain,

@@ -19,7 +19,7 @@ from leases.states import LeaseState
 from leases.store import session_scope
 from tests.integration.workflows.test_pipeline import kinds, request, state_of
 from workflows import api, sweeps
-from workflows.steps import provisioning, reclaiming
+from workflows.steps import extending, provisioning, reclaiming
 
 
 def _actions(rt, lease_id: str) -> list[tuple[str, str]]:
@@ -102,7 +102,7 @@ def test_a_refresh_after_a_release_does_not_bring_the_namespace_back(make_runtim
     s = api.submit(request(duration=timedelta(hours=8)))
     rt.queue.drain()
     api.extend(lease_id=s.lease_id, actor="U0ALICE", by=timedelta(hours=4))  # queues a refresh
-    _released_before_applying(monkeypatch, reclaiming)
+    _released_before_applying(monkeypatch, extending)
     rt.queue.drain()
     assert state_of(rt, s.lease_id) is LeaseState.RECLAIMED
     assert kube.get("namespaces", "alice-nb") is None
