@@ -33,8 +33,8 @@ from leases.states import LeaseState
 from leases.store import session_scope
 from workflows import outbox
 from workflows.runtime import Runtime
-from workflows.steps.common import SYSTEM, enqueue
-from workflows.steps.reclaiming import RUNNING, start_reclaim
+from workflows.steps.common import RUNNING, SYSTEM, enqueue
+from workflows.steps.reclaiming import start_reclaim
 from workflows.views import lease_view
 
 logger = logging.getLogger(__name__)

@@ -23,9 +23,8 @@ from provisioners.bundle import BundleSpec, OwnershipError, apply_cluster_object
 from provisioners.kube.client import request
 from workflows import outbox
 from workflows.runtime import Runtime
-from workflows.steps.common import enqueue
+from workflows.steps.common import RUNNING, enqueue
 from workflows.steps.provisioning import ENDED, apply_bundle, bundle_spec, remove_stray
-from workflows.steps.reclaiming import RUNNING
 from workflows.sweeps import ClusterFailures
 
 logger = logging.getLogger(__name__)

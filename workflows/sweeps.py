@@ -25,7 +25,7 @@ from workflows import outbox
 from workflows.demand import PriceBook
 from workflows.idle import idle_sweep
 from workflows.runtime import Runtime
-from workflows.steps.common import SYSTEM, enqueue
+from workflows.steps.common import RUNNING, SYSTEM, enqueue
 from workflows.steps.placing import (
     enforce_drain_timeout,
     lock_pools,
@@ -35,7 +35,7 @@ from workflows.steps.placing import (
     rebalance_cluster,
     sync_pools,
 )
-from workflows.steps.reclaiming import RUNNING, start_reclaim
+from workflows.steps.reclaiming import start_reclaim
 from workflows.views import lease_view
 
 logger = logging.getLogger(__name__)

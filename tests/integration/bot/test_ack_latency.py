@@ -27,6 +27,6 @@ def test_commands_and_buttons_ack_fast_while_kubernetes_is_slow(to_bot, slack, k
     assert max(a.elapsed for a in answers) < flows.ACK_LIMIT_S
     # Acks did not wait for the cluster, and the work behind them still happened.
     eventually(lambda: "Approved" in str(flows.current(slack, card)["blocks"]), what="the approval")
-    flows.modal(slack, "U0APPROVER2", "decided already")  # in the Deny modal, opened before the ack
+    flows.modal(slack, "U0APPROVER2", "already approved by <@U0APPROVER1>")  # in the Deny modal, opened before the ack
     assert not runtime.queue.idle()  # the workflow is still waiting on the slow cluster...
     assert all(r.status is None or r.fault == "delay" for r in kube.requests())  # ...delayed, every call
