@@ -35,11 +35,11 @@ import yaml
 from kubernetes.client import ApiClient
 
 from config.policy import PinningMechanism
-from leases.errors import TemporaryError
 from provisioners.bundle.guard import OwnershipError, check_owned, is_terminating, read_namespace
 from provisioners.bundle.render import render, render_cluster_objects
 from provisioners.bundle.spec import BundleSpec
-from provisioners.kube import KubeNotFound, RetryPolicy, request
+from provisioners.bundle.teardown import wait_until_gone
+from provisioners.kube import RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -130,30 +130,16 @@ def wait_pruned(
     current = read_namespace(api_client, spec, retry=retry)  # the ownership guard
     if current is None:
         return False
-    uid = (current.get("metadata") or {}).get("uid")
-    deadline = clock() + timeout
-    while True:
-        sleep(min(poll, max(0.0, deadline - clock())))
-        seen = _read_namespace(api_client, spec, retry=retry)
-        if seen is None or (uid and (seen.get("metadata") or {}).get("uid") != uid):
-            logger.info(
-                "lease.gitops.pruned lease=%s namespace=%s", spec.lease_id, spec.namespace,
-                extra={"event": "lease.gitops.pruned", "lease_id": spec.lease_id, "namespace": spec.namespace},
-            )
-            return True
-        if clock() >= deadline:
-            raise TemporaryError(_not_pruned(spec, seen, root=Path(root), timeout=timeout), delay=poll)
-
-
-def _read_namespace(api_client: ApiClient, spec: BundleSpec, *, retry: RetryPolicy) -> dict[str, Any] | None:
-    """Read the namespace without the ownership guard: once ours is gone, the name may be anyone's."""
-    try:
-        return retry.call(
-            request, api_client, "GET", f"/api/v1/namespaces/{spec.namespace}",
-            what=f"get namespace {spec.namespace}",
-        )
-    except KubeNotFound:
-        return None
+    wait_until_gone(
+        api_client, spec, uid=(current.get("metadata") or {}).get("uid"), timeout=timeout, poll=poll,
+        retry=retry, sleep=sleep, clock=clock,
+        still_there=lambda seen: _not_pruned(spec, seen, root=Path(root), timeout=timeout),
+    )
+    logger.info(
+        "lease.gitops.pruned lease=%s namespace=%s", spec.lease_id, spec.namespace,
+        extra={"event": "lease.gitops.pruned", "lease_id": spec.lease_id, "namespace": spec.namespace},
+    )
+    return True
 
 
 def _not_pruned(spec: BundleSpec, seen: dict[str, Any], *, root: Path, timeout: float) -> str:

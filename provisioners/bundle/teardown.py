@@ -76,19 +76,42 @@ def teardown(
                 return _deleted(spec)
             if not (seen and is_terminating(seen)):
                 raise  # a conflict that is not about our delete having gone through
+    wait_until_gone(
+        api_client, spec, uid=uid, timeout=timeout, poll=poll, retry=retry, sleep=sleep, clock=clock,
+        still_there=lambda _: f"namespace {spec.namespace} is still terminating after {timeout:.0f}s",
+    )
+    return _deleted(spec)
+
+
+def wait_until_gone(
+    api_client: ApiClient,
+    spec: BundleSpec,
+    *,
+    uid: str | None,
+    timeout: float,
+    poll: float,
+    retry: RetryPolicy,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    still_there: Callable[[dict[str, Any]], str],
+) -> None:
+    """Read the lease's namespace every `poll` seconds until it is gone; after `timeout` raise
+    TemporaryError with `still_there(what was last read)`.
+
+    Gone is a 404 or a namespace of that name with another uid (someone created a new one after
+    ours was gone). Reading only, and without the ownership guard: once ours is gone, the name
+    may be anyone's."""
     deadline = clock() + timeout
     while True:
         sleep(min(poll, max(0.0, deadline - clock())))
-        if _gone(_read(api_client, spec, retry=retry), uid=uid):
-            return _deleted(spec)
+        seen = _read(api_client, spec, retry=retry)
+        if _gone(seen, uid=uid):
+            return
         if clock() >= deadline:
-            raise TemporaryError(
-                f"namespace {spec.namespace} is still terminating after {timeout:.0f}s", delay=poll
-            )
+            raise TemporaryError(still_there(seen or {}), delay=poll)
 
 
 def _read(api_client: ApiClient, spec: BundleSpec, *, retry: RetryPolicy) -> dict[str, Any] | None:
-    """Read the namespace without the ownership guard: once ours is gone, the name may be anyone's."""
     try:
         return retry.call(
             request, api_client, "GET", f"/api/v1/namespaces/{spec.namespace}",
@@ -99,7 +122,6 @@ def _read(api_client: ApiClient, spec: BundleSpec, *, retry: RetryPolicy) -> dic
 
 
 def _gone(seen: dict[str, Any] | None, *, uid: str | None) -> bool:
-    # A namespace with another uid is a new one someone created after ours was gone.
     return seen is None or bool(uid and (seen.get("metadata") or {}).get("uid") != uid)
 
 
