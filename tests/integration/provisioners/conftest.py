@@ -26,6 +26,19 @@ WRITES = ("POST", "PUT", "PATCH", "DELETE")
 NEW_NAMESPACE_REQUESTS = 9
 
 
+class FakeClock:
+    """A monotonic clock that moves only when slept on: a wait's timeout passes at once."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
 class RecordedSleep:
     """Stands in for time.sleep in the retry policy: records, never blocks."""
 

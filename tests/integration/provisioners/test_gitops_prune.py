@@ -16,6 +16,7 @@ from provisioners.gitops import remove_bundle, wait_pruned, write_bundle
 from sandbox.kube import KubeSandbox
 from tests.integration.provisioners.conftest import (
     OTHER_LEASE,
+    FakeClock,
     RecordedSleep,
     answered,
     make_spec,
@@ -24,17 +25,6 @@ from tests.integration.provisioners.conftest import (
 
 NS = "/api/v1/namespaces/ml-alice-1"
 CONTROLLER = "argocd-application-controller/v3"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class PrunedWhileWaiting(RecordedSleep):

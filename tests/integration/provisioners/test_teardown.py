@@ -9,7 +9,7 @@ from leases.errors import TemporaryError
 from provisioners.bundle import apply, teardown
 from provisioners.kube import KubeApiError, RetryPolicy
 from sandbox.kube import KubeSandbox
-from tests.integration.provisioners.conftest import RecordedSleep, answered, wait_until, writes
+from tests.integration.provisioners.conftest import FakeClock, RecordedSleep, answered, wait_until, writes
 
 NS = "/api/v1/namespaces/ml-alice-1"
 
@@ -26,17 +26,6 @@ class GoneBeforeNextPoll(RecordedSleep):
     def __call__(self, seconds: float) -> None:
         super().__call__(seconds)
         wait_until(lambda: self.kube.get("namespaces", self.namespace) is None, timeout=5.0)
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_teardown_deletes_and_waits_until_gone(kube: KubeSandbox, api, spec, retry) -> None:
