@@ -46,7 +46,9 @@ from bench.placement.static import (
 )
 from bench.placement.traces import GPUS_PER_NODE, LOADS, MIXES, TIERS, Trace, TraceConfig, generate
 
+# Nodes of each cluster at the default GPUS_PER_NODE; with --gpus-per-node the GPUs stay the same.
 CLUSTERS = {"M": 8, "L": 32, "XL": 256}
+NODE_SIZES = (1, 2, 4, 8)
 POLICIES = ("bound", "node-bound", "static", "elastic", "first-fit")
 SCENARIOS = ("asked-tier", "fallback")
 DEFAULT_PLOT = Path("out/placement-utilisation.png")
@@ -94,11 +96,17 @@ def _seed(cluster: str, mix: str, load: float, index: int) -> int:
 
 @dataclass(frozen=True)
 class Sim:
-    """How the cluster behaves in the simulation: seconds a node move takes, and whether its
-    scheduler bin-packs GPU pods (MostAllocated) instead of spreading them (the default)."""
+    """How the cluster behaves in the simulation: seconds a node move takes, whether its
+    scheduler bin-packs GPU pods (MostAllocated) instead of spreading them (the default), and
+    the GPUs of each node (a node serves one tier at a time, so this is the unit of a move)."""
 
     move_time_s: float = 300.0
     bin_pack: bool = False
+    gpus_per_node: int = GPUS_PER_NODE
+
+    def nodes(self, cluster: str) -> int:
+        """Return the nodes of `cluster`: its GPUs in nodes of `gpus_per_node`."""
+        return CLUSTERS[cluster] * GPUS_PER_NODE // self.gpus_per_node
 
 
 def _elastic_config(nodes: int, sim: Sim, accept_fallback: bool = False) -> ElasticConfig:
@@ -108,6 +116,7 @@ def _elastic_config(nodes: int, sim: Sim, accept_fallback: bool = False) -> Elas
         max_in_flight=max(1, nodes // 16),
         accept_fallback=accept_fallback,
         bin_pack=sim.bin_pack,
+        gpus_per_node=sim.gpus_per_node,
     )
 
 
@@ -122,7 +131,7 @@ def run_trace(
     """Run every policy on one trace in each scenario; return metrics (and outcome) per
     (scenario, policy). `with_node_bound`: bound it with whole nodes too (asked-tier only: a
     lease on a fallback needs no node of its tier, bound.py)."""
-    table, starts = pool_table(trace, nodes)
+    table, starts = pool_table(trace, nodes, gpus_per_node=sim.gpus_per_node)
     split, even = best_split(table, nodes), even_split(nodes)
     # The bound holds in both scenarios: a fallback costs at least the asked GPUs (bound.py).
     bound = upper_bound(trace)
@@ -130,8 +139,8 @@ def run_trace(
     for scenario in scenarios:
         fallback = scenario == "fallback"
         if fallback:
-            static_split, static = climb_split(trace, split)
-            first_fit = simulate_split(trace, even, accept_fallback=True)
+            static_split, static = climb_split(trace, split, gpus_per_node=sim.gpus_per_node)
+            first_fit = simulate_split(trace, even, accept_fallback=True, gpus_per_node=sim.gpus_per_node)
         else:
             static_split, static = split, outcome_of_split(trace, starts, split)
             first_fit = outcome_of_split(trace, starts, even)
@@ -157,7 +166,7 @@ def run_trace(
             None,
         )
     if with_node_bound and "asked-tier" in scenarios:
-        whole = node_bound(trace, nodes=nodes)
+        whole = node_bound(trace, nodes=nodes, gpus_per_node=sim.gpus_per_node)
         results["asked-tier", "node-bound"] = (
             {
                 "acceptance": whole.acceptance,
@@ -389,12 +398,12 @@ def jobs_of(plan: Plan) -> list[Job]:
 def run_job(job: Job, plan: Plan, sim: Sim) -> tuple[Job, Any, Trace | None]:
     """Run one job; return it with its results (per (scenario, policy), or the XL row), and its
     trace when it is the one plotted. Runs in a worker process: everything here is picklable."""
-    nodes = CLUSTERS[job.cluster]
+    nodes = sim.nodes(job.cluster)
     requests = plan.xl_requests if job.cluster == "XL" else plan.requests[job.cluster]
     trace = generate(
         mix=job.mix,
         load=job.load,
-        gpus=nodes * GPUS_PER_NODE,
+        gpus=nodes * sim.gpus_per_node,
         seed=_seed(job.cluster, job.mix, job.load, job.index),
         config=TraceConfig(requests=requests),
     )
@@ -463,6 +472,13 @@ def main(argv: list[str] | None = None) -> int:
         help="the scheduler puts GPU pods on the fullest node (MostAllocated), not the emptiest",
     )
     parser.add_argument(
+        "--gpus-per-node",
+        type=int,
+        choices=NODE_SIZES,
+        default=GPUS_PER_NODE,
+        help=f"GPUs of each node; clusters keep their GPUs (default {GPUS_PER_NODE}: M = 8 × 8)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=os.cpu_count() or 1,
@@ -473,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs must be at least 1, not {args.jobs}")
     if args.move_time < 0:
         parser.error(f"--move-time must be 0 or more seconds, not {args.move_time}")
-    sim = Sim(move_time_s=args.move_time, bin_pack=args.bin_pack)
+    sim = Sim(move_time_s=args.move_time, bin_pack=args.bin_pack, gpus_per_node=args.gpus_per_node)
     plan = QUICK if args.quick else FULL
     began = time.perf_counter()
     console = Console(stderr=True)
@@ -509,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
             trace=plot_trace,
             outcomes=plotted,
             path=args.plot,
-            title="M (8 × 8 H100-80GB), mix shifting, ρ = 0.9: GPUs reserved over time",
+            title=f"M ({sim.nodes('M')} × {sim.gpus_per_node} H100-80GB), mix shifting, ρ = 0.9: GPUs reserved over time",
         )
     document = {
         "runs": runs,
@@ -518,15 +534,13 @@ def main(argv: list[str] | None = None) -> int:
             "quick": args.quick,
             "seconds": round(time.perf_counter() - began, 1),
             "jobs": args.jobs,
-            "clusters": {c: {"nodes": n, "gpus_per_node": GPUS_PER_NODE} for c, n in CLUSTERS.items()},
+            "clusters": {c: {"nodes": sim.nodes(c), "gpus_per_node": sim.gpus_per_node} for c in CLUSTERS},
             "plan": asdict(plan),
             "fallback": {name: list(spec.fallback) for name, spec in TIERS.items()},
             "trace": asdict(replace(TraceConfig(), requests=0)) | {"requests": plan.requests},
             "move_time_s": sim.move_time_s,
             "bin_pack": sim.bin_pack,
-            "max_in_flight": {
-                c: _elastic_config(n, sim).max_in_flight for c, n in CLUSTERS.items()
-            },
+            "max_in_flight": {c: _elastic_config(sim.nodes(c), sim).max_in_flight for c in CLUSTERS},
             "plot": str(plot_path) if plot_path else None,
         },
     }

@@ -113,16 +113,18 @@ def upper_bound(
     )
 
 
-def node_bound(trace: Trace, *, nodes: int, time_limit_s: float = 20.0) -> BoundResult:
-    """Bound the acceptance of any policy serving asked tiers on `nodes` whole nodes, in
-    hindsight (module docstring)."""
+def node_bound(
+    trace: Trace, *, nodes: int, gpus_per_node: int = GPUS_PER_NODE, time_limit_s: float = 20.0
+) -> BoundResult:
+    """Bound the acceptance of any policy serving asked tiers on `nodes` whole nodes of
+    `gpus_per_node` GPUs, in hindsight (module docstring)."""
     begin = trace.arrival + trace.patience
     end = trace.arrival + trace.duration
     cored = end > begin
     columns = np.flatnonzero(cored)
     pattern = _rows(begin[cored], end[cored], None)
     points, tiers = pattern.shape[0], len(TIER_NAMES)
-    per_node = GPUS_PER_NODE * PER_GPU
+    per_node = gpus_per_node * PER_GPU
     tier, units = trace.tier[cored], trace.units[cored].astype(float)
     # Variables: x (one per cored request), then n[t, p] (nodes of tier t at point p), tier-major.
     # Rows: per tier and point, units running <= per_node[t] * n[t, p]; per point, sum of n <= nodes.

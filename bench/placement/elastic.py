@@ -67,7 +67,8 @@ class ElasticConfig:
     within it is not drained (the placer's `placement.drain_timeout`), `accept_fallback`:
     requesters accept their tier's fallbacks, `moves`: False fixes the split (no moves,
     drains, rebalancing or prices, whatever the other knobs say), `bin_pack`: the scheduler
-    puts pods on the fullest node (MostAllocated), not the emptiest (the default)."""
+    puts pods on the fullest node (MostAllocated), not the emptiest (the default),
+    `gpus_per_node`: the GPUs of every node, each node serving one tier at a time."""
 
     move_time_s: float = 300.0
     max_in_flight: int = 1
@@ -87,12 +88,14 @@ class ElasticConfig:
     accept_fallback: bool = False
     moves: bool = True
     bin_pack: bool = False
+    gpus_per_node: int = GPUS_PER_NODE
 
 
 @dataclass
 class _Node:
     name: str
     tier: str | None
+    gpus: int = GPUS_PER_NODE
     used: int = 0
     schedulable: bool = True
     moving: bool = False
@@ -105,10 +108,10 @@ class _Node:
         return NodeState(
             name=self.name,
             gpu_model=MODEL,
-            gpus=GPUS_PER_NODE,
+            gpus=self.gpus,
             tier=self.tier,
             schedulable=self.schedulable,
-            allocatable_gpu=GPUS_PER_NODE * spec.units_per_gpu if spec else 0,
+            allocatable_gpu=self.gpus * spec.units_per_gpu if spec else 0,
             gpu_pods=self.used,
             mig_config=spec.node_config if spec else "all-disabled",
             config_state="pending" if self.moving else "success",
@@ -129,7 +132,7 @@ class ElasticSim:
         self.move_time_s = config.move_time_s
         self.max_in_flight = config.max_in_flight
         names = [name for name, n in zip(TIER_NAMES, split, strict=True) for _ in range(n)]
-        self.nodes = [_Node(f"node-{i:03d}", tier) for i, tier in enumerate(names)]
+        self.nodes = [_Node(f"node-{i:03d}", tier, config.gpus_per_node) for i, tier in enumerate(names)]
         self.index = {node.name: i for i, node in enumerate(self.nodes)}
         self.states = [node.state() for node in self.nodes]
         self.reserved = dict.fromkeys(TIER_NAMES, 0)
@@ -339,7 +342,7 @@ class ElasticSim:
 
     def _place(self, now: float, i: int, tier: str) -> None:
         units = int(self.trace.units[i])
-        per_node = GPUS_PER_NODE * TIERS[tier].units_per_gpu
+        per_node = self.config.gpus_per_node * TIERS[tier].units_per_gpu
         serving = [k for k, node in enumerate(self.nodes) if node.tier == tier and node.schedulable]
         fullest_first = -1 if self.config.bin_pack else 1
         serving.sort(key=lambda k: (self.nodes[k].target is not None, fullest_first * self.nodes[k].used))

@@ -72,14 +72,17 @@ def simulate_pool(trace: Trace, indices: np.ndarray, capacity: int) -> np.ndarra
     return start
 
 
-def pool_table(trace: Trace, nodes: int) -> tuple[np.ndarray, list[list[np.ndarray]]]:
-    """Return accepted measured requests per (tier, node count 0..nodes) and the start times."""
+def pool_table(
+    trace: Trace, nodes: int, *, gpus_per_node: int = GPUS_PER_NODE
+) -> tuple[np.ndarray, list[list[np.ndarray]]]:
+    """Return accepted measured requests per (tier, node count 0..nodes of `gpus_per_node`
+    GPUs) and the start times."""
     table = np.zeros((len(TIER_NAMES), nodes + 1))
     starts: list[list[np.ndarray]] = []
     for t, name in enumerate(TIER_NAMES):
         indices = np.flatnonzero(trace.tier == t)
         measured = trace.measured[indices]
-        per_node = GPUS_PER_NODE * TIERS[name].units_per_gpu
+        per_node = gpus_per_node * TIERS[name].units_per_gpu
         row: list[np.ndarray] = []
         for n in range(nodes + 1):
             if row and not np.isnan(row[-1]).any():
@@ -125,7 +128,9 @@ def outcome_of_split(trace: Trace, starts: list[list[np.ndarray]], split: tuple[
     return Outcome(start=start, use_times=times, use_gpus=gpus)
 
 
-def simulate_split(trace: Trace, split: tuple[int, ...], *, accept_fallback: bool) -> Outcome:
+def simulate_split(
+    trace: Trace, split: tuple[int, ...], *, accept_fallback: bool, gpus_per_node: int = GPUS_PER_NODE
+) -> Outcome:
     """Run every pool of a fixed split together; requesters accept their tier's fallbacks
     when `accept_fallback`.
 
@@ -136,7 +141,7 @@ def simulate_split(trace: Trace, split: tuple[int, ...], *, accept_fallback: boo
     units: the same starts as the node-level simulation (the tests check it), many times faster,
     which the split search needs.
     """
-    free = [n * GPUS_PER_NODE * TIERS[name].units_per_gpu for name, n in zip(TIER_NAMES, split, strict=True)]
+    free = [n * gpus_per_node * TIERS[name].units_per_gpu for name, n in zip(TIER_NAMES, split, strict=True)]
     max_units = [TIERS[name].max_units for name in TIER_NAMES]
     choices = [
         (t, *(_TIER_INDEX[f] for f in TIERS[name].fallback if accept_fallback))
@@ -186,7 +191,9 @@ def simulate_split(trace: Trace, split: tuple[int, ...], *, accept_fallback: boo
     return Outcome(start=start, use_times=times, use_gpus=gpus, ran_on=ran_on)
 
 
-def climb_split(trace: Trace, split: tuple[int, ...], *, rounds: int = 4) -> tuple[tuple[int, ...], Outcome]:
+def climb_split(
+    trace: Trace, split: tuple[int, ...], *, rounds: int = 4, gpus_per_node: int = GPUS_PER_NODE
+) -> tuple[tuple[int, ...], Outcome]:
     """Return a good fixed split, and its outcome, when requesters accept fallbacks: a local
     optimum, not the best split in hindsight.
 
@@ -198,7 +205,7 @@ def climb_split(trace: Trace, split: tuple[int, ...], *, rounds: int = 4) -> tup
     def accepted(outcome: Outcome) -> int:
         return int((~np.isnan(outcome.start) & trace.measured).sum())
 
-    tried = {split: simulate_split(trace, split, accept_fallback=True)}
+    tried = {split: simulate_split(trace, split, accept_fallback=True, gpus_per_node=gpus_per_node)}
     best = split
     for _ in range(rounds):
         neighbours = []
@@ -209,7 +216,9 @@ def climb_split(trace: Trace, split: tuple[int, ...], *, rounds: int = 4) -> tup
                 neighbours.append(tuple(moved))
         for candidate in neighbours:
             if candidate not in tried:
-                tried[candidate] = simulate_split(trace, candidate, accept_fallback=True)
+                tried[candidate] = simulate_split(
+                    trace, candidate, accept_fallback=True, gpus_per_node=gpus_per_node
+                )
         top = max(neighbours, key=lambda s: accepted(tried[s]))
         if accepted(tried[top]) <= accepted(tried[best]):
             break

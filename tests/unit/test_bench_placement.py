@@ -126,9 +126,7 @@ def test_bound_counts_overlapping_cores_against_the_cluster():
 def test_node_bound_gives_every_tier_running_at_once_its_own_node():
     # One node of 8 H100s; a 1g.10gb lease and a whole-GPU lease overlap in their cores. Pooled,
     # they cost 1/7 + 1 of 8 GPUs and both fit; with whole nodes each tier needs the only node.
-    t = generate(
-        mix="balanced", load=0.5, gpus=8, seed=2, config=TraceConfig(requests=2, warmup_fraction=0)
-    )
+    t = generate(mix="balanced", load=0.5, gpus=8, seed=2, config=TraceConfig(requests=2, warmup_fraction=0))
     t.tier[:] = [TIER_NAMES.index("h100-1g"), TIER_NAMES.index("h100-full")]
     t.units[:] = 1
     t.arrival[:] = [0.0, 10.0]
@@ -365,3 +363,36 @@ def test_pods_are_spread_by_default_and_packed_with_bin_pack():
         for i in range(2):
             sim._place(float(t.arrival[i]), i, "h100-full")
         assert sorted((node.used for node in sim.nodes), reverse=True) == expected
+
+
+def test_smaller_nodes_keep_the_gpus_and_move_in_their_own_size():
+    t = _trace([(0.0, 1000.0, "h100-full", 4), (1.0, 1000.0, "h100-full", 4)], nodes=1)
+    sim = ElasticSim(t, split=(0, 0, 0, 0, 2), config=ElasticConfig(gpus_per_node=4, priced=False))
+    assert [state.gpus for state in sim.states] == [4, 4]
+    assert [state.allocatable_gpu for state in sim.states] == [4, 4]
+    for i in range(2):
+        sim._place(float(t.arrival[i]), i, "h100-full")
+    assert sorted(node.used for node in sim.nodes) == [4, 4]
+    assert Sim(gpus_per_node=4).nodes("M") == 16 and Sim(gpus_per_node=1).nodes("XL") == 2048
+
+
+def test_a_split_of_big_nodes_is_one_of_small_nodes_too(trace):
+    # Two 4-GPU nodes hold what one 8-GPU node holds, so the best split of small nodes accepts
+    # at least as many requests as that of big ones, and both use every GPU of the cluster.
+    big, big_starts = pool_table(trace, 3)
+    small, small_starts = pool_table(trace, 6, gpus_per_node=4)
+    big_split, small_split = best_split(big, 3), best_split(small, 6)
+    assert sum(small_split) == 6
+    halved = tuple(2 * n for n in big_split)
+    for t in range(len(TIER_NAMES)):
+        assert np.array_equal(small_starts[t][halved[t]], big_starts[t][big_split[t]], equal_nan=True)
+    accepted = [
+        int((~np.isnan(outcome_of_split(trace, starts, split).start) & trace.measured).sum())
+        for starts, split in ((big_starts, big_split), (small_starts, small_split))
+    ]
+    assert accepted[1] >= accepted[0]
+    fixed = simulate_split(trace, small_split, accept_fallback=False, gpus_per_node=4)
+    assert np.array_equal(
+        fixed.start, outcome_of_split(trace, small_starts, small_split).start, equal_nan=True
+    )
+    assert node_bound(trace, nodes=6, gpus_per_node=4).acceptance >= accepted[1] / trace.measured.sum() - 1e-9
