@@ -10,8 +10,9 @@ requests, in two scenarios:
 then a local optimum, see static.climb_split). Rows average the seeds; decision latencies are
 percentiles over every decision of every seed. Clusters: M = 8 and L = 32 nodes × 8
 H100-80GB; XL = 256 × 8 measures decision latency only; `--gpus-per-node N` keeps each
-cluster's GPUs in nodes of N (a node serves one tier, so N GPUs move at a time). Traces run in parallel, one process
-per CPU (`--jobs`); every trace and its results are the same whatever the number of processes.
+cluster's GPUs in nodes of N (a node serves one tier, so N GPUs move at a time). Traces run
+in parallel, one process per CPU (`--jobs`); every trace and its results are the same
+whatever the number of processes.
 Progress goes to stderr (rich) unless --json-only; the JSON goes to stdout.
 """
 

@@ -95,7 +95,7 @@ class ElasticConfig:
 class _Node:
     name: str
     tier: str | None
-    gpus: int = GPUS_PER_NODE
+    gpus: int
     used: int = 0
     schedulable: bool = True
     moving: bool = False
@@ -342,13 +342,13 @@ class ElasticSim:
 
     def _place(self, now: float, i: int, tier: str) -> None:
         units = int(self.trace.units[i])
-        per_node = self.config.gpus_per_node * TIERS[tier].units_per_gpu
+        per_gpu = TIERS[tier].units_per_gpu
         serving = [k for k, node in enumerate(self.nodes) if node.tier == tier and node.schedulable]
         fullest_first = -1 if self.config.bin_pack else 1
         serving.sort(key=lambda k: (self.nodes[k].target is not None, fullest_first * self.nodes[k].used))
         taken, left = [], units
         for k in serving:
-            room = min(per_node - self.nodes[k].used, left)
+            room = min(self.nodes[k].gpus * per_gpu - self.nodes[k].used, left)
             if room > 0:
                 self.nodes[k].used += room
                 self.nodes[k].ends = (self.nodes[k].ends or {}) | {i: now + float(self.trace.duration[i])}
